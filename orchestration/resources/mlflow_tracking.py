@@ -1,0 +1,118 @@
+"""MLflow tracking for asset materialisations: one experiment per asset, one run per materialisation.
+
+Every run carries the lineage tags of the design card: ``dagster.run_id``, ``dagster.asset``,
+``dagster.partition``, ``data.version``, ``git.commit`` and ``upstream.<asset>.run_id`` (the latest
+finished run of each upstream asset for the same partition, or the latest at all for unpartitioned ones).
+"""
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+
+from orchestration.lineage import code_version
+from orchestration.settings import default_tracking_uri, newsforge_home
+
+EXPERIMENT_PREFIX = "newsforge/"
+
+
+def _default_artifact_root() -> str:
+    return str(newsforge_home() / "mlflow" / "artifacts")
+
+
+class MlflowTracking(ConfigurableResource):
+    """MLflow store: a local sqlite database under ``$NEWSFORGE_HOME/mlflow`` unless URIs are given."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    artifact_root: str | None = None  # local folder or s3://, gs://, ... for new experiments
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def configure(self) -> MlflowClient:
+        uri = self.tracking_uri or default_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        if self.registry_uri:
+            mlflow.set_registry_uri(self.registry_uri)
+        if not uri.startswith("sqlite:///"):
+            return MlflowClient()
+        # Parallel steps would race to create (migrate) a fresh sqlite store: one process at a time.
+        with open(uri.removeprefix("sqlite:///") + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client = MlflowClient()
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        return client
+
+    def experiment_id(self, asset_name: str) -> str:
+        client = self.configure()
+        name = EXPERIMENT_PREFIX + asset_name
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        root = self.artifact_root or _default_artifact_root()
+        location = Path(root, asset_name).resolve().as_uri() if "://" not in root else f"{root.rstrip('/')}/{asset_name}"
+        return client.create_experiment(name, artifact_location=location)
+
+    def latest_run_id(self, asset_name: str, partition: str | None) -> str | None:
+        """Latest finished run of ``asset_name`` (for ``partition`` when given)."""
+        client = self.configure()
+        exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset_name)
+        if exp is None:
+            return None
+        query = "attributes.status = 'FINISHED'"
+        if partition is not None:
+            query += f" and tags.`dagster.partition` = '{partition}'"
+        runs = client.search_runs([exp.experiment_id], query, ViewType.ACTIVE_ONLY, max_results=1,
+                                  order_by=["attributes.start_time DESC"])
+        return runs[0].info.run_id if runs else None
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    @contextmanager
+    def asset_run(self, context: AssetExecutionContext, *, data_version: str,
+                  params: dict | None = None) -> Iterator[mlflow.ActiveRun]:
+        """Start the MLflow run of this materialisation, tagged with its lineage; fails the run on error."""
+        asset_name = context.asset_key.to_user_string()
+        partition = context.partition_key if context.assets_def.partitions_def is not None else None
+        experiment_id = self.experiment_id(asset_name)
+        commit, dirty = code_version()
+        tags = {
+            "dagster.run_id": context.run.run_id,
+            "dagster.asset": asset_name,
+            "dagster.partition": partition or "",
+            "data.version": data_version,
+            "git.commit": commit,
+            "git.dirty": str(dirty).lower(),
+        }
+        partitioned_upstream = {k for k in context.assets_def.keys_by_input_name.values()
+                                if self._is_partitioned(context, k)}
+        for key in context.assets_def.keys_by_input_name.values():
+            name = key.to_user_string()
+            upstream = self.latest_run_id(name, partition if key in partitioned_upstream else None)
+            if upstream:
+                tags[f"upstream.{name}.run_id"] = upstream
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{asset_name}:{partition or 'all'}",
+                              tags=tags) as run:
+            if params:
+                mlflow.log_params(params)
+            context.add_output_metadata({
+                "mlflow_run_id": run.info.run_id,
+                "mlflow_run": MetadataValue.url(self.run_url(experiment_id, run.info.run_id)),
+                "data_version": data_version,
+                "git_commit": commit,
+            })
+            yield run
+
+    @staticmethod
+    def _is_partitioned(context: AssetExecutionContext, key) -> bool:
+        try:
+            return context.repository_def.asset_graph.get(key).partitions_def is not None
+        except Exception:  # noqa: BLE001 - an upstream outside this repository counts as unpartitioned
+            return False

@@ -1,0 +1,36 @@
+"""Where newsforge keeps its state; every location can be overridden by an environment variable.
+
+| what | default | variable |
+|---|---|---|
+| project root (dvc.yaml, params.yaml) | the checkout holding this package | NEWSFORGE_ROOT |
+| local state (MLflow store, asset artefacts, Dagster home) | ``<root>/.newsforge`` | NEWSFORGE_HOME |
+| prepared, DVC-tracked tables | ``<root>/data/prepared`` | NEWSFORGE_PREPARED_DIR |
+| first daily partition | 2019-11-09 (MIND-small's first day) | NEWSFORGE_PARTITION_START |
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("NEWSFORGE_ROOT", Path(__file__).resolve().parent.parent))
+
+
+def newsforge_home() -> Path:
+    return Path(os.environ.get("NEWSFORGE_HOME", project_root() / ".newsforge"))
+
+
+def prepared_dir() -> Path:
+    return Path(os.environ.get("NEWSFORGE_PREPARED_DIR", project_root() / "data" / "prepared"))
+
+
+def partition_start() -> str:
+    return os.environ.get("NEWSFORGE_PARTITION_START", "2019-11-09")
+
+
+def default_tracking_uri() -> str:
+    """The local MLflow store: ``sqlite:///$NEWSFORGE_HOME/mlflow/mlflow.db``."""
+    path = newsforge_home() / "mlflow" / "mlflow.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"

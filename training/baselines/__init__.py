@@ -1,0 +1,1 @@
+"""Non-learned reference rankers: the floor every model must beat."""

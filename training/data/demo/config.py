@@ -1,0 +1,115 @@
+"""``DemoConfig``: sizes, time window and the known click-model weights of the demo dataset."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Everything that determines a demo dataset; the same config always writes the same bytes.
+
+    News are published at a constant rate over ``[start - history_days, end)``; those published
+    before ``start_day`` form the older pool that user histories are drawn from. Impressions fall in
+    ``[start_day, start_day + n_days)``. The ``*_weight`` fields are the coefficients of the click
+    logit documented in :mod:`training.data.demo.generator`.
+    """
+
+    seed: int = 42
+    n_news: int = 4000
+    n_users: int = 5000
+    start_day: str = "2019-11-09"
+    n_days: int = 7
+    impressions_per_day: int = 2500
+    min_candidates: int = 10
+    max_candidates: int = 100
+    median_candidates: float = 33.0
+    user_profiles: bool = True
+    history_days: int = 14
+    max_news_age_days: float = 3.0
+    history_median: float = 18.0
+    history_mean: float = 32.0
+    max_history: int = 400
+    empty_history_rate: float = 0.02
+    empty_abstract_rate: float = 0.05
+    target_ctr: float = 0.04
+    interest_weight: float = 0.75
+    popularity_weight: float = 1.5
+    appeal_weight: float = 0.45
+    position_weight: float = 0.12
+    interest_drift: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("n_news", "n_users", "n_days", "impressions_per_day", "min_candidates", "history_days", "max_history"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DemoConfig.{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"DemoConfig.seed must be a non-negative integer, got {self.seed!r}")
+        try:
+            date.fromisoformat(self.start_day)
+        except (TypeError, ValueError):
+            raise ValueError(f"DemoConfig.start_day must be an ISO date like '2019-11-09', got {self.start_day!r}") from None
+        if not isinstance(self.max_candidates, int) or self.max_candidates < self.min_candidates:
+            raise ValueError(
+                f"DemoConfig.max_candidates ({self.max_candidates!r}) must be an integer >= min_candidates ({self.min_candidates})"
+            )
+        if self.min_candidates < 2:
+            raise ValueError(f"DemoConfig.min_candidates must be >= 2 (an impression needs a click and a non-click), got {self.min_candidates}")
+        if not self.min_candidates <= self.median_candidates <= self.max_candidates:
+            raise ValueError(
+                f"DemoConfig.median_candidates ({self.median_candidates}) must lie in "
+                f"[min_candidates, max_candidates] = [{self.min_candidates}, {self.max_candidates}]"
+            )
+        if self.n_news < 50:
+            raise ValueError(f"DemoConfig.n_news must be at least 50, got {self.n_news}")
+        if not 0 < self.max_news_age_days <= self.history_days:
+            raise ValueError(
+                f"DemoConfig.max_news_age_days must be in (0, history_days={self.history_days}], got {self.max_news_age_days}"
+            )
+        if not 1 <= self.history_median < self.history_mean:
+            raise ValueError(
+                f"DemoConfig.history_median ({self.history_median}) must be >= 1 and below history_mean ({self.history_mean}): "
+                "history lengths are log-normal, so the mean exceeds the median"
+            )
+        for name in ("empty_history_rate", "empty_abstract_rate"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"DemoConfig.{name} must be in [0, 1), got {value}")
+        if not 0 < self.target_ctr < 0.5:
+            raise ValueError(f"DemoConfig.target_ctr must be in (0, 0.5), got {self.target_ctr}")
+        for name in ("interest_weight", "popularity_weight", "appeal_weight", "position_weight", "interest_drift"):
+            value = getattr(self, name)
+            if not 0 <= value <= 10:
+                raise ValueError(f"DemoConfig.{name} must be in [0, 10], got {value}")
+
+    @classmethod
+    def tiny(cls, seed: int = 42, **overrides: Any) -> DemoConfig:
+        """A config that generates in about a second (for tests): 300 news, 200 users, 3 days."""
+        base: dict[str, Any] = dict(seed=seed, n_news=300, n_users=200, n_days=3, impressions_per_day=100,
+                                    history_days=7, max_candidates=60, median_candidates=25.0)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DemoConfig:
+        """Build from a dict such as ``DemoReport.config``; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown DemoConfig fields: {unknown}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def start(self) -> datetime:
+        """Midnight (naive, read as UTC) of ``start_day``."""
+        return datetime.combine(date.fromisoformat(self.start_day), datetime.min.time())
+
+    @property
+    def days(self) -> list[str]:
+        """The impression days, ``YYYY-MM-DD``."""
+        first = date.fromisoformat(self.start_day)
+        return [(first + timedelta(days=d)).isoformat() for d in range(self.n_days)]

@@ -1,0 +1,126 @@
+"""``DemoReport``: what a demo dataset contains, how realistic it is, and the best achievable metrics.
+
+Per day, ``ceiling`` scores every candidate by its true click probability (Bayes-optimal for
+MIND's per-impression metrics) and ``popularity_oracle`` by the popularity + position part of
+the true model only; a recommender is good when it closes the gap between the two.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from training.data.demo.config import DemoConfig
+from training.metrics.ranking import mind_metrics
+
+CLICK_MODEL = ("p = sigmoid(intercept + interest_weight * affinity(user, news, day) + popularity_weight * popularity(news, t) "
+               "+ appeal_weight * appeal(news) - position_weight * log(1 + position))")
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """Mirror of ``demo_report.json``."""
+
+    config: dict[str, Any]
+    counts: dict[str, int]
+    model: dict[str, Any]
+    stats: dict[str, Any]
+    overall: dict[str, dict[str, float]]
+    days: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> DemoReport:
+        return cls(**json.loads(text))
+
+    def day(self, day: str) -> dict[str, Any]:
+        """The entry of one ``YYYY-MM-DD`` day."""
+        for entry in self.days:
+            if entry["day"] == day:
+                return entry
+        raise KeyError(f"no impressions on {day}; days are {[d['day'] for d in self.days]}")
+
+
+def _distribution(values: np.ndarray) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": round(float(v.mean()), 3), "median": float(np.median(v)), "p90": float(np.percentile(v, 90)),
+        "min": float(v.min()), "max": float(v.max()),
+    }
+
+
+def _history_stats(lengths: np.ndarray) -> dict[str, float]:
+    return {**_distribution(lengths), "pct_empty": round(100.0 * float((lengths == 0).mean()), 3)}
+
+
+def _metrics(impression_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in mind_metrics(impression_ids, labels, scores).as_dict().items()}
+
+
+def build_report(
+    *,
+    config: DemoConfig,
+    impression_day: np.ndarray,
+    offsets: np.ndarray,
+    labels: np.ndarray,
+    probability: np.ndarray,
+    popularity_probability: np.ndarray,
+    candidate_categories: np.ndarray,
+    history_lengths_per_user: np.ndarray,
+    history_lengths_per_impression: np.ndarray,
+    news_categories: list[str],
+    n_older_news: int,
+    n_users_with_impressions: int,
+    intercept: float,
+) -> DemoReport:
+    """Counts, realism statistics and per-day ceilings of one generated dataset.
+
+    ``impression_day`` (day index per impression) and ``offsets`` (CSR rows per impression) describe
+    the logged impressions, ids ``1..n`` in order; the other arrays have one entry per candidate row.
+    """
+    n_imp = impression_day.size
+    sizes = np.diff(offsets)
+    row_imp = np.repeat(np.arange(n_imp), sizes)
+    impression_ids = row_imp + 1
+    clicks = np.bincount(row_imp, weights=labels, minlength=n_imp)
+    counts = {
+        "news": len(news_categories), "older_news": n_older_news, "users": config.n_users,
+        "users_with_impressions": n_users_with_impressions, "impressions": int(n_imp),
+        "candidates": int(sizes.sum()), "clicks": int(labels.sum()),
+    }
+    stats = {
+        "history": _history_stats(history_lengths_per_impression),
+        "history_per_user": _history_stats(history_lengths_per_user),
+        "candidates_per_impression": _distribution(sizes),
+        "clicks_per_impression": _distribution(clicks),
+        "ctr": round(float(labels.mean()), 5),
+        "mean_probability": round(float(probability.mean()), 5),
+        "news_per_category": dict(sorted(Counter(news_categories).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "clicks_per_category": dict(sorted(Counter(candidate_categories[labels == 1].tolist()).items(),
+                                           key=lambda kv: (-kv[1], kv[0]))),
+    }
+    overall = {
+        "ceiling": _metrics(impression_ids, labels, probability),
+        "popularity_oracle": _metrics(impression_ids, labels, popularity_probability),
+    }
+    days = []
+    for d, name in enumerate(config.days):
+        rows = impression_day[row_imp] == d
+        if not rows.any():
+            continue
+        days.append({
+            "day": name,
+            "n_impressions": int((impression_day == d).sum()),
+            "ceiling": _metrics(impression_ids[rows], labels[rows], probability[rows]),
+            "popularity_oracle": _metrics(impression_ids[rows], labels[rows], popularity_probability[rows]),
+        })
+    model = {"click_model": CLICK_MODEL, "intercept": round(intercept, 6)}
+    return DemoReport(config.to_dict(), counts, model, stats, overall, days)
