@@ -14,14 +14,15 @@ from training.metrics.ranking import format_metrics_table, mind_metrics
 class PopularityBaselineConfig(Config):
     half_life_hours: float = 24.0
     window_days: int | None = None  # None: every day before the partition
+    same_day: bool = True  # also count the partition's clicks strictly before each impression (causal)
 
 @asset(group_name="baselines", partitions_def=daily_partitions, kinds={"mlflow"})
 def popularity_baseline(context: AssetExecutionContext, config: PopularityBaselineConfig,
                         mind_behaviors: BehaviorLog, impressions: BehaviorLog, dvc_data: DvcData,
                         mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
-    """Recency-weighted click popularity from the days before the partition, scored on its impressions."""
+    """Recency-weighted click popularity up to each impression (see training.baselines.popularity), scored."""
     day = context.partition_key
-    params = PopularityConfig(config.half_life_hours, config.window_days)
+    params = PopularityConfig(config.half_life_hours, config.window_days, config.same_day)
     with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
                                    params=vars(config)):
         past = mind_behaviors.before(day).impressions
