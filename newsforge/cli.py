@@ -1,4 +1,4 @@
-"""``newsforge`` command line: generate/validate/prepare data, score MIND submissions, print reports."""
+"""``newsforge`` command line: generate/validate/prepare data, predict and score MIND submissions, print reports."""
 from __future__ import annotations
 
 import argparse
@@ -79,6 +79,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from newsforge.predict import predict_folder
+
+    n = predict_folder(args.model, args.data, args.out, tracking_uri=args.tracking_uri)
+    print(f"wrote {n} impressions to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("prediction", help="'ImpressionID [r1,r2,...]' per line, 1-based ranks in candidate order")
     score.add_argument("--json", action="store_true", help="print one JSON object")
     score.set_defaults(func=_cmd_score)
+
+    predict = sub.add_parser("predict", help="score a MIND folder with a registered model (submission format)")
+    predict.add_argument("--model", required=True, help="NAME@ALIAS or NAME@VERSION, e.g. ctr_model@champion")
+    predict.add_argument("--data", required=True, help="folder with news.tsv and behaviors.tsv (labels optional)")
+    predict.add_argument("--out", required=True, help="prediction file to write")
+    predict.add_argument("--tracking-uri", help="default: the local store under $NEWSFORGE_HOME/mlflow")
+    predict.set_defaults(func=_cmd_predict)
 
     report = sub.add_parser("report", help="print the evaluation table of a partition from MLflow")
     report.add_argument("--partition", required=True)

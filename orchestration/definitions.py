@@ -2,7 +2,9 @@
 from dagster import Definitions, load_assets_from_modules
 
 import assets.baselines
+import assets.ctr
 import assets.data
+import assets.prec
 from orchestration.io_manager import NewsforgeIOManager
 from orchestration.jobs import daily_job, data_job
 from orchestration.resources import DvcData, MlflowTracking
@@ -10,7 +12,7 @@ from orchestration.schedules import daily_schedule
 from orchestration.sensors import data_version_sensor
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets.data, assets.baselines]),
+    assets=load_assets_from_modules([assets.data, assets.baselines, assets.prec, assets.ctr]),
     resources={
         "io_manager": NewsforgeIOManager(),
         "dvc_data": DvcData(),

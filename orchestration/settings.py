@@ -34,3 +34,17 @@ def default_tracking_uri() -> str:
     path = newsforge_home() / "mlflow" / "mlflow.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def model_dir(asset: str, partition: str | None, run_id: str) -> Path:
+    """A fresh folder for one training run's outputs; never reused, so a crash cannot corrupt another."""
+    path = newsforge_home() / "models" / asset / (partition or "all") / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(name: str) -> Path:
+    """A persistent cache folder (e.g. ``news_vectors``: the encode-once cache)."""
+    path = newsforge_home() / "cache" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,1 +1,1 @@
-"""Online recommendation API over the registered models. Not built yet: it lands with the serving issue."""
+"""Serving: MLflow pyfunc wrappers of the registered models (the online API lands with the serving issue)."""

@@ -72,6 +72,12 @@ class MlflowTracking(ConfigurableResource):
                                   order_by=["attributes.start_time DESC"])
         return runs[0].info.run_id if runs else None
 
+    def lightning_logger(self, run: mlflow.ActiveRun):
+        """A Lightning logger writing into ``run`` (per-step losses and metrics)."""
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id)
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
@@ -107,7 +113,7 @@ class MlflowTracking(ConfigurableResource):
                 "mlflow_run": MetadataValue.url(self.run_url(experiment_id, run.info.run_id)),
                 "data_version": data_version,
                 "git_commit": commit,
-            })
+            }, output_name="result")
             yield run
 
     @staticmethod

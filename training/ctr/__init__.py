@@ -1,0 +1,24 @@
+"""ID-based CTR models (DCN, DeepFM, PNN) with optional frozen PREC news/user vectors (PREC §3.4).
+
+Typical use::
+
+    result = train_ctr_model(CtrData(train_imps, histories, news, news_emb, user_emb),
+                             CtrData(valid_imps, histories, news, news_emb, user_emb),
+                             CtrConfig(model="dcn", prec="news+user"), out_dir)
+    scores = CtrPredictor.load(result.artefact_dir).score(imps, histories, news)
+"""
+from training.ctr import dcn, deepfm, pnn  # noqa: F401  (register the models)
+from training.ctr.base_model import MODEL_REGISTRY, CtrModel, build_model, register_model
+from training.ctr.config import PREC_VARIANTS, CtrConfig
+from training.ctr.features import FIELD_NAMES, CtrData, CtrFeatures, FeatureSpace
+from training.ctr.lightning_module import METRIC_KEYS, CtrLightningModule, ranking_metrics
+from training.ctr.predict import CtrPredictor
+from training.ctr.train import CtrTrainResult, train_ctr_model
+from training.ctr.vocabulary import OOV, PAD, Vocabulary
+
+__all__ = [
+    "FIELD_NAMES", "METRIC_KEYS", "MODEL_REGISTRY", "OOV", "PAD", "PREC_VARIANTS",
+    "CtrConfig", "CtrData", "CtrFeatures", "CtrLightningModule", "CtrModel", "CtrPredictor",
+    "CtrTrainResult", "FeatureSpace", "Vocabulary", "build_model", "ranking_metrics", "register_model",
+    "train_ctr_model",
+]

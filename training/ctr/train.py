@@ -1,0 +1,125 @@
+"""Entry point: fit a CTR model on train days, early-stop on the validation day, save the artefact."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping
+
+from training.ctr.base_model import CtrModel, build_model
+from training.ctr.config import CtrConfig
+from training.ctr.dataset import make_loader
+from training.ctr.features import CtrData, FeatureSpace, table_index
+from training.ctr.lightning_module import CtrLightningModule
+from training.ctr.predict import CtrPredictor
+from training.embedding_table import EmbeddingTable
+
+log = logging.getLogger(__name__)
+_Tables = tuple[EmbeddingTable | None, EmbeddingTable | None]
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class CtrTrainResult:
+    """Outcome of ``train_ctr_model``: validation metrics of the best epoch and where the artefact is."""
+
+    metrics: dict[str, float]          # auc, mrr, ndcg5, ndcg10 (empty without a validation split)
+    history: list[dict[str, float]]    # per epoch: epoch, train_loss, val_auc, val_mrr, val_ndcg5, val_ndcg10
+    best_epoch: int
+    artefact_dir: Path                 # load with CtrPredictor.load(artefact_dir)
+    config: CtrConfig
+    num_train_rows: int
+    num_valid_rows: int
+    train_seconds: float
+    field_sizes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": self.metrics, "history": self.history, "best_epoch": self.best_epoch,
+                "artefact_dir": str(self.artefact_dir), "config": self.config.to_dict(),
+                "num_train_rows": self.num_train_rows, "num_valid_rows": self.num_valid_rows,
+                "train_seconds": self.train_seconds, "field_sizes": self.field_sizes}
+
+
+def _check_tables(data: CtrData, config: CtrConfig, split: str) -> None:
+    if config.uses_news_vectors and data.news_embeddings is None:
+        raise ValueError(f"prec={config.prec!r} needs {split}.news_embeddings")
+    if config.uses_user_vectors and data.user_embeddings is None:
+        raise ValueError(f"prec={config.prec!r} needs {split}.user_embeddings")
+
+
+def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, out_dir: str | Path,
+                    loggers: Any = None) -> CtrTrainResult:
+    """Train ``config.model`` on ``train``, early-stop on validation AUC, save the best epoch to ``out_dir``.
+
+    Vocabularies and first-seen times come from ``train`` only. The frozen tables of ``train`` are used
+    for training and saved in the artefact; ``valid`` is featurised with its own tables (e.g. the user
+    table as of the validation day) when given, else with the training ones. ``loggers`` goes to
+    ``lightning.Trainer(logger=...)`` (e.g. an MLflowLogger); default: no logger.
+    """
+    started = time.perf_counter()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    _check_tables(train, config, "train")
+    space = FeatureSpace.fit(train, config)
+    news_table = train.news_embeddings if config.uses_news_vectors else None
+    user_table = train.user_embeddings if config.uses_user_vectors else None
+    train_features = space.transform(train, table_index(news_table), table_index(user_table))
+    model = build_model(config, space.field_sizes(), None if news_table is None else news_table.dim,
+                        None if user_table is None else user_table.dim)
+    model.set_frozen_vectors(news_table, user_table)
+    module = CtrLightningModule(model, config)
+
+    train_loader = make_loader(train_features, config.batch_size, shuffle=True,
+                               negative_ratio=config.negative_ratio, seed=config.seed)
+    valid_loader, callbacks, num_valid = None, [], 0
+    valid_news = valid_user = None
+    if valid is not None:
+        valid_news = valid.news_embeddings if valid.news_embeddings is not None else news_table
+        valid_user = valid.user_embeddings if valid.user_embeddings is not None else user_table
+        valid_news = valid_news if config.uses_news_vectors else None
+        valid_user = valid_user if config.uses_user_vectors else None
+        valid_features = space.transform(valid, table_index(valid_news), table_index(valid_user))
+        num_valid = len(valid_features)
+        valid_loader = make_loader(valid_features, config.eval_batch_size, shuffle=False)
+        callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=config.patience))
+        if valid_news is not news_table or valid_user is not user_table:
+            callbacks.append(_ValidationTables(model, (news_table, user_table), (valid_news, valid_user)))
+    log.info("training %s (prec=%s) on %d rows, validating on %d", config.model, config.prec,
+             len(train_features), num_valid)
+
+    trainer = L.Trainer(
+        max_epochs=config.max_epochs, accelerator=config.accelerator, devices=1, logger=loggers or False,
+        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=config.progress_bar,
+        enable_model_summary=False, num_sanity_val_steps=0,
+        deterministic=True if config.accelerator == "cpu" else "warn",
+        log_every_n_steps=max(1, min(50, len(train_loader))),
+    )
+    trainer.fit(module, train_loader, valid_loader)
+    module.restore_best()
+    model.set_frozen_vectors(news_table, user_table)
+
+    out_dir = Path(out_dir)
+    CtrPredictor(model, space, config, news_table, user_table).save(out_dir)
+    result = CtrTrainResult(
+        metrics=module.best_metrics, history=module.history, best_epoch=module.best_epoch,
+        artefact_dir=out_dir, config=config, num_train_rows=len(train_features), num_valid_rows=num_valid,
+        train_seconds=time.perf_counter() - started, field_sizes=space.field_sizes())
+    (out_dir / METRICS_FILE).write_text(json.dumps(result.to_dict(), indent=2, default=float))
+    return result
+
+
+class _ValidationTables(L.Callback):
+    """Installs the validation split's frozen tables for each validation loop, then restores the training ones."""
+
+    def __init__(self, model: CtrModel, train_tables: _Tables, valid_tables: _Tables) -> None:
+        self.model, self.train_tables, self.valid_tables = model, train_tables, valid_tables
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.model.set_frozen_vectors(*self.valid_tables)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.model.set_frozen_vectors(*self.train_tables)

