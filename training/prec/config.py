@@ -68,6 +68,7 @@ class TrainLoopConfig(_ConfigBase):
     seed: int = 42
     progress_bar: bool = True
     accelerator: str = "auto"
+    torch_threads: int = 0              # > 0: torch CPU threads during fit (1 is fastest on a busy 2-core box)
 
 
 @dataclass(frozen=True)

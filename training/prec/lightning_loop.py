@@ -115,12 +115,18 @@ def fit(module: PretrainModule, train_loader: DataLoader, val_loader: DataLoader
         log_every_n_steps=min(50, n_batches), val_check_interval=loop.val_check_interval,
         limit_val_batches=loop.limit_val_batches, num_sanity_val_steps=0, deterministic=False,
     )
-    trainer.fit(module, train_loader, val_loader)
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    if best is not None and best.exists():
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
-        log.info("restored best checkpoint %s (val/loss %.4f)", best, float(checkpoint.best_model_score))
-    results = trainer.validate(module, val_loader, verbose=False)
+    threads_before = torch.get_num_threads()
+    if loop.torch_threads > 0:
+        torch.set_num_threads(loop.torch_threads)
+    try:
+        trainer.fit(module, train_loader, val_loader)
+        best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+        if best is not None and best.exists():
+            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+            module.load_state_dict(state)
+            log.info("restored best checkpoint %s (val/loss %.4f)", best, float(checkpoint.best_model_score))
+        results = trainer.validate(module, val_loader, verbose=False)
+    finally:
+        torch.set_num_threads(threads_before)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items() if math.isfinite(float(v))}
     return FitOutcome(metrics, best, int(trainer.global_step), int(trainer.current_epoch))
