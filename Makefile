@@ -42,8 +42,14 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -m slow
 
+# Benchmarks print figures and ratios measured side by side in one run (not timed tests).
 bench: install
 	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_prec_encode.py
+	$(BIN)/python benchmarks/bench_prec_refresh.py
+	$(BIN)/python benchmarks/bench_prec_train.py
+	$(BIN)/python benchmarks/bench_ctr_train.py
+	$(BIN)/python benchmarks/bench_ctr_infer.py
 
 clean:
 	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

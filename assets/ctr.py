@@ -9,7 +9,7 @@ from dagster import (
 )
 from mlflow.models import infer_signature
 
-from orchestration.model_registry import RegisteredModel, gate_champion, log_and_register
+from orchestration.model_registry import gate_champion, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.settings import model_dir
@@ -31,7 +31,7 @@ class CtrModelConfig(Config):
     window_days: int = 3            # train on this many days before the partition
     split: str = "chronological"    # chronological: validate on the partition day | random: 4:1 by impression
     embedding_dim: int = 16
-    max_epochs: int = 5
+    max_epochs: int = 3
     batch_size: int = 4096
     negative_ratio: int = 0         # K of 1:K negative sampling; 0: all candidates
     seed: int = 42

@@ -78,7 +78,7 @@ def news_embeddings(context: AssetExecutionContext, news_encoder: RegisteredMode
     """One vector per catalogue news, encoded once: cached by content hash and encoder version."""
     from training.prec import encode_news, plot_news_tsne
 
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False)) as run:
+    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False)):
         vectors, stats = encode_news(news_encoder.local_dir, mind_news, cache_dir("news_vectors"))
         mlflow.log_metrics({"n_total": stats.n_total, "n_encoded": stats.n_encoded, "n_cached": stats.n_cached,
                             "seconds": stats.seconds, "news_per_second": stats.news_per_second})

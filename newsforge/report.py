@@ -1,9 +1,9 @@
-"""The evaluation table of one partition, read back from the MLflow store."""
+"""The evaluation report of one partition, read back from the MLflow store."""
 from __future__ import annotations
 
 import json
 
-from mlflow.entities import ViewType
+from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from orchestration.settings import default_tracking_uri, prepared_dir
@@ -15,26 +15,43 @@ EXPERIMENT_PREFIX = "newsforge/"
 METRIC_KEYS = {"auc": "auc", "mrr": "mrr", "ndcg@5": "ndcg_at_5", "ndcg@10": "ndcg_at_10"}
 
 
-def partition_rows(partition: str, tracking_uri: str | None = None) -> dict[str, dict[str, float]]:
+def _latest_run(client: MlflowClient, experiment_id: str, partition: str | None) -> Run | None:
+    query = "attributes.status = 'FINISHED'"
+    if partition:
+        query += f" and tags.`dagster.partition` = '{partition}'"
+    runs = client.search_runs([experiment_id], query, ViewType.ACTIVE_ONLY, max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def _latest_artifact(client: MlflowClient, asset: str, partition: str | None, path: str) -> str | None:
+    """Text of ``path`` logged by the latest finished run of ``asset`` (for ``partition`` when given)."""
+    exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset)
+    run = _latest_run(client, exp.experiment_id, partition) if exp else None
+    if run is None or path not in {a.path for a in client.list_artifacts(run.info.run_id)}:
+        return None
+    with open(client.download_artifacts(run.info.run_id, path), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def partition_rows(client: MlflowClient, partition: str) -> dict[str, dict[str, float]]:
     """Latest finished run per asset for ``partition`` that logged MIND metrics, as table rows."""
-    client = MlflowClient(tracking_uri or default_tracking_uri())
-    experiments = [e for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)]
     rows: dict[str, dict[str, float]] = {}
-    for exp in experiments:
-        runs = client.search_runs(
-            [exp.experiment_id],
-            f"attributes.status = 'FINISHED' and tags.`dagster.partition` = '{partition}'",
-            ViewType.ACTIVE_ONLY, max_results=1, order_by=["attributes.start_time DESC"],
-        )
-        if runs and all(k in runs[0].data.metrics for k in METRIC_KEYS.values()):
+    for exp in client.search_experiments():
+        if not exp.name.startswith(EXPERIMENT_PREFIX):
+            continue
+        run = _latest_run(client, exp.experiment_id, partition)
+        if run and all(k in run.data.metrics for k in METRIC_KEYS.values()):
             rows[exp.name.removeprefix(EXPERIMENT_PREFIX)] = {
-                name: runs[0].data.metrics[key] for name, key in METRIC_KEYS.items()}
+                name: run.data.metrics[key] for name, key in METRIC_KEYS.items()}
     return rows
 
 
 def partition_report(partition: str, tracking_uri: str | None = None) -> str:
-    """Markdown table of every asset's metrics on ``partition`` plus the demo generator's ceiling."""
-    rows = partition_rows(partition, tracking_uri)
+    """Markdown: every asset's metrics on ``partition`` with the demo generator's ceiling, the news-vector
+    probe table and the PREC Table-2 grid when those assets have run."""
+    client = MlflowClient(tracking_uri or default_tracking_uri())
+    rows = partition_rows(client, partition)
     if not rows:
         return f"no finished runs with metrics for partition {partition}"
     report_path = prepared_dir() / REPORT_FILE
@@ -42,4 +59,11 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
         ceiling = demo_ceiling(json.loads(report_path.read_text())["raw_dir"], partition)
         if ceiling:
             rows["demo ceiling (Bayes-optimal)"] = ceiling
-    return f"Partition {partition}\n\n" + format_metrics_table(rows)
+    sections = [f"## Partition {partition}\n\n" + format_metrics_table(rows)]
+    probe = _latest_artifact(client, "news_encoder", None, "probe.md")
+    if probe:
+        sections.append("## News vectors: linear-probe category accuracy (held-out news)\n\n" + probe)
+    table2 = _latest_artifact(client, "ctr_evaluation", partition, "table2.md")
+    if table2:
+        sections.append(f"## CTR models with PREC vectors (PREC Table 2), validation day {partition}\n\n" + table2)
+    return "\n\n".join(sections)

@@ -8,8 +8,6 @@ staging folder and swapped in, so a crash mid-write leaves the previous value in
 from __future__ import annotations
 
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 from orchestration.settings import newsforge_home
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
+from training.staging import staged_dir
 
 UNPARTITIONED = "all"
 
@@ -32,18 +31,8 @@ class NewsforgeIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         target = self._dir(context)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with staged_dir(target) as staging:
             _write(obj, staging)
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            if target.exists():
-                target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         context.add_output_metadata({"path": str(target)})
 
     def load_input(self, context: InputContext) -> Any:

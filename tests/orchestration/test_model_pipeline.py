@@ -118,3 +118,10 @@ def test_table2_evaluation(project):
         assert label in table
     csv = pd.read_csv(client.download_artifacts(run_.info.run_id, "table2.csv"))
     assert len(csv) == 3 and (csv["n_seeds"] == 2).all() and csv["auc_std"].notna().all()
+
+
+def test_report_has_probe_and_table2(project):
+    out = run(["newsforge", "report", "--partition", DAY], project).stdout
+    assert "| ctr_model |" in out and "| popularity_baseline |" in out
+    assert "linear-probe category accuracy" in out and "prec_untrained" in out
+    assert "PREC Table 2" in out and "| dcn | +NP+UP |" in out

@@ -14,7 +14,7 @@ PARTITION = "2019-11-10"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("project"))
-    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "*",
+    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "mind_news,*popularity_baseline",
          "--partition", PARTITION], root)
     return root
 

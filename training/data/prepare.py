@@ -6,8 +6,6 @@ never leaves a half-written data version behind.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pandas as pd
 from training.data.mind_reader import mark_catalogue, read_behaviors, read_news, read_user_profiles
 from training.data.schema import HISTORIES_FILE, IMPRESSIONS_FILE, NEWS_FILE, USER_PROFILES_FILE
 from training.data.validation import DataValidationError, FileValidation
+from training.staging import staged_dir
 
 REPORT_FILE = "prepare_report.json"
 QUARANTINE_DIR = "quarantine"
@@ -127,9 +126,7 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, *, max_bad_fraction: float
         bad_rows={Path(v.file).name: v.n_bad for v in tables.validations},
         issues_by_field=issues_by_field,
     )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as staging:
         tables.news.to_parquet(staging / NEWS_FILE, index=False)
         imps.to_parquet(staging / IMPRESSIONS_FILE, index=False)
         tables.histories.to_parquet(staging / HISTORIES_FILE, index=False)
@@ -138,16 +135,4 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, *, max_bad_fraction: float
         for v in tables.validations:
             v.write_quarantine(staging / QUARANTINE_DIR)
         (staging / REPORT_FILE).write_text(report.to_json() + "\n", encoding="utf-8")
-        _swap_in(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return report
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)

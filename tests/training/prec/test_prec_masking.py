@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from training.prec.config import NewsPretrainConfig
 from training.prec.masking import IGNORE_INDEX, mask_tokens, span_mask
 from training.prec.news_pretrainer import prepare_news_pretraining
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny models run fastest (and steadiest on a busy 2-core box) on one thread; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_mask_tokens_rates_and_view_specific_ids():

@@ -16,15 +16,6 @@ from training.prec.news_pretrainer import train_news_encoder
 from training.prec.probe import category_probe
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny models run fastest (and steadiest on a busy 2-core box) on one thread; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 WORDS = ["goal match team coach league", "stock market bank rate profit", "doctor virus care diet sleep"]
 CATS = ["sports", "finance", "health"]
 

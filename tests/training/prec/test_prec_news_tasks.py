@@ -13,15 +13,6 @@ from training.prec.news_pretrainer import prepare_news_pretraining
 from training.prec.news_tasks import resolve_news_tasks
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny models run fastest (and steadiest on a busy 2-core box) on one thread; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 WORDS = {
     "sports": "goal match team coach league score win player",
     "finance": "stock market bank rate profit trade fund price",

