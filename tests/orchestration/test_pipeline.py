@@ -1,5 +1,7 @@
 """A real Dagster materialisation (the `dagster` CLI) over real DVC data, checked in the real MLflow store."""
 import json
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -84,3 +86,13 @@ def test_missing_partition_day_is_a_clear_error(project):
     proc = run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "impressions",
                 "--partition", "2019-11-20"], project, check=False)
     assert proc.returncode != 0 and "partition 2019-11-20 has no impressions" in proc.stdout + proc.stderr
+
+
+def test_documented_command_works_after_activation(project):
+    """`source .venv/bin/activate; dagster asset materialize --select ... --partition ...` with no -m."""
+    activate = Path(sys.executable).parent / "activate"
+    if "DAGSTER_CLI_ASSET_MATERIALIZE_MODULE_NAME" not in activate.read_text():
+        pytest.skip("this virtual environment was not made by `make install`")
+    proc = run(["bash", "-c", f"source {activate} && dagster asset materialize --select popularity_baseline "
+                f"--partition {PARTITION}"], project)
+    assert "RUN_SUCCESS" in proc.stdout + proc.stderr
