@@ -23,24 +23,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from training.data.schema import NEWS_TSV_COLUMNS  # noqa: E402
+from bench_data import load_news  # noqa: E402
 from training.prec.config import NewsPretrainConfig  # noqa: E402
 from training.prec.encode_cache import assemble_news, encode_news, length_bucketed_batches  # noqa: E402
 from training.prec.news_encoder_store import load_news_encoder, save_news_encoder  # noqa: E402
 from training.prec.news_model import build_news_encoder  # noqa: E402
 from training.prec.news_pretrainer import build_tokenizer  # noqa: E402
 from training.prec.news_views import view_texts  # noqa: E402
-from training.prec.synthetic import synthetic_news  # noqa: E402
 from training.prec.tokenization import pad_batch  # noqa: E402
-
-
-def load_news(args: argparse.Namespace) -> pd.DataFrame:
-    if args.news_parquet:
-        return pd.read_parquet(args.news_parquet)
-    if args.news_tsv:
-        return pd.read_csv(args.news_tsv, sep="\t", header=None, names=list(NEWS_TSV_COLUMNS), quoting=3,
-                           keep_default_na=False, dtype=str)
-    return synthetic_news(args.n_news, seed=0)
 
 
 def build_encoder_dir(news: pd.DataFrame, pretrained: bool, directory: Path) -> Path:

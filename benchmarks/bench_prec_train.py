@@ -21,14 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import lightning as L  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from training.data.schema import NEWS_TSV_COLUMNS  # noqa: E402
+from bench_data import load_news  # noqa: E402
 from training.prec.config import NewsPretrainConfig, UserPretrainConfig  # noqa: E402
 from training.prec.encode_cache import encode_news  # noqa: E402
 from training.prec.news_pretrainer import train_news_encoder  # noqa: E402
-from training.prec.synthetic import synthetic_histories, synthetic_news, synthetic_profiles  # noqa: E402
+from training.prec.synthetic import synthetic_histories, synthetic_profiles  # noqa: E402
 from training.prec.user_pretrainer import train_user_encoder  # noqa: E402
 
 
@@ -47,15 +46,6 @@ class StepTimer(L.Callback):
         timed = self.times[self.warmup:]
         seconds = timed[-1] - timed[0]
         return (len(timed) - 1) / seconds, self.samples / seconds
-
-
-def load_news(args: argparse.Namespace) -> pd.DataFrame:
-    if args.news_parquet:
-        return pd.read_parquet(args.news_parquet)
-    if args.news_tsv:
-        return pd.read_csv(args.news_tsv, sep="\t", header=None, names=list(NEWS_TSV_COLUMNS), quoting=3,
-                           keep_default_na=False, dtype=str)
-    return synthetic_news(args.n_news, seed=0)
 
 
 def main() -> None:
