@@ -3,31 +3,21 @@ from __future__ import annotations
 
 import json
 
-from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
+from orchestration.lineage import EXPERIMENT_PREFIX, latest_finished_run
 from orchestration.settings import default_tracking_uri, prepared_dir
 from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
 from training.metrics.ranking import format_metrics_table
 
-EXPERIMENT_PREFIX = "newsforge/"
 METRIC_KEYS = {"auc": "auc", "mrr": "mrr", "ndcg@5": "ndcg_at_5", "ndcg@10": "ndcg_at_10"}
-
-
-def _latest_run(client: MlflowClient, experiment_id: str, partition: str | None) -> Run | None:
-    query = "attributes.status = 'FINISHED'"
-    if partition:
-        query += f" and tags.`dagster.partition` = '{partition}'"
-    runs = client.search_runs([experiment_id], query, ViewType.ACTIVE_ONLY, max_results=1,
-                              order_by=["attributes.start_time DESC"])
-    return runs[0] if runs else None
 
 
 def _latest_artifact(client: MlflowClient, asset: str, partition: str | None, path: str) -> str | None:
     """Text of ``path`` logged by the latest finished run of ``asset`` (for ``partition`` when given)."""
     exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset)
-    run = _latest_run(client, exp.experiment_id, partition) if exp else None
+    run = latest_finished_run(client, exp.experiment_id, partition) if exp else None
     if run is None or path not in {a.path for a in client.list_artifacts(run.info.run_id)}:
         return None
     with open(client.download_artifacts(run.info.run_id, path), encoding="utf-8") as fh:
@@ -40,7 +30,7 @@ def partition_rows(client: MlflowClient, partition: str) -> dict[str, dict[str, 
     for exp in client.search_experiments():
         if not exp.name.startswith(EXPERIMENT_PREFIX):
             continue
-        run = _latest_run(client, exp.experiment_id, partition)
+        run = latest_finished_run(client, exp.experiment_id, partition)
         if run and all(k in run.data.metrics for k in METRIC_KEYS.values()):
             rows[exp.name.removeprefix(EXPERIMENT_PREFIX)] = {
                 name: run.data.metrics[key] for name, key in METRIC_KEYS.items()}

@@ -5,6 +5,9 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from mlflow.entities import Run, ViewType
+from mlflow.tracking import MlflowClient
+
 from orchestration.settings import project_root
 
 
@@ -22,3 +25,17 @@ def code_version(root: Path | None = None) -> tuple[str, bool]:
         return commit, dirty
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown", True
+
+
+#: MLflow experiment of an asset: ``newsforge/<asset>``.
+EXPERIMENT_PREFIX = "newsforge/"
+
+
+def latest_finished_run(client: MlflowClient, experiment_id: str, partition: str | None) -> Run | None:
+    """The newest FINISHED run of an experiment (tagged with ``partition`` when given)."""
+    query = "attributes.status = 'FINISHED'"
+    if partition is not None:
+        query += f" and tags.`dagster.partition` = '{partition}'"
+    runs = client.search_runs([experiment_id], query, ViewType.ACTIVE_ONLY, max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None

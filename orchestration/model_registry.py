@@ -27,10 +27,6 @@ class RegisteredModel:
     local_dir: str        # the training output folder (immutable: one per Dagster run)
     content_version: str  # hash of the weights, e.g. the PREC encoders' model_version
 
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
 
 def log_and_register(name: str, python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, str], *,
                      local_dir: str | Path, content_version: str, signature=None,

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import mlflow
 from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
-from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from orchestration.lineage import code_version
+from orchestration.lineage import EXPERIMENT_PREFIX, code_version, latest_finished_run
 from orchestration.settings import default_tracking_uri, newsforge_home
 
-EXPERIMENT_PREFIX = "newsforge/"
 
 
 def _default_artifact_root() -> str:
@@ -49,8 +47,8 @@ class MlflowTracking(ConfigurableResource):
             client.search_registered_models(max_results=1)
         return client
 
-    def experiment_id(self, asset_name: str) -> str:
-        client = self.configure()
+    def experiment_id(self, client: MlflowClient, asset_name: str) -> str:
+        """The asset's experiment, created with its artifact location on first use."""
         name = EXPERIMENT_PREFIX + asset_name
         exp = client.get_experiment_by_name(name)
         if exp is not None:
@@ -58,19 +56,6 @@ class MlflowTracking(ConfigurableResource):
         root = self.artifact_root or _default_artifact_root()
         location = Path(root, asset_name).resolve().as_uri() if "://" not in root else f"{root.rstrip('/')}/{asset_name}"
         return client.create_experiment(name, artifact_location=location)
-
-    def latest_run_id(self, asset_name: str, partition: str | None) -> str | None:
-        """Latest finished run of ``asset_name`` (for ``partition`` when given)."""
-        client = self.configure()
-        exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset_name)
-        if exp is None:
-            return None
-        query = "attributes.status = 'FINISHED'"
-        if partition is not None:
-            query += f" and tags.`dagster.partition` = '{partition}'"
-        runs = client.search_runs([exp.experiment_id], query, ViewType.ACTIVE_ONLY, max_results=1,
-                                  order_by=["attributes.start_time DESC"])
-        return runs[0].info.run_id if runs else None
 
     def lightning_logger(self, run: mlflow.ActiveRun):
         """A Lightning logger writing into ``run`` (per-step losses and metrics)."""
@@ -87,7 +72,8 @@ class MlflowTracking(ConfigurableResource):
         """Start the MLflow run of this materialisation, tagged with its lineage; fails the run on error."""
         asset_name = context.asset_key.to_user_string()
         partition = context.partition_key if context.assets_def.partitions_def is not None else None
-        experiment_id = self.experiment_id(asset_name)
+        client = self.configure()
+        experiment_id = self.experiment_id(client, asset_name)
         commit, dirty = code_version()
         tags = {
             "dagster.run_id": context.run.run_id,
@@ -101,9 +87,11 @@ class MlflowTracking(ConfigurableResource):
                                 if self._is_partitioned(context, k)}
         for key in context.assets_def.keys_by_input_name.values():
             name = key.to_user_string()
-            upstream = self.latest_run_id(name, partition if key in partitioned_upstream else None)
+            exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + name)
+            upstream = exp and latest_finished_run(client, exp.experiment_id,
+                                                   partition if key in partitioned_upstream else None)
             if upstream:
-                tags[f"upstream.{name}.run_id"] = upstream
+                tags[f"upstream.{name}.run_id"] = upstream.info.run_id
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{asset_name}:{partition or 'all'}",
                               tags=tags) as run:
             if params:

@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from training.ctr import CtrConfig, CtrData, CtrPredictor, ranking_metrics, train_ctr_model
 from training.ctr.synthetic import SyntheticCtrConfig, make_synthetic_ctr_data
@@ -14,15 +13,6 @@ TRAIN, VALID = make_synthetic_ctr_data(SyntheticCtrConfig(num_users=100, num_new
 SMALL_TRAIN, SMALL_VALID = make_synthetic_ctr_data(SyntheticCtrConfig(num_users=40, num_news=80, train_days=2,
                                                                        impressions_per_day=100, seed=1))
 FAST = dict(batch_size=512, mlp_hidden=(64, 32), progress_bar=False, learning_rate=1e-2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machines have 2 shared cores; one intra-op thread keeps timings stable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_learns_user_category_affinity_and_saves_artefact(tmp_path):

@@ -1,4 +1,4 @@
-"""Fixtures shared by the PREC tests."""
+"""Fixtures shared by the training tests."""
 import pytest
 import torch
 
