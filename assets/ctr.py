@@ -1,26 +1,28 @@
-"""CTR assets: ``ctr_model`` (gated into the registry by a blocking check) and ``ctr_evaluation``
-(the PREC Table-2 grid: {DCN, DeepFM, PNN} x {base, +NP, +NP+UP} over several seeds)."""
+"""CTR assets: ``ctr_model`` (gated into the registry by the blocking check ``beats_champion``) and
+``ctr_evaluation`` (the PREC Table-2 grid: {DCN, DeepFM, PNN} x {base, +NP, +NP+UP} over several seeds).
+
+Both split the days the same way (``training.ctr.experiment.split_for_day``): train on the window before
+the partition minus its last day, early-stop on that last day, and measure on the partition day, which
+neither training nor early stopping sees. The gate compares versions there, so it is not biased towards
+the candidate by its own epoch selection.
+"""
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster import (
-    AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MetadataValue, Output,
-    asset,
-)
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from mlflow.models import infer_signature
 
-from orchestration.model_registry import gate_champion, log_and_register
+from orchestration.champion_gate import decide, gate_check_spec, gated_outputs
+from orchestration.model_registry import log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.settings import model_dir
-from serving.ctr_model import CtrModel, candidate_rows
-from training.ctr.experiment import CtrSplit, split_for_day, table2_grid
+from serving.ctr_model import CtrPyfunc, candidate_rows
+from training.ctr.experiment import CtrSplit, split_for_day, table2_grid, table2_markdown
 from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
-from training.metrics.ranking import format_metrics_table, mind_metrics
-
-CHECK = "beats_champion"
+from training.metrics.ranking import mind_metrics
 
 
 class CtrModelConfig(Config):
@@ -28,27 +30,24 @@ class CtrModelConfig(Config):
 
     model: str = "dcn"              # dcn | deepfm | pnn
     prec: str = "news+user"         # none | news | news+user  (base, +NP, +NP+UP)
-    window_days: int = 3            # train on this many days before the partition
-    split: str = "chronological"    # chronological: validate on the partition day | random: 4:1 by impression
+    window_days: int = 4            # days before the partition: the last early-stops, the others train
+    split: str = "chronological"    # chronological: early-stop on the window's last day | random: 4:1 by impression
     embedding_dim: int = 16
     max_epochs: int = 3
     batch_size: int = 4096
     negative_ratio: int = 0         # K of 1:K negative sampling; 0: all candidates
     seed: int = 42
+    force_promote: bool = False     # let this version replace a champion that can no longer be loaded or scored
 
 
 class CtrEvaluationConfig(Config):
     models: list[str] = ["dcn", "deepfm", "pnn"]
     variants: list[str] = ["none", "news", "news+user"]
     seeds: list[int] = [1, 2]
-    window_days: int = 3
+    window_days: int = 4
     embedding_dim: int = 16
     max_epochs: int = 3
     batch_size: int = 4096
-
-
-def _metric_key(name: str) -> str:
-    return name.replace("@", "_at_")
 
 
 def _ctr_params(config: CtrModelConfig) -> dict:
@@ -58,69 +57,70 @@ def _ctr_params(config: CtrModelConfig) -> dict:
 
 
 def _score_version(name: str, version: str, split: CtrSplit) -> dict:
+    """MIND metrics of a registered version on the gate slice, loaded back from the registry."""
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    scores = model.predict(candidate_rows(split.valid.impressions, split.valid.histories))
-    v = split.valid.impressions
-    return mind_metrics(v["impression_id"], v["label"], np.asarray(scores)).as_dict()
+    scores = np.asarray(model.predict(candidate_rows(split.test.impressions, split.test.histories)), dtype=float)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{name} version {version} returned {int((~np.isfinite(scores)).sum())} non-finite scores")
+    t = split.test.impressions
+    return mind_metrics(t["impression_id"], t["label"], scores).as_dict()
+
+
+def _floor(popularity_baseline: pd.DataFrame, split: CtrSplit) -> dict:
+    """The popularity baseline's MIND metrics on the gate slice (it scores exactly the partition day)."""
+    pop = popularity_baseline
+    if set(pop["impression_id"]) != set(split.test.histories["impression_id"]):
+        raise ValueError("popularity_baseline does not score the partition day's impressions; materialise it again")
+    return mind_metrics(pop["impression_id"], pop["label"], pop["score"]).as_dict()
 
 
 @asset(group_name="ctr", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
-       check_specs=[AssetCheckSpec(CHECK, asset="ctr_model", blocking=True,
-                                   description="The new version beats the champion on the partition day; "
-                                               "only then does alias 'champion' move to it.")])
+       check_specs=[gate_check_spec("ctr_model")])
 def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news: pd.DataFrame,
               mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable, user_embeddings: EmbeddingTable,
-              dvc_data: DvcData, mlflow_tracking: MlflowTracking):
-    """Train on the days before the partition, validate on it, register a ``ctr_model`` version
-    (alias ``candidate``) and move ``champion`` only when it beats the current champion there."""
+              popularity_baseline: pd.DataFrame, mlflow_tracking: MlflowTracking):
+    """Train on the window before the partition (early stopping on its last day), register a ``ctr_model``
+    version and gate it on the partition day against the champion and the popularity floor."""
     from training.ctr import CtrConfig, train_ctr_model
 
     day = context.partition_key
     split = split_for_day(mind_behaviors, day, config.window_days, config.split, config.seed)
     params = CtrConfig.from_dict(_ctr_params(config))
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
-                                   params={**params.to_dict(), "window_days": config.window_days,
-                                           "split": config.split, "train_days": ",".join(split.train_days)}) as run:
+    with mlflow_tracking.asset_run(context, params={
+            **params.to_dict(), "window_days": config.window_days, "split": config.split,
+            "train_days": ",".join(split.train_days), "early_stopping_days": ",".join(split.valid_days),
+            "gate_day": day, "force_promote": config.force_promote}) as run:
         out = model_dir("ctr_model", day, context.run.run_id)
-        result = train_ctr_model(split.train_data(mind_news, news_embeddings, user_embeddings),
-                                 split.valid_data(mind_news, news_embeddings, user_embeddings),
+        result = train_ctr_model(split.data("train", mind_news, news_embeddings, user_embeddings),
+                                 split.data("valid", mind_news, news_embeddings, user_embeddings),
                                  params, out / "predictor", loggers=[mlflow_tracking.lightning_logger(run)])
         for row in result.history:
             mlflow.log_metrics({f"epoch_{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         mind_news.to_parquet(out / "news.parquet", index=False)
-        example = candidate_rows(split.valid.impressions.head(20), split.valid.histories)
-        model = log_and_register("ctr_model", CtrModel(),
+        example = candidate_rows(split.test.impressions.head(20), split.test.histories)
+        model = log_and_register("ctr_model", CtrPyfunc(),
                                  {"predictor": str(result.artefact_dir), "news": str(out / "news.parquet")},
                                  local_dir=out, content_version=context.run.run_id,
                                  signature=infer_signature(example, np.zeros(len(example), dtype=np.float32)),
-                                 input_example=example)
-        # the comparison: both versions loaded back from the registry and scored the same way
-        decision = gate_champion("ctr_model", model.version, lambda version: _score_version("ctr_model", version, split))
+                                 input_example=example, candidate_alias=False)
+        # the gate: both versions loaded back from the registry and scored the same way on the partition day
+        decision = decide("ctr_model", model.version, lambda version: _score_version("ctr_model", version, split),
+                          _floor(popularity_baseline, split), force_promote=config.force_promote)
         candidate, champion = decision.candidate_metrics, decision.champion_metrics
-        mlflow.log_metrics({_metric_key(k): float(v) for k, v in candidate.items()})
+        mlflow.log_metrics({k: float(v) for k, v in candidate.items()})
+        mlflow.log_metrics({f"early_stopping_{k}": float(v) for k, v in result.metrics.items()})
+        mlflow.log_metric("floor_auc", decision.floor_metrics["auc"])
         if champion:
             mlflow.log_metric("champion_auc", champion["auc"])
-        mlflow.set_tag("ctr_model.champion", decision.new_champion)
-    champion_version, passed = decision.champion_version, decision.passed
-    rows = {f"candidate v{model.version}": candidate}
-    if champion:
-        rows[f"champion v{champion_version}"] = champion
-    table = format_metrics_table(rows)
-    yield Output(model, metadata={
-        "registered_version": model.version, "champion_version": decision.new_champion,
-        **{_metric_key(k): float(v) for k, v in candidate.items()},
-        "train_days": ", ".join(split.train_days), "best_epoch": result.best_epoch,
-        "train_seconds": round(result.train_seconds, 1), "metrics": MetadataValue.md(table),
-    })
-    yield AssetCheckResult(
-        check_name=CHECK, passed=passed, severity=AssetCheckSeverity.WARN,
-        description=(f"v{model.version} AUC {candidate['auc']:.4f} vs champion "
-                     + (f"v{champion_version} {champion['auc']:.4f}" if champion else "none (first version)")
-                     + (": champion moved" if passed else ": champion stays")),
-        metadata={"candidate_version": model.version, "candidate_auc": float(candidate["auc"]),
-                  "champion_version": champion_version or "", "champion_auc": float(champion["auc"]) if champion else float("nan"),
-                  "comparison": MetadataValue.md(table)},
-    )
+        mlflow.set_tags({"gate.passed": str(decision.passed).lower(), "gate.champion_before": decision.champion_version or "",
+                         "gate.champion_after": decision.new_champion or "", "gate.reason": decision.reason})
+    yield from gated_outputs(Output(model, metadata={
+        "registered_version": model.version, "champion_version": decision.new_champion or "",
+        **{k: float(v) for k, v in candidate.items()},
+        "train_days": ", ".join(split.train_days), "early_stopping_days": ", ".join(split.valid_days),
+        "best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 1),
+        "gate": MetadataValue.md(decision.metrics_table()),
+    }), decision)
 
 
 @asset(group_name="ctr", partitions_def=daily_partitions, kinds={"mlflow"})
@@ -131,8 +131,7 @@ def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, 
     """PREC Table 2 on the partition day: mean ± std over seeds, beside the popularity floor and the ceiling."""
     day = context.partition_key
     split = split_for_day(mind_behaviors, day, config.window_days, "chronological", 0)
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
-                                   params=config.model_dump()):
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
         base = {"embedding_dim": config.embedding_dim, "max_epochs": config.max_epochs,
                 "batch_size": config.batch_size, "progress_bar": False}
         table = table2_grid(split, mind_news, news_embeddings, user_embeddings, config.models, config.variants,
@@ -150,17 +149,3 @@ def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, 
             mlflow.log_metric(f"{r.model}_{r.variant.replace('+', '_')}_auc_mean", r.auc_mean)
     context.log.info(f"PREC Table 2 on {day}:\n{markdown}")
     return Output(table, metadata={"table2": MetadataValue.md(markdown), "seeds": len(config.seeds)})
-
-
-def table2_markdown(table: pd.DataFrame, extra: dict[str, dict]) -> str:
-    """Markdown of the grid (mean ± std) followed by reference rows (single values)."""
-    metrics = ["auc", "mrr", "ndcg@5", "ndcg@10"]
-    lines = ["| model | variant | " + " | ".join(m.upper() if m in ("auc", "mrr") else m.replace("ndcg", "nDCG")
-                                                 for m in metrics) + " |",
-             "|---|---|" + "---:|" * len(metrics)]
-    for r in table.to_dict("records"):
-        cells = [f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in metrics]
-        lines.append(f"| {r['model']} | {r['variant_label']} | " + " | ".join(cells) + " |")
-    for name, row in extra.items():
-        lines.append(f"| {name} | | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
-    return "\n".join(lines) + "\n"

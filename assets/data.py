@@ -57,15 +57,15 @@ def mind_behaviors(context: AssetExecutionContext, dvc_data: DvcData,
 
 
 @asset(group_name="data", partitions_def=daily_partitions, kinds={"parquet"})
-def impressions(context: AssetExecutionContext, mind_behaviors: BehaviorLog, dvc_data: DvcData,
+def impressions(context: AssetExecutionContext, mind_behaviors: BehaviorLog,
                 mlflow_tracking: MlflowTracking) -> Output[BehaviorLog]:
     """The impressions of one UTC day (the partition) with their histories."""
     day = context.partition_key
-    version = dvc_data.data_version()
-    if day not in mind_behaviors.days:
-        raise ValueError(f"partition {day} has no impressions in data version {version}; "
-                         f"days present: {', '.join(mind_behaviors.days)}")
-    with mlflow_tracking.asset_run(context, data_version=version):
+    with mlflow_tracking.asset_run(context) as run:
+        version = run.data.tags["data.version"]  # the version mind_behaviors was built from
+        if day not in mind_behaviors.days:
+            raise ValueError(f"partition {day} has no impressions in data version {version}; "
+                             f"days present: {', '.join(mind_behaviors.days)}")
         log = mind_behaviors.select_days([day])
         ctr = float((log.impressions["label"] == 1).mean())
         mlflow.log_metrics({"n_impressions": len(log.histories), "n_candidates": len(log.impressions), "ctr": ctr})

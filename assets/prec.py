@@ -9,7 +9,7 @@ from orchestration.model_registry import RegisteredModel, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.settings import cache_dir, model_dir
-from serving.prec_models import NewsEncoderModel, UserEncoderModel
+from serving.prec_models import NewsEncoderPyfunc, UserEncoderPyfunc
 from training.data.prepared import BehaviorLog, load_user_profiles
 from training.embedding_table import EmbeddingTable
 
@@ -41,18 +41,17 @@ class UserEncoderConfig(Config):
 
 
 def _metric_name(key: str) -> str:
-    return key.replace("/", "_").replace("@", "_at_")
+    return key.replace("/", "_")
 
 
 @asset(group_name="prec", kinds={"pytorch", "mlflow"})
 def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind_news: pd.DataFrame,
-                 dvc_data: DvcData, mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
+                 mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
     """PREC news pre-trainer (MNTP + NVA + NCP) on the catalogue, registered as ``news_encoder``."""
     from training.prec import NewsPretrainConfig, ProbeConfig, category_probe, train_news_encoder
 
     params = NewsPretrainConfig.from_dict({**config.model_dump(), "views": tuple(config.views)})
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
-                                   params=params.to_dict()) as run:
+    with mlflow_tracking.asset_run(context, params=params.to_dict()) as run:
         out = model_dir("news_encoder", None, context.run.run_id)
         result = train_news_encoder(mind_news, params, out / "encoder", loggers=[mlflow_tracking.lightning_logger(run)])
         mlflow.log_metrics({_metric_name(k): v for k, v in result.metrics.items()})
@@ -60,7 +59,7 @@ def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind
         probe_md = probe.to_markdown(index=False, floatfmt=".4f")
         mlflow.log_text(probe_md, "probe.md")
         mlflow.log_metrics({f"probe_acc_{r.representation}": float(r.accuracy) for r in probe.itertuples()})
-        model = log_and_register("news_encoder", NewsEncoderModel(), {"encoder_dir": str(result.encoder_dir)},
+        model = log_and_register("news_encoder", NewsEncoderPyfunc(), {"encoder_dir": str(result.encoder_dir)},
                                  local_dir=result.encoder_dir, content_version=result.model_version,
                                  input_example=mind_news.head(2))
     context.log.info(f"linear probe of news vectors (category accuracy):\n{probe_md}")
@@ -74,11 +73,11 @@ def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind
 
 @asset(group_name="prec", kinds={"numpy"})
 def news_embeddings(context: AssetExecutionContext, news_encoder: RegisteredModel, mind_news: pd.DataFrame,
-                    dvc_data: DvcData, mlflow_tracking: MlflowTracking) -> Output[EmbeddingTable]:
+                    mlflow_tracking: MlflowTracking) -> Output[EmbeddingTable]:
     """One vector per catalogue news, encoded once: cached by content hash and encoder version."""
     from training.prec import encode_news, plot_news_tsne
 
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False)):
+    with mlflow_tracking.asset_run(context):
         vectors, stats = encode_news(news_encoder.local_dir, mind_news, cache_dir("news_vectors"))
         mlflow.log_metrics({"n_total": stats.n_total, "n_encoded": stats.n_encoded, "n_cached": stats.n_cached,
                             "seconds": stats.seconds, "news_per_second": stats.news_per_second})
@@ -106,8 +105,7 @@ def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind
         raise ValueError(f"no impressions before {day}: the user encoder of a partition trains on earlier days; "
                          f"days present: {', '.join(mind_behaviors.days)}")
     params = UserPretrainConfig.from_dict(config.model_dump())
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False),
-                                   params=params.to_dict()) as run:
+    with mlflow_tracking.asset_run(context, params=params.to_dict()) as run:
         out = model_dir("user_encoder", day, context.run.run_id)
         result = train_user_encoder(past.histories, news_embeddings, params, out / "encoder",
                                     user_profiles=load_user_profiles(dvc_data.prepared_path),
@@ -115,7 +113,7 @@ def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind
         mlflow.log_metrics({_metric_name(k): v for k, v in result.metrics.items()})
         mlflow.log_metrics({"n_unknown_clicks": result.n_unknown_clicks, "n_clicks": result.n_clicks})
         news_vectors = news_embeddings.save(out / "news_vectors")
-        model = log_and_register("user_encoder", UserEncoderModel(),
+        model = log_and_register("user_encoder", UserEncoderPyfunc(),
                                  {"encoder_dir": str(result.encoder_dir), "news_vectors": str(news_vectors)},
                                  local_dir=result.encoder_dir, content_version=result.model_version)
     return Output(model, metadata={
@@ -134,7 +132,7 @@ def user_embeddings(context: AssetExecutionContext, user_encoder: RegisteredMode
     from training.prec import encode_users
 
     day = context.partition_key
-    with mlflow_tracking.asset_run(context, data_version=dvc_data.data_version(verify=False)):
+    with mlflow_tracking.asset_run(context):
         known = mind_behaviors.histories[mind_behaviors.histories["day"] <= day]
         vectors = encode_users(user_encoder.local_dir, known, news_embeddings, as_of_day=day,
                                user_profiles=load_user_profiles(dvc_data.prepared_path))

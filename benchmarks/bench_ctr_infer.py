@@ -17,8 +17,9 @@ import warnings
 
 import torch
 
+import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from training.ctr import CtrConfig, CtrPredictor, FeatureSpace, build_model
-from training.ctr.synthetic import SyntheticCtrConfig, make_synthetic_ctr_data
 
 
 def _rate(fn, candidates_per_call: int, min_seconds: float, min_calls: int = 3) -> float:

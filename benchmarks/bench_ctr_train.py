@@ -21,9 +21,10 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
+import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from training.ctr import CtrConfig, CtrLightningModule, FeatureSpace, build_model
 from training.ctr.dataset import make_loader
-from training.ctr.synthetic import SyntheticCtrConfig, make_synthetic_ctr_data
 
 
 class _EpochTimer(L.Callback):

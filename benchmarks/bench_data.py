@@ -5,8 +5,9 @@ import argparse
 
 import pandas as pd
 
+import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+from builders.prec import synthetic_news
 from training.data.mind_reader import read_news
-from training.prec.synthetic import synthetic_news
 
 
 def load_news(args: argparse.Namespace) -> pd.DataFrame:

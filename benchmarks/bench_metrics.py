@@ -15,7 +15,7 @@ import time
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from training.metrics.ranking import impression_metrics, mind_metrics
+from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS, impression_metrics, mind_metrics
 
 
 def make_impressions(n_candidates: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def _reference_order(y_score: np.ndarray) -> np.ndarray:
 
 
 def loop_metrics(ids: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per-impression (auc, mrr, ndcg@5, ndcg@10) rows with the official evaluate.py formulas."""
+    """Per-impression ``METRIC_KEYS`` rows (auc, mrr, ndcg5, ndcg10) with the official evaluate.py formulas."""
     def dcg(y_true, y_score, k):
         y = np.take(y_true, _reference_order(y_score)[:k])
         return np.sum((2 ** y - 1) / np.log2(np.arange(len(y)) + 2))
@@ -92,12 +92,12 @@ def main() -> None:
     ref = loop_metrics(*sub)
     loop_s = time.perf_counter() - t0
 
-    got = impression_metrics(*sub)[["auc", "mrr", "ndcg@5", "ndcg@10"]].to_numpy()
+    got = impression_metrics(*sub)[list(METRIC_KEYS)].to_numpy()
     max_diff = float(np.nanmax(np.abs(got - ref)))
     agree = np.array_equal(np.isnan(got), np.isnan(ref)) and max_diff <= 1e-9
     if cut == ids.size:
         means = np.nanmean(ref, axis=0)
-        mean_diff = float(np.max(np.abs(means - [vec.auc, vec.mrr, vec.ndcg5, vec.ndcg10])))
+        mean_diff = float(np.max(np.abs(means - [getattr(vec, key) for key in METRIC_KEYS])))
         agree = agree and mean_diff <= 1e-9
     else:
         mean_diff = math.nan
@@ -114,7 +114,7 @@ def main() -> None:
     print(f"agreement on {cut:,} candidates: max |per-impression diff| = {max_diff:.2e}, "
           f"max |mean diff| = {'n/a (subset)' if math.isnan(mean_diff) else f'{mean_diff:.2e}'} -> "
           f"{'OK' if agree else 'MISMATCH'}")
-    print(f"metrics: AUC {vec.auc:.4f}  MRR {vec.mrr:.4f}  nDCG@5 {vec.ndcg5:.4f}  nDCG@10 {vec.ndcg10:.4f}")
+    print("metrics: " + "  ".join(f"{METRIC_LABELS[key]} {getattr(vec, key):.4f}" for key in METRIC_KEYS))
     if not agree:
         raise SystemExit(1)
 

@@ -54,6 +54,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from training.data.mind_reader import read_behaviors
+    from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS
     from training.metrics.submission import read_prediction_file, score_prediction
 
     impressions, _, validation = read_behaviors(args.truth)
@@ -67,8 +68,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps(metrics.as_dict()))
     else:
         d = metrics.as_dict()
-        print(f"AUC {d['auc']:.4f}  MRR {d['mrr']:.4f}  nDCG@5 {d['ndcg@5']:.4f}  nDCG@10 {d['ndcg@10']:.4f}  "
-              f"({d['n_impressions']} impressions, {d['n_auc_skipped']} without both classes skipped for AUC)")
+        print("  ".join(f"{METRIC_LABELS[key]} {d[key]:.4f}" for key in METRIC_KEYS)
+              + f"  ({d['n_impressions']} impressions, {d['n_auc_skipped']} without both classes skipped for AUC)")
     return 0
 
 
@@ -80,9 +81,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from newsforge.predict import predict_folder
+    from newsforge.predict import UnknownModelError, predict_folder
 
-    n = predict_folder(args.model, args.data, args.out, tracking_uri=args.tracking_uri)
+    try:
+        n = predict_folder(args.model, args.data, args.out, tracking_uri=args.tracking_uri)
+    except UnknownModelError as err:  # one line naming what was asked for and what the registry holds
+        print(f"newsforge predict: {err}", file=sys.stderr)
+        return 1
     print(f"wrote {n} impressions to {args.out}")
     return 0
 

@@ -9,9 +9,7 @@ from orchestration.lineage import EXPERIMENT_PREFIX, latest_finished_run
 from orchestration.settings import default_tracking_uri, prepared_dir
 from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
-from training.metrics.ranking import format_metrics_table
-
-METRIC_KEYS = {"auc": "auc", "mrr": "mrr", "ndcg@5": "ndcg_at_5", "ndcg@10": "ndcg_at_10"}
+from training.metrics.ranking import METRIC_KEYS, format_metrics_table
 
 
 def _latest_artifact(client: MlflowClient, asset: str, partition: str | None, path: str) -> str | None:
@@ -31,9 +29,8 @@ def partition_rows(client: MlflowClient, partition: str) -> dict[str, dict[str, 
         if not exp.name.startswith(EXPERIMENT_PREFIX):
             continue
         run = latest_finished_run(client, exp.experiment_id, partition)
-        if run and all(k in run.data.metrics for k in METRIC_KEYS.values()):
-            rows[exp.name.removeprefix(EXPERIMENT_PREFIX)] = {
-                name: run.data.metrics[key] for name, key in METRIC_KEYS.items()}
+        if run and all(k in run.data.metrics for k in METRIC_KEYS):
+            rows[exp.name.removeprefix(EXPERIMENT_PREFIX)] = {key: run.data.metrics[key] for key in METRIC_KEYS}
     return rows
 
 

@@ -1,10 +1,7 @@
 """The newsforge code location (``[tool.dagster] module_name``): assets, resources, jobs, schedules, sensors."""
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions
 
-import assets.baselines
-import assets.ctr
-import assets.data
-import assets.prec
+from assets import ALL_ASSETS
 from orchestration.io_manager import NewsforgeIOManager
 from orchestration.jobs import daily_job, data_job
 from orchestration.resources import DvcData, MlflowTracking
@@ -12,7 +9,7 @@ from orchestration.schedules import daily_schedule
 from orchestration.sensors import data_version_sensor
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets.data, assets.baselines, assets.prec, assets.ctr]),
+    assets=ALL_ASSETS,
     resources={
         "io_manager": NewsforgeIOManager(),
         "dvc_data": DvcData(),

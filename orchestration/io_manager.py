@@ -2,8 +2,10 @@
 
 Layout: unpartitioned assets use the partition folder ``all``. A DataFrame is ``table.parquet``; a
 :class:`BehaviorLog` is ``impressions.parquet`` + ``histories.parquet``; an :class:`EmbeddingTable` is
-``vectors.npy`` + ``ids.parquet``; anything else is ``value.pickle``. Each value is written into a
-staging folder and swapped in, so a crash mid-write leaves the previous value intact.
+``vectors.npy`` + ``ids.parquet``; anything else is ``value.pickle``. Beside the value, ``lineage.json``
+records the MLflow run and data version that wrote it (see :mod:`orchestration.lineage`). Value and sidecar
+are written into a staging folder and swapped in together, so a crash mid-write leaves the previous value
+and its lineage intact, and a reader never sees one without the other.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from orchestration.lineage import Lineage, LineageError, announce_input, take_output
 from orchestration.settings import newsforge_home
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
@@ -25,25 +28,40 @@ UNPARTITIONED = "all"
 class NewsforgeIOManager(ConfigurableIOManager):
     base_dir: str = str(newsforge_home() / "assets")
 
-    def _dir(self, context: InputContext | OutputContext) -> Path:
-        partition = context.asset_partition_key if context.has_asset_partitions else UNPARTITIONED
-        return Path(self.base_dir, *context.asset_key.path, partition)
+    def value_dir(self, asset: str, partition: str | None) -> Path:
+        """Where the value of ``asset`` for ``partition`` (None: unpartitioned) is stored."""
+        return Path(self.base_dir, *asset.split("/"), partition or UNPARTITIONED)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        target = self._dir(context)
+        asset = context.asset_key.to_user_string()
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        lineage = take_output(context.run_id, asset, partition)
+        if lineage is None:
+            raise LineageError(f"asset {asset} returned a value without opening its MLflow run "
+                               f"(MlflowTracking.asset_run), so its lineage is unknown")
+        target = self.value_dir(asset, partition)
         with staged_dir(target) as staging:
             _write(obj, staging)
+            lineage.write(staging)
         context.add_output_metadata({"path": str(target)})
 
     def load_input(self, context: InputContext) -> Any:
         if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
             raise NotImplementedError("load one partition at a time")
-        source = self._dir(context)
+        asset = context.asset_key.to_user_string()
+        source = self.value_dir(asset, context.asset_partition_key if context.has_asset_partitions else None)
         if not source.exists():
-            raise FileNotFoundError(
-                f"no stored value for asset {context.asset_key.to_user_string()} at {source}: materialise it first"
-            )
-        return _read(source)
+            raise FileNotFoundError(f"no stored value for asset {asset} at {source}: materialise it first")
+        for _ in range(5):  # a concurrent run may swap the folder between the two reads: read again
+            lineage = Lineage.read(source)
+            value = _read(source)
+            if Lineage.read(source) == lineage:
+                break
+        else:
+            raise LineageError(f"{source} kept changing while it was read; try again")
+        step = context.step_context
+        announce_input(step.run_id, step.step.key, lineage)
+        return value
 
 
 def _write(obj: Any, directory: Path) -> None:

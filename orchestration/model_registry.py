@@ -1,20 +1,28 @@
-"""Registered models: log a pyfunc model in the current MLflow run, register it, move aliases safely.
+"""Registered models: log a pyfunc model in the current MLflow run, register it, read and move aliases.
 
-Aliases follow the design card: every new version gets ``candidate``; ``champion`` moves only when a
-blocking asset check passes. A crash before that leaves every alias where it was.
+Every logged model carries the project code it needs (``code_paths``: the ``training`` and ``serving``
+packages) and pinned requirements, so ``mlflow.pyfunc.load_model`` works from any checkout. Which
+alias moves when is decided by :mod:`orchestration.champion_gate` for gated models.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from orchestration.settings import project_root
+
 CANDIDATE = "candidate"
 CHAMPION = "champion"
+#: The project packages a logged model imports at load time (copied into the model with ``code_paths``).
+MODEL_CODE = ("training", "serving")
+#: Distributions the model code imports when loaded; pinned to the versions that logged it.
+MODEL_REQUIREMENTS = ("torch", "lightning", "transformers", "tokenizers", "numpy", "pandas", "pyarrow",
+                      "scikit-learn", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -28,22 +36,39 @@ class RegisteredModel:
     content_version: str  # hash of the weights, e.g. the PREC encoders' model_version
 
 
+def model_requirements() -> list[str]:
+    """``name==version`` of each installed distribution in ``MODEL_REQUIREMENTS``."""
+    pins = []
+    for dist in MODEL_REQUIREMENTS:
+        try:
+            pins.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
 def log_and_register(name: str, python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, str], *,
-                     local_dir: str | Path, content_version: str, signature=None,
-                     input_example=None) -> RegisteredModel:
-    """Log ``python_model`` under the active run, register it as a new version of ``name`` and tag it
-    ``candidate``."""
+                     local_dir: str | Path, content_version: str, signature=None, input_example=None,
+                     candidate_alias: bool = True) -> RegisteredModel:
+    """Log ``python_model`` under the active run and register it as a new version of ``name``.
+
+    ``candidate_alias``: point ``candidate`` at the new version now (ungated models). Gated models pass
+    False: the champion gate moves ``candidate`` and ``champion`` together once its check is emitted.
+    """
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_and_register needs an active MLflow run")
+    root = project_root()
     info = mlflow.pyfunc.log_model(name=name, python_model=python_model, artifacts=artifacts,
                                    signature=signature, input_example=input_example,
-                                   registered_model_name=name, pip_requirements=["newsforge"],
+                                   registered_model_name=name, pip_requirements=model_requirements(),
+                                   code_paths=[str(root / package) for package in MODEL_CODE],
                                    await_registration_for=60)
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(name, version, "content_version", content_version)
-    client.set_registered_model_alias(name, CANDIDATE, version)
+    if candidate_alias:
+        client.set_registered_model_alias(name, CANDIDATE, version)
     return RegisteredModel(name, version, run.info.run_id, str(local_dir), content_version)
 
 
@@ -57,32 +82,3 @@ def alias_version(name: str, alias: str) -> str | None:
 
 def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The champion comparison of one new version on one validation set."""
-
-    candidate_version: str
-    candidate_metrics: dict
-    champion_version: str | None     # the champion before the decision
-    champion_metrics: dict | None
-    passed: bool                     # True: the candidate beat the champion (or there was none) and is champion now
-
-    @property
-    def new_champion(self) -> str | None:
-        return self.candidate_version if self.passed else self.champion_version
-
-
-def gate_champion(name: str, candidate_version: str, evaluate: Callable[[str], dict],
-                  metric: str = "auc") -> GateDecision:
-    """Score the candidate and the current champion with ``evaluate(version)`` on the same data and move
-    ``champion`` to the candidate only if it is strictly better on ``metric``. Any error leaves aliases as
-    they were."""
-    champion = alias_version(name, CHAMPION)
-    candidate_metrics = evaluate(candidate_version)
-    champion_metrics = evaluate(champion) if champion else None
-    passed = champion_metrics is None or candidate_metrics[metric] > champion_metrics[metric]
-    if passed:
-        set_alias(name, CHAMPION, candidate_version)
-    return GateDecision(candidate_version, candidate_metrics, champion, champion_metrics, passed)

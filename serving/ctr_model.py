@@ -49,7 +49,7 @@ def tables_from_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return imps, hist
 
 
-class CtrModel(PythonModel):
+class CtrPyfunc(PythonModel):
     """A registered ``ctr_model`` version: the CtrPredictor artefact plus the news catalogue it knew."""
 
     def load_context(self, context: PythonModelContext) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 
-class NewsEncoderModel(PythonModel):
+class NewsEncoderPyfunc(PythonModel):
     """Input: news rows (news_id, title, abstract, title_entities, ...); output: one vector per row."""
 
     def load_context(self, context: PythonModelContext) -> None:
@@ -20,7 +20,7 @@ class NewsEncoderModel(PythonModel):
         return news_vectors(self.encoder, model_input, progress=False)
 
 
-class UserEncoderModel(PythonModel):
+class UserEncoderPyfunc(PythonModel):
     """Input: histories rows (user_id, day, history); output: one vector per user from the latest history
     (the frozen news-vector table it was trained with is bundled as the ``news_vectors`` artifact)."""
 

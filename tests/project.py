@@ -62,4 +62,5 @@ def make_project(root: Path, params: str = TINY_PARAMS) -> Path:
     run(["git", "commit", "-qm", "test project"], root)
     run(["dvc", "repro", "-q"], root)
     (root / ".newsforge" / "dagster").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(root / "orchestration" / "dagster.yaml", root / ".newsforge" / "dagster" / "dagster.yaml")
     return root

@@ -1,5 +1,6 @@
 """The `newsforge` console script: validation exit codes and MIND scoring against an independent computation."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def _independent_scores(behaviors: Path, scores_by_imp: dict[int, np.ndarray]) -
         mrrs.append(np.sum(np.take(y, order) / (np.arange(len(y)) + 1)) / np.sum(y))
         n5.append(dcg(y, s, 5) / dcg(y, y, 5))
         n10.append(dcg(y, s, 10) / dcg(y, y, 10))
-    return {"auc": np.mean(aucs), "mrr": np.mean(mrrs), "ndcg@5": np.mean(n5), "ndcg@10": np.mean(n10)}
+    return {"auc": np.mean(aucs), "mrr": np.mean(mrrs), "ndcg5": np.mean(n5), "ndcg10": np.mean(n10)}
 
 
 def test_score_json_agrees_with_independent_computation(demo_dir, tmp_path):
@@ -83,3 +84,51 @@ def test_score_rejects_a_malformed_prediction(demo_dir, tmp_path):
     (tmp_path / "p.txt").write_text(f"{first} [1,1]\n")
     proc = newsforge("score", str(demo_dir / "behaviors.tsv"), str(tmp_path / "p.txt"))
     assert proc.returncode == 2 and "p.txt" in proc.stderr and "line 1" in proc.stderr
+
+
+REGISTER_MODELS = """
+import mlflow
+from mlflow.tracking import MlflowClient
+
+
+class Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [0.5] * len(model_input)
+
+
+client = MlflowClient()
+mlflow.set_experiment(experiment_id=client.create_experiment("registry", artifact_location=ARTIFACTS))
+for name in ("ctr_model", "ctr_model", "news_encoder"):
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(name=name, python_model=Constant(), registered_model_name=name, pip_requirements=[])
+client.set_registered_model_alias("ctr_model", "champion", "1")
+client.set_registered_model_alias("ctr_model", "candidate", "2")
+"""
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> tuple[str, Path]:
+    """A local MLflow store (sqlite + artifacts under tmp): ctr_model v1 (champion), v2 (candidate), news_encoder v1."""
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    script = f"ARTIFACTS = {(root / 'artifacts').as_uri()!r}\n" + REGISTER_MODELS
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr
+    return uri, root
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("ctr_model@nope", "ctr_model has no alias 'nope'; aliases: candidate -> v2, champion -> v1"),
+    ("ctr_model@7", "ctr_model has no version 7; versions: 1, 2"),
+    ("x@champion", "no registered model 'x'; registered: ctr_model, news_encoder"),
+])
+def test_predict_names_what_the_registry_holds(registry, demo_dir, spec, message):
+    uri, root = registry
+    proc = subprocess.run([str(BIN / "newsforge"), "predict", "--model", spec, "--data", str(demo_dir),
+                           "--out", str(root / "prediction.txt"), "--tracking-uri", uri],
+                          cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NEWSFORGE_HOME": str(root / "home")})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [f"newsforge predict: {message}"]
+    assert not (root / "prediction.txt").exists()

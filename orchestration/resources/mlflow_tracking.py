@@ -1,8 +1,9 @@
 """MLflow tracking for asset materialisations: one experiment per asset, one run per materialisation.
 
 Every run carries the lineage tags of the design card: ``dagster.run_id``, ``dagster.asset``,
-``dagster.partition``, ``data.version``, ``git.commit`` and ``upstream.<asset>.run_id`` (the latest
-finished run of each upstream asset for the same partition, or the latest at all for unpartitioned ones).
+``dagster.partition``, ``data.version``, ``git.commit``, ``git.dirty`` and ``upstream.<asset>.run_id``.
+The upstream run ids and the data version come from the lineage records of the values the step actually
+loaded (see :mod:`orchestration.lineage`), never from a search for "the latest run".
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import mlflow
 from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
 from mlflow.tracking import MlflowClient
 
-from orchestration.lineage import EXPERIMENT_PREFIX, code_version, latest_finished_run
+from orchestration.lineage import (
+    EXPERIMENT_PREFIX, Lineage, announce_output, code_version, inputs_data_version, loaded_inputs,
+)
 from orchestration.settings import default_tracking_uri, newsforge_home
 
 
@@ -67,11 +70,18 @@ class MlflowTracking(ConfigurableResource):
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     @contextmanager
-    def asset_run(self, context: AssetExecutionContext, *, data_version: str,
+    def asset_run(self, context: AssetExecutionContext, *, data_version: str | None = None,
                   params: dict | None = None) -> Iterator[mlflow.ActiveRun]:
-        """Start the MLflow run of this materialisation, tagged with its lineage; fails the run on error."""
+        """Start the MLflow run of this materialisation, tagged with its lineage; fails the run on error.
+
+        ``data_version``: given by the data assets (read from ``dvc.lock``); every other asset leaves it out
+        and gets the version its loaded inputs were built from (an error if they disagree).
+        """
         asset_name = context.asset_key.to_user_string()
         partition = context.partition_key if context.assets_def.partitions_def is not None else None
+        inputs = loaded_inputs(context.run.run_id, context.get_step_execution_context().step.key)
+        if data_version is None:
+            data_version = inputs_data_version(inputs)
         client = self.configure()
         experiment_id = self.experiment_id(client, asset_name)
         commit, dirty = code_version()
@@ -82,16 +92,8 @@ class MlflowTracking(ConfigurableResource):
             "data.version": data_version,
             "git.commit": commit,
             "git.dirty": str(dirty).lower(),
+            **{f"upstream.{name}.run_id": lineage.mlflow_run_id for name, lineage in inputs.items()},
         }
-        partitioned_upstream = {k for k in context.assets_def.keys_by_input_name.values()
-                                if self._is_partitioned(context, k)}
-        for key in context.assets_def.keys_by_input_name.values():
-            name = key.to_user_string()
-            exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + name)
-            upstream = exp and latest_finished_run(client, exp.experiment_id,
-                                                   partition if key in partitioned_upstream else None)
-            if upstream:
-                tags[f"upstream.{name}.run_id"] = upstream.info.run_id
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{asset_name}:{partition or 'all'}",
                               tags=tags) as run:
             if params:
@@ -103,10 +105,4 @@ class MlflowTracking(ConfigurableResource):
                 "git_commit": commit,
             }, output_name="result")
             yield run
-
-    @staticmethod
-    def _is_partitioned(context: AssetExecutionContext, key) -> bool:
-        try:
-            return context.repository_def.asset_graph.get(key).partitions_def is not None
-        except Exception:  # noqa: BLE001 - an upstream outside this repository counts as unpartitioned
-            return False
+            announce_output(Lineage(asset_name, partition, run.info.run_id, data_version, context.run.run_id))

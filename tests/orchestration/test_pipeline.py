@@ -1,5 +1,6 @@
 """A real Dagster materialisation (the `dagster` CLI) over real DVC data, checked in the real MLflow store."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -96,3 +97,53 @@ def test_documented_command_works_after_activation(project):
     proc = run(["bash", "-c", f"source {activate} && dagster asset materialize --select popularity_baseline "
                 f"--partition {PARTITION}"], project)
     assert "RUN_SUCCESS" in proc.stdout + proc.stderr
+
+
+def _dvc_version(root) -> str:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    out = next(o for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/prepared")
+    return out["md5"].removesuffix(".dir")
+
+
+def _run_of(client, asset, dagster_run_id):
+    exp = client.get_experiment_by_name(f"newsforge/{asset}")
+    runs = client.search_runs([exp.experiment_id], f"tags.`dagster.run_id` = '{dagster_run_id}'")
+    assert len(runs) == 1, (asset, dagster_run_id, runs)
+    return runs[0]
+
+
+def _dagster_run_id(proc) -> str:
+    """The run id in the CLI's RUN_SUCCESS log line."""
+    match = re.search(r" - ([0-9a-f-]{36}) - \d+ - RUN_SUCCESS", proc.stdout + proc.stderr)
+    assert match, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return match[1]
+
+
+def test_lineage_names_the_producers_of_the_loaded_values(tmp_path):
+    """Materialise A, then B, then change the data version, then a downstream asset of A: its parents are
+    A's producers and its data version is the one its inputs were built from, not the newest of either."""
+    root = make_project(tmp_path)
+    a, b = "2019-11-10", "2019-11-11"
+
+    def materialize(select, partition=None):
+        proc = run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", select,
+                    *(["--partition", partition] if partition else [])], root)
+        return _dagster_run_id(proc)
+
+    first = materialize("mind_behaviors")
+    run_a = materialize("impressions", a)
+    materialize("impressions", b)
+    old_version = _dvc_version(root)
+    (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("seed: 7", "seed: 8"))
+    run(["dvc", "repro", "-q"], root)  # a new data version; mind_behaviors is not rematerialised
+    assert _dvc_version(root) != old_version
+    downstream = materialize("popularity_baseline", a)
+
+    client = _client(root)
+    tags = _run_of(client, "popularity_baseline", downstream).data.tags
+    assert tags["upstream.impressions.run_id"] == _run_of(client, "impressions", run_a).info.run_id
+    assert tags["upstream.mind_behaviors.run_id"] == _run_of(client, "mind_behaviors", first).info.run_id
+    assert tags["data.version"] == old_version
+    sidecar = json.loads((root / ".newsforge" / "assets" / "popularity_baseline" / a / "lineage.json").read_text())
+    assert sidecar["mlflow_run_id"] == _run_of(client, "popularity_baseline", downstream).info.run_id
+    assert sidecar["data_version"] == old_version and sidecar["partition"] == a

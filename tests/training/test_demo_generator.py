@@ -127,7 +127,7 @@ def test_profiles_probabilities_and_report(tiny):
     assert DemoConfig.from_dict(saved.config) == DemoConfig.tiny()
     assert [d["day"] for d in report.days] == ["2019-11-09", "2019-11-10", "2019-11-11"]
     for d in report.days:
-        assert {"auc", "mrr", "ndcg@5", "ndcg@10", "n_impressions"} <= set(d["ceiling"])
+        assert {"auc", "mrr", "ndcg5", "ndcg10", "n_impressions"} <= set(d["ceiling"])
         assert d["ceiling"]["n_impressions"] == d["n_impressions"] == 100
     assert report.counts["clicks"] == int(np.sum(table["label"]))
 

@@ -57,7 +57,7 @@ def ref_impression_metrics(ids, labels, scores) -> pd.DataFrame:
         rows.append((ref_auc(y, s), ref_mrr(y, s), ref_ndcg(y, s, 5), ref_ndcg(y, s, 10), b - a, int(y.sum())))
         index.append(ids[a])
     return pd.DataFrame(rows, index=pd.Index(index, name="impression_id"),
-                        columns=["auc", "mrr", "ndcg@5", "ndcg@10", "n_candidates", "n_clicks"])
+                        columns=["auc", "mrr", "ndcg5", "ndcg10", "n_candidates", "n_clicks"])
 
 
 def random_impressions(seed: int, n_impressions: int, ties: bool):
@@ -81,7 +81,7 @@ def assert_frames_match(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert got.index.equals(want.index)
     for col in ("n_candidates", "n_clicks"):
         np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy())
-    for col in ("auc", "mrr", "ndcg@5", "ndcg@10"):
+    for col in ("auc", "mrr", "ndcg5", "ndcg10"):
         np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=0, atol=1e-9, equal_nan=True)
         np.testing.assert_array_equal(np.isnan(got[col].to_numpy()), np.isnan(want[col].to_numpy()))
 
@@ -97,8 +97,8 @@ def test_matches_official_loop(seed, ties):
     got = mind_metrics(ids, labels, scores)
     assert got.auc == pytest.approx(want["auc"].mean(), abs=1e-9)  # pandas mean skips NaN
     assert got.mrr == pytest.approx(want["mrr"].mean(), abs=1e-9)
-    assert got.ndcg5 == pytest.approx(want["ndcg@5"].mean(), abs=1e-9)
-    assert got.ndcg10 == pytest.approx(want["ndcg@10"].mean(), abs=1e-9)
+    assert got.ndcg5 == pytest.approx(want["ndcg5"].mean(), abs=1e-9)
+    assert got.ndcg10 == pytest.approx(want["ndcg10"].mean(), abs=1e-9)
     assert got.n_impressions == len(want)
     assert got.n_candidates == ids.size
     assert got.n_auc_skipped == int(want["auc"].isna().sum())
@@ -135,11 +135,11 @@ def test_hand_worked_example():
     ndcg30 = (1 + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert df.loc[10, "auc"] == pytest.approx(0.25)
     assert df.loc[10, "mrr"] == pytest.approx(0.5)
-    assert df.loc[10, "ndcg@5"] == pytest.approx(1 / math.log2(3))
-    assert df.loc[20, ["auc", "mrr", "ndcg@5", "ndcg@10"]].isna().all()
+    assert df.loc[10, "ndcg5"] == pytest.approx(1 / math.log2(3))
+    assert df.loc[20, ["auc", "mrr", "ndcg5", "ndcg10"]].isna().all()
     assert df.loc[30, "auc"] == pytest.approx(0.5)
     assert df.loc[30, "mrr"] == pytest.approx(0.625)
-    assert df.loc[30, "ndcg@10"] == pytest.approx(ndcg30)
+    assert df.loc[30, "ndcg10"] == pytest.approx(ndcg30)
     assert df["n_candidates"].tolist() == [3, 2, 4] and df["n_clicks"].tolist() == [1, 0, 2]
 
     m = mind_metrics(ids, labels, scores)
@@ -154,8 +154,8 @@ def test_ndcg5_cuts_off_after_rank_5():
     labels = [0, 0, 0, 0, 0, 1, 0]
     scores = [7, 6, 5, 4, 3, 2, 1]
     df = impression_metrics([1] * 7, labels, scores)
-    assert df.loc[1, "ndcg@5"] == 0.0
-    assert df.loc[1, "ndcg@10"] == pytest.approx(1 / math.log2(7))
+    assert df.loc[1, "ndcg5"] == 0.0
+    assert df.loc[1, "ndcg10"] == pytest.approx(1 / math.log2(7))
     assert df.loc[1, "mrr"] == pytest.approx(1 / 6)
 
 
@@ -231,7 +231,7 @@ def test_rank_within_impressions_matches_stable_argsort():
 
 def test_as_dict_keys():
     d = mind_metrics([1, 1], [1, 0], [0.9, 0.1]).as_dict()
-    assert list(d) == ["auc", "mrr", "ndcg@5", "ndcg@10", "n_impressions", "n_candidates",
+    assert list(d) == ["auc", "mrr", "ndcg5", "ndcg10", "n_impressions", "n_candidates",
                        "n_auc_skipped", "n_no_click"]
     assert d["auc"] == 1.0 and d["n_candidates"] == 2
 
@@ -239,10 +239,10 @@ def test_as_dict_keys():
 def test_format_metrics_table():
     m = MindMetrics(auc=0.68123, mrr=0.33333, ndcg5=0.36, ndcg10=math.nan, n_impressions=1,
                     n_candidates=2, n_auc_skipped=0, n_no_click=0)
-    table = format_metrics_table({"nrms": m, "pop|ular": {"auc": 0.5, "mrr": 0.25, "ndcg@5": 0.1, "ndcg@10": 0.2}})
+    table = format_metrics_table({"nrms": m, "pop|ular": {"auc": 0.5, "mrr": 0.25, "ndcg5": 0.1, "ndcg10": 0.2}})
     lines = table.strip().splitlines()
     assert lines[0] == "| name | AUC | MRR | nDCG@5 | nDCG@10 |"
     assert lines[2] == "| nrms | 0.6812 | 0.3333 | 0.3600 | n/a |"
     assert lines[3] == r"| pop\|ular | 0.5000 | 0.2500 | 0.1000 | 0.2000 |"
-    with pytest.raises(KeyError, match="ndcg@10"):
-        format_metrics_table({"x": {"auc": 0.5, "mrr": 0.2, "ndcg@5": 0.1}})
+    with pytest.raises(KeyError, match="ndcg10"):
+        format_metrics_table({"x": {"auc": 0.5, "mrr": 0.2, "ndcg5": 0.1}})

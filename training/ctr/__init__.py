@@ -8,13 +8,15 @@ Typical use::
     scores = CtrPredictor.load(result.artefact_dir).score(imps, histories, news)
 """
 from training.ctr import dcn, deepfm, pnn  # noqa: F401  (register the models)
-from training.ctr.base_model import MODEL_REGISTRY, CtrModel, build_model, register_model
+from training.ctr.base_model import CtrModel
 from training.ctr.config import PREC_VARIANTS, CtrConfig
 from training.ctr.features import FIELD_NAMES, CtrData, CtrFeatures, FeatureSpace
-from training.ctr.lightning_module import METRIC_KEYS, CtrLightningModule, ranking_metrics
+from training.ctr.lightning_module import CtrLightningModule, ranking_metrics
 from training.ctr.predict import CtrPredictor
+from training.ctr.registry import MODEL_REGISTRY, build_model, register_model
 from training.ctr.train import CtrTrainResult, train_ctr_model
 from training.ctr.vocabulary import OOV, PAD, Vocabulary
+from training.metrics.ranking import METRIC_KEYS
 
 __all__ = [
     "FIELD_NAMES", "METRIC_KEYS", "MODEL_REGISTRY", "OOV", "PAD", "PREC_VARIANTS",

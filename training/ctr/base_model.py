@@ -10,18 +10,6 @@ from training.ctr.config import CtrConfig
 from training.ctr.layers import FeatureEmbedding, FrozenVectorProjection, MaskedMeanPooling
 from training.embedding_table import EmbeddingTable
 
-#: Model name (``CtrConfig.model``) → class; filled by ``register_model``.
-MODEL_REGISTRY: dict[str, type["CtrModel"]] = {}
-
-
-def register_model(name: str):
-    """Class decorator adding a ``CtrModel`` subclass to ``MODEL_REGISTRY`` under ``name``."""
-    def add(cls: type[CtrModel]) -> type[CtrModel]:
-        MODEL_REGISTRY[name] = cls
-        return cls
-    return add
-
-
 class CtrModel(nn.Module):
     """Embeds all fields into ``(B, num_fields, embedding_dim)``; subclasses implement ``interact``.
 
@@ -69,9 +57,3 @@ class CtrModel(nn.Module):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.interact(self.embed(batch))
-
-
-def build_model(config: CtrConfig, field_sizes: Mapping[str, int], news_vector_dim: int | None = None,
-                user_vector_dim: int | None = None) -> CtrModel:
-    """Instantiate ``MODEL_REGISTRY[config.model]``."""
-    return MODEL_REGISTRY[config.model](config, field_sizes, news_vector_dim, user_vector_dim)

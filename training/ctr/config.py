@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from training.ctr.registry import MODEL_REGISTRY
+
 #: PREC plug-in variants (paper Table 2): ``none`` = base, ``news`` = +NP, ``news+user`` = +NP+UP.
 PREC_VARIANTS = ("none", "news", "news+user")
 
@@ -35,8 +37,6 @@ class CtrConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        from training.ctr.base_model import MODEL_REGISTRY
-
         if self.model not in MODEL_REGISTRY:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODEL_REGISTRY)}")
         if self.prec not in PREC_VARIANTS:

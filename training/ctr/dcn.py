@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.ctr.base_model import CtrModel, register_model
+from training.ctr.base_model import CtrModel
 from training.ctr.layers import MLP, CrossNetwork
+from training.ctr.registry import register_model
 
 
 @register_model("dcn")

@@ -1,4 +1,4 @@
-"""Day-based CTR experiments: the train/validation split of a partition and the PREC Table-2 grid."""
+"""Day-based CTR experiments: the train / early-stopping / test split of a partition and the PREC Table-2 grid."""
 from __future__ import annotations
 
 import tempfile
@@ -10,62 +10,91 @@ import pandas as pd
 
 from training.ctr.config import CtrConfig
 from training.ctr.features import CtrData
-from training.ctr.train import train_ctr_model
+from training.ctr.lightning_module import ranking_metrics
+from training.ctr.predict import CtrPredictor
+from training.ctr.train import build_features, train_ctr_model
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
+from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS
 
 VARIANT_LABELS = {"none": "base", "news": "+NP", "news+user": "+NP+UP"}
-METRICS = {"auc": "auc", "mrr": "mrr", "ndcg@5": "ndcg5", "ndcg@10": "ndcg10"}
 
 
 @dataclass(frozen=True)
 class CtrSplit:
+    """Three disjoint slices of a partition's experiment.
+
+    ``train`` fits the weights, ``valid`` picks the epoch (early stopping), ``test`` is the partition day:
+    the gate slice and the slice Table 2 reports, seen by neither training nor epoch selection.
+    """
+
     train: BehaviorLog
     valid: BehaviorLog
+    test: BehaviorLog
     train_days: list[str]
+    valid_days: list[str]
 
-    def train_data(self, news: pd.DataFrame, news_vectors: EmbeddingTable | None,
-                   user_vectors: EmbeddingTable | None) -> CtrData:
-        return CtrData(self.train.impressions, self.train.histories, news, news_vectors, user_vectors)
-
-    def valid_data(self, news: pd.DataFrame, news_vectors: EmbeddingTable | None,
-                   user_vectors: EmbeddingTable | None) -> CtrData:
-        return CtrData(self.valid.impressions, self.valid.histories, news, news_vectors, user_vectors)
+    def data(self, part: str, news: pd.DataFrame, news_vectors: EmbeddingTable | None,
+             user_vectors: EmbeddingTable | None) -> CtrData:
+        """``part`` (``train``, ``valid`` or ``test``) as model input."""
+        log: BehaviorLog = getattr(self, part)
+        return CtrData(log.impressions, log.histories, news, news_vectors, user_vectors)
 
 
 def split_for_day(log: BehaviorLog, day: str, window_days: int, split: str = "chronological",
                   seed: int = 0) -> CtrSplit:
-    """Chronological: train on the ``window_days`` days before ``day``, validate on ``day``.
-    Random: the same days plus ``day``, split 4:1 by impression (seeded)."""
-    if window_days < 1:
-        raise ValueError(f"window_days must be >= 1, got {window_days}")
+    """Split the ``window_days`` days before ``day`` into train and early-stopping slices; ``day`` is the test.
+
+    Chronological (default): the window's last day early-stops, the days before it train: the model that
+    serves day D has seen up to D-1, and its epoch is chosen on the most recent day it could know.
+    Random: the window's impressions 4:1 by impression (seeded) into train and early stopping.
+    """
+    if window_days < 2:
+        raise ValueError(f"window_days must be >= 2 (training days plus one early-stopping day), got {window_days}")
     if day not in log.days:
         raise ValueError(f"no impressions on {day}; days present: {', '.join(log.days)}")
     before = log.before(day, window_days)
-    if before.histories.empty:
-        raise ValueError(f"no impressions before {day} to train on; days present: {', '.join(log.days)}")
+    test = log.select_days([day])
     if split == "chronological":
-        return CtrSplit(before, log.select_days([day]), before.days)
+        if len(before.days) < 2:
+            raise ValueError(f"the chronological split needs at least 2 days before {day} (training days and one "
+                             f"early-stopping day); days present: {', '.join(log.days)}")
+        train_days, valid_days = before.days[:-1], before.days[-1:]
+        return CtrSplit(log.select_days(train_days), log.select_days(valid_days), test, train_days, valid_days)
     if split != "random":
         raise ValueError(f"split must be 'chronological' or 'random', got {split!r}")
-    pool = log.select_days(before.days + [day])
-    ids = pool.histories["impression_id"].to_numpy()
+    ids = before.histories["impression_id"].to_numpy()
+    if len(ids) < 2:
+        raise ValueError(f"the random split needs at least 2 impressions before {day}; days present: "
+                         f"{', '.join(log.days)}")
     valid_ids = np.random.default_rng(seed).permutation(ids)[: max(1, len(ids) // 5)]
-    is_valid_imp = pool.impressions["impression_id"].isin(valid_ids)
-    is_valid_hist = pool.histories["impression_id"].isin(valid_ids)
+    is_valid_imp = before.impressions["impression_id"].isin(valid_ids)
+    is_valid_hist = before.histories["impression_id"].isin(valid_ids)
     return CtrSplit(
-        BehaviorLog(pool.impressions[~is_valid_imp].reset_index(drop=True), pool.histories[~is_valid_hist].reset_index(drop=True)),
-        BehaviorLog(pool.impressions[is_valid_imp].reset_index(drop=True), pool.histories[is_valid_hist].reset_index(drop=True)),
-        pool.days,
+        BehaviorLog(before.impressions[~is_valid_imp].reset_index(drop=True),
+                    before.histories[~is_valid_hist].reset_index(drop=True)),
+        BehaviorLog(before.impressions[is_valid_imp].reset_index(drop=True),
+                    before.histories[is_valid_hist].reset_index(drop=True)),
+        test, before.days, before.days,
     )
 
 
 def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTable, user_vectors: EmbeddingTable,
                 models: list[str], variants: list[str], seeds: list[int], base_params: dict,
                 log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train every (model, variant, seed) and return mean/std of the validation metrics per (model, variant)."""
+    """Train every (model, variant, seed), early-stopping on ``split.valid``, and return mean/std of the
+    metrics on ``split.test`` per (model, variant).
+
+    The feature tensors of the three splits are built once and shared by every run of the grid (the runs
+    differ in model, PREC variant and seed, none of which the features depend on).
+    """
     if not seeds:
         raise ValueError("at least one seed is required")
+    train = split.data("train", news, news_vectors, user_vectors)
+    valid = split.data("valid", news, news_vectors, user_vectors)
+    features = build_features(train, valid, CtrConfig.from_dict(base_params))
+    test_features = features.space.transform(split.data("test", news, news_vectors, user_vectors))
+    test_ids, test_labels = test_features.impression_id.numpy(), test_features.label.numpy()
     rows = []
     for model in models:
         for variant in variants:
@@ -73,14 +102,28 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
             for seed in seeds:
                 config = CtrConfig.from_dict({**base_params, "model": model, "prec": variant, "seed": seed})
                 with tempfile.TemporaryDirectory() as tmp:
-                    result = train_ctr_model(split.train_data(news, news_vectors, user_vectors),
-                                             split.valid_data(news, news_vectors, user_vectors), config, tmp)
-                runs.append({name: result.metrics[key] for name, key in METRICS.items()})
-                log(f"{model} {VARIANT_LABELS[variant]} seed {seed}: AUC {runs[-1]['auc']:.4f}")
+                    result = train_ctr_model(train, valid, config, tmp, features=features)
+                    scores = CtrPredictor.load(result.artefact_dir).score_features(
+                        test_features, news_embeddings=news_vectors, user_embeddings=user_vectors)
+                runs.append(ranking_metrics(test_ids, test_labels, scores))
+                log(f"{model} {VARIANT_LABELS[variant]} seed {seed}: test AUC {runs[-1]['auc']:.4f} "
+                    f"(early-stopping AUC {result.metrics['auc']:.4f}, epoch {result.best_epoch})")
             frame = pd.DataFrame(runs)
             row = {"model": model, "variant": variant, "variant_label": VARIANT_LABELS[variant], "n_seeds": len(seeds)}
-            for name in METRICS:
-                row[f"{name}_mean"] = float(frame[name].mean())
-                row[f"{name}_std"] = float(frame[name].std(ddof=1)) if len(frame) > 1 else 0.0
+            for key in METRIC_KEYS:
+                row[f"{key}_mean"] = float(frame[key].mean())
+                row[f"{key}_std"] = float(frame[key].std(ddof=1)) if len(frame) > 1 else 0.0
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def table2_markdown(table: pd.DataFrame, extra: dict[str, dict]) -> str:
+    """Markdown of the ``table2_grid`` table (mean ± std) followed by reference rows (single values)."""
+    lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS) + " |",
+             "|---|---|" + "---:|" * len(METRIC_KEYS)]
+    for r in table.to_dict("records"):
+        cells = [f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in METRIC_KEYS]
+        lines.append(f"| {r['model']} | {r['variant_label']} | " + " | ".join(cells) + " |")
+    for name, row in extra.items():
+        lines.append(f"| {name} | | " + " | ".join(f"{row[m]:.4f}" for m in METRIC_KEYS) + " |")
+    return "\n".join(lines) + "\n"

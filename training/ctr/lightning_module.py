@@ -10,14 +10,11 @@ from torch.nn import functional as F
 
 from training.ctr.base_model import CtrModel
 from training.ctr.config import CtrConfig
-from training.metrics.ranking import mind_metrics
-
-#: Keys of the validation metrics (MindMetrics attribute names; MLflow-safe).
-METRIC_KEYS = ("auc", "mrr", "ndcg5", "ndcg10")
+from training.metrics.ranking import METRIC_KEYS, mind_metrics
 
 
 def ranking_metrics(impression_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """``auc, mrr, ndcg5, ndcg10`` via ``mind_metrics``; rows are stably grouped by impression first."""
+    """``METRIC_KEYS`` via ``mind_metrics``; rows are stably grouped by impression first."""
     order = np.argsort(impression_ids, kind="stable")
     m = mind_metrics(impression_ids[order], labels[order], scores[order])
     return {key: float(getattr(m, key)) for key in METRIC_KEYS}

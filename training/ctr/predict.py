@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.ctr.base_model import CtrModel, build_model
+from training.ctr.base_model import CtrModel
 from training.ctr.config import CtrConfig
 from training.ctr.features import CtrData, CtrFeatures, FeatureSpace, table_index
+from training.ctr.registry import build_model
 from training.embedding_table import EmbeddingTable
 
 CONFIG_FILE = "config.json"
@@ -100,8 +101,15 @@ class CtrPredictor:
         return self.features.transform(data, self._index(news_table), self._index(user_table))
 
     @torch.inference_mode()
-    def score_features(self, features: CtrFeatures, batch_size: int | None = None) -> np.ndarray:
-        """Click probabilities of pre-built features, in row order."""
+    def score_features(self, features: CtrFeatures, batch_size: int | None = None,
+                       news_embeddings: EmbeddingTable | None = None,
+                       user_embeddings: EmbeddingTable | None = None) -> np.ndarray:
+        """Click probabilities of pre-built features, in row order; their vector rows index into the given
+        frozen tables (default: the stored ones)."""
+        news_table = news_embeddings if news_embeddings is not None else self.news_embeddings
+        user_table = user_embeddings if user_embeddings is not None else self.user_embeddings
+        self._install(news_table if self.config.uses_news_vectors else None,
+                      user_table if self.config.uses_user_vectors else None)
         batch_size = batch_size or self.config.eval_batch_size
         out = np.empty(len(features), dtype=np.float32)
         for start in range(0, len(features), batch_size):
@@ -120,4 +128,4 @@ class CtrPredictor:
         ids absent from the table in use get the learned "missing" embedding.
         """
         features = self.featurize(impressions, histories, news, news_embeddings, user_embeddings)
-        return self.score_features(features, batch_size)
+        return self.score_features(features, batch_size, news_embeddings, user_embeddings)

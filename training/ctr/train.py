@@ -11,12 +11,13 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 
-from training.ctr.base_model import CtrModel, build_model
+from training.ctr.base_model import CtrModel
 from training.ctr.config import CtrConfig
 from training.ctr.dataset import make_loader
-from training.ctr.features import CtrData, FeatureSpace, table_index
+from training.ctr.features import CtrData, CtrFeatures, FeatureSpace, table_index
 from training.ctr.lightning_module import CtrLightningModule
 from training.ctr.predict import CtrPredictor
+from training.ctr.registry import build_model
 from training.embedding_table import EmbeddingTable
 
 log = logging.getLogger(__name__)
@@ -52,22 +53,67 @@ def _check_tables(data: CtrData, config: CtrConfig, split: str) -> None:
         raise ValueError(f"prec={config.prec!r} needs {split}.user_embeddings")
 
 
+#: The ``CtrConfig`` fields that feature tensors depend on; configs that agree on them can share a feature set.
+FEATURE_SETTINGS = ("history_length", "min_count", "age_bucket_hours")
+
+
+def _feature_settings(config: CtrConfig) -> tuple:
+    return tuple(getattr(config, name) for name in FEATURE_SETTINGS)
+
+
+@dataclass(frozen=True)
+class CtrFeatureSet:
+    """Feature tensors of one train/valid pair, built once by :func:`build_features` and shared by every
+    model, PREC variant and seed of a grid. Vector rows point into whichever frozen tables the data
+    carries; a model ignores the rows of a table it does not use."""
+
+    space: FeatureSpace
+    train: CtrFeatures
+    valid: CtrFeatures | None
+    settings: tuple  # values of FEATURE_SETTINGS they were built with
+
+
+def _valid_tables(train: CtrData, valid: CtrData) -> _Tables:
+    """``valid``'s own frozen tables (e.g. the user table as of the validation day), else the training ones."""
+    return (valid.news_embeddings if valid.news_embeddings is not None else train.news_embeddings,
+            valid.user_embeddings if valid.user_embeddings is not None else train.user_embeddings)
+
+
+def build_features(train: CtrData, valid: CtrData | None, config: CtrConfig) -> CtrFeatureSet:
+    """Fit the feature space on ``train`` (vocabularies, first-seen times) and featurise both splits."""
+    space = FeatureSpace.fit(train, config)
+    train_features = space.transform(train, table_index(train.news_embeddings), table_index(train.user_embeddings))
+    valid_features = None
+    if valid is not None:
+        news, user = _valid_tables(train, valid)
+        valid_features = space.transform(valid, table_index(news), table_index(user))
+    return CtrFeatureSet(space, train_features, valid_features, _feature_settings(config))
+
+
 def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, out_dir: str | Path,
-                    loggers: Any = None) -> CtrTrainResult:
+                    loggers: Any = None, features: CtrFeatureSet | None = None) -> CtrTrainResult:
     """Train ``config.model`` on ``train``, early-stop on validation AUC, save the best epoch to ``out_dir``.
 
     Vocabularies and first-seen times come from ``train`` only. The frozen tables of ``train`` are used
     for training and saved in the artefact; ``valid`` is featurised with its own tables (e.g. the user
-    table as of the validation day) when given, else with the training ones. ``loggers`` goes to
-    ``lightning.Trainer(logger=...)`` (e.g. an MLflowLogger); default: no logger.
+    table as of the validation day) when given, else with the training ones. ``features``: the output of
+    ``build_features(train, valid, ...)`` to reuse across a grid (built here when None). ``loggers`` goes
+    to ``lightning.Trainer(logger=...)`` (e.g. an MLflowLogger); default: no logger.
     """
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     _check_tables(train, config, "train")
-    space = FeatureSpace.fit(train, config)
+    if features is None:
+        features = build_features(train, valid, config)
+    elif features.settings != _feature_settings(config):
+        raise ValueError(f"the shared features were built with {dict(zip(FEATURE_SETTINGS, features.settings))}, "
+                         f"this config asks for {dict(zip(FEATURE_SETTINGS, _feature_settings(config)))}")
+    if (valid is None) != (features.valid is None):
+        raise ValueError("the shared features and the call disagree on whether there is a validation split")
+    space = features.space
     news_table = train.news_embeddings if config.uses_news_vectors else None
     user_table = train.user_embeddings if config.uses_user_vectors else None
-    train_features = space.transform(train, table_index(news_table), table_index(user_table))
+    train_features = features.train
     model = build_model(config, space.field_sizes(), None if news_table is None else news_table.dim,
                         None if user_table is None else user_table.dim)
     model.set_frozen_vectors(news_table, user_table)
@@ -78,11 +124,10 @@ def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, ou
     valid_loader, callbacks, num_valid = None, [], 0
     valid_news = valid_user = None
     if valid is not None:
-        valid_news = valid.news_embeddings if valid.news_embeddings is not None else news_table
-        valid_user = valid.user_embeddings if valid.user_embeddings is not None else user_table
+        valid_news, valid_user = _valid_tables(train, valid)
         valid_news = valid_news if config.uses_news_vectors else None
         valid_user = valid_user if config.uses_user_vectors else None
-        valid_features = space.transform(valid, table_index(valid_news), table_index(valid_user))
+        valid_features = features.valid
         num_valid = len(valid_features)
         valid_loader = make_loader(valid_features, config.eval_batch_size, shuffle=False)
         callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=config.patience))

@@ -1,5 +1,7 @@
 """Evaluation metrics: MIND's official ranking metrics and the MIND submission format."""
 from training.metrics.ranking import (
+    METRIC_KEYS,
+    METRIC_LABELS,
     MindMetrics,
     format_metrics_table,
     impression_metrics,
@@ -15,6 +17,8 @@ from training.metrics.submission import (
 )
 
 __all__ = [
+    "METRIC_KEYS",
+    "METRIC_LABELS",
     "MindMetrics",
     "PredictionFormatError",
     "PredictionMismatchError",

@@ -25,7 +25,11 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 NDCG_CUTOFFS = (5, 10)
-METRIC_COLUMNS = ("auc", "mrr", "ndcg@5", "ndcg@10")
+#: The one spelling of the MIND metrics everywhere (dict keys, DataFrame columns, MLflow metric names,
+#: Dagster metadata keys, JSON output); MLflow-safe and equal to the ``MindMetrics`` attribute names.
+METRIC_KEYS = ("auc", "mrr", "ndcg5", "ndcg10")
+#: Human-facing headers of ``METRIC_KEYS`` (tables only, never keys).
+METRIC_LABELS = {"auc": "AUC", "mrr": "MRR", "ndcg5": "nDCG@5", "ndcg10": "nDCG@10"}
 _KEY_LIMIT = 2**63  # packed sort keys must stay below this (int64)
 
 
@@ -48,7 +52,7 @@ class MindMetrics:
 
     def as_dict(self) -> dict[str, float | int]:
         return {
-            "auc": self.auc, "mrr": self.mrr, "ndcg@5": self.ndcg5, "ndcg@10": self.ndcg10,
+            **{key: getattr(self, key) for key in METRIC_KEYS},
             "n_impressions": self.n_impressions, "n_candidates": self.n_candidates,
             "n_auc_skipped": self.n_auc_skipped, "n_no_click": self.n_no_click,
         }
@@ -174,7 +178,7 @@ def _compute(
     seg = imps.row_impression
     if m == 0:
         empty = np.empty(0)
-        cols = {c: empty for c in METRIC_COLUMNS}
+        cols = {c: empty for c in METRIC_KEYS}
         return imps, cols | {"n_candidates": imps.sizes, "n_clicks": np.empty(0, dtype=np.int64)}
 
     clicks = np.bincount(seg, weights=y, minlength=m)
@@ -204,7 +208,7 @@ def _compute(
         dcg = np.bincount(seg, weights=np.where(rank <= k, gain, 0.0), minlength=m)
         ideal_by_clicks = np.concatenate(([0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))))
         ideal = ideal_by_clicks[np.minimum(clicks, k).astype(np.int64)]
-        cols[f"ndcg@{k}"] = _safe_divide(dcg, ideal, has_click)
+        cols[f"ndcg{k}"] = _safe_divide(dcg, ideal, has_click)
 
     cols["n_candidates"] = imps.sizes
     cols["n_clicks"] = clicks.astype(np.int64)
@@ -212,7 +216,7 @@ def _compute(
 
 
 def impression_metrics(impression_ids: ArrayLike, labels: ArrayLike, scores: ArrayLike) -> pd.DataFrame:
-    """Per-impression ``auc, mrr, ndcg@5, ndcg@10, n_candidates, n_clicks``, indexed by impression id.
+    """Per-impression ``auc, mrr, ndcg5, ndcg10, n_candidates, n_clicks``, indexed by impression id.
 
     Inputs are equal-length 1-D arrays; an impression's rows are contiguous and in candidate order.
     Raises ``ValueError`` for non-contiguous impressions, labels other than 0/1 or non-finite scores.
@@ -230,10 +234,7 @@ def mind_metrics(impression_ids: ArrayLike, labels: ArrayLike, scores: ArrayLike
     """MIND's leaderboard metrics: per-impression metrics averaged over impressions (see module doc)."""
     imps, cols = _compute(impression_ids, labels, scores)
     return MindMetrics(
-        auc=_nanmean(cols["auc"]),
-        mrr=_nanmean(cols["mrr"]),
-        ndcg5=_nanmean(cols["ndcg@5"]),
-        ndcg10=_nanmean(cols["ndcg@10"]),
+        **{key: _nanmean(cols[key]) for key in METRIC_KEYS},
         n_impressions=int(imps.ids.size),
         n_candidates=int(imps.row_impression.size),
         n_auc_skipped=int(np.isnan(cols["auc"]).sum()),
@@ -244,17 +245,17 @@ def mind_metrics(impression_ids: ArrayLike, labels: ArrayLike, scores: ArrayLike
 def format_metrics_table(rows: Mapping[str, MindMetrics | Mapping[str, float]]) -> str:
     """Markdown table ``name | AUC | MRR | nDCG@5 | nDCG@10`` with 4 decimals (NaN shown as ``n/a``).
 
-    Dict rows use the keys of ``MindMetrics.as_dict()``; a missing key raises ``KeyError``.
+    Dict rows use ``METRIC_KEYS`` (the keys of ``MindMetrics.as_dict()``); a missing key raises ``KeyError``.
     """
-    headers = ("AUC", "MRR", "nDCG@5", "nDCG@10")
+    headers = [METRIC_LABELS[key] for key in METRIC_KEYS]
     lines = ["| name | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
     for name, row in rows.items():
         values = row.as_dict() if isinstance(row, MindMetrics) else row
-        missing = [k for k in METRIC_COLUMNS if k not in values]
+        missing = [k for k in METRIC_KEYS if k not in values]
         if missing:
             raise KeyError(f"metrics row {name!r} lacks {', '.join(missing)}")
         cells = []
-        for key in METRIC_COLUMNS:
+        for key in METRIC_KEYS:
             v = float(values[key])
             cells.append("n/a" if np.isnan(v) else f"{v:.4f}")
         lines.append(f"| {str(name).replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")

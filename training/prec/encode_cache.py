@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from training.embedding_table import EmbeddingTable
 from training.prec.news_encoder_store import SavedNewsEncoder, load_news_encoder
 from training.prec.news_views import content_hashes, view_texts
 from training.prec.tokenization import NewsTokenizer, pad_batch
+from training.staging import staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +149,8 @@ class NewsVectorCache:
 
     def save(self, table: EmbeddingTable) -> None:
         """Write next to the old entry, then swap directories (readers never see half a cache)."""
-        tmp = self.directory.with_name(f"{self.directory.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        table.save(tmp)
-        old = self.directory.with_name(f"{self.directory.name}.old-{os.getpid()}")
-        if self.directory.exists():
-            self.directory.rename(old)
-        tmp.rename(self.directory)
-        shutil.rmtree(old, ignore_errors=True)
+        with staged_dir(self.directory) as staging:
+            table.save(staging)
 
 
 def encode_news(encoder_dir: str | Path | SavedNewsEncoder, news: pd.DataFrame, cache_dir: str | Path,

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from training.ctr import MODEL_REGISTRY, CtrConfig, FeatureSpace, build_model
-from training.ctr.synthetic import SyntheticCtrConfig, make_synthetic_ctr_data
 
 TRAIN, _ = make_synthetic_ctr_data(SyntheticCtrConfig(num_users=40, num_news=80, train_days=1,
                                                        impressions_per_day=60, seed=3))

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from training.ctr import CtrConfig, CtrData, CtrPredictor, ranking_metrics, train_ctr_model
-from training.ctr.synthetic import SyntheticCtrConfig, make_synthetic_ctr_data
+from training.ctr.train import build_features
 from training.embedding_table import EmbeddingTable
 
 TRAIN, VALID = make_synthetic_ctr_data(SyntheticCtrConfig(num_users=100, num_news=200, impressions_per_day=800))
@@ -122,3 +123,16 @@ def test_training_without_validation_keeps_last_epoch(tmp_path):
     result = train_ctr_model(SMALL_TRAIN, None, CtrConfig(model="pnn", max_epochs=2, **FAST), tmp_path)
     assert result.metrics == {} and result.best_epoch == 1 and len(result.history) == 2
     assert (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.parametrize("prec", ["none", "news+user"])
+def test_shared_features_give_the_same_run(prec, tmp_path):
+    """A grid builds the feature tensors once (with both tables): every variant trains exactly as alone."""
+    cfg = CtrConfig(model="dcn", prec=prec, max_epochs=2, **FAST)
+    alone = train_ctr_model(SMALL_TRAIN, SMALL_VALID, cfg, tmp_path / "alone")
+    shared = build_features(SMALL_TRAIN, SMALL_VALID, CtrConfig(**FAST))
+    reused = train_ctr_model(SMALL_TRAIN, SMALL_VALID, cfg, tmp_path / "shared", features=shared)
+    assert reused.metrics == alone.metrics and reused.history == alone.history
+    with pytest.raises(ValueError, match="history_length"):
+        train_ctr_model(SMALL_TRAIN, SMALL_VALID, dataclasses.replace(cfg, history_length=5), tmp_path / "x",
+                        features=shared)

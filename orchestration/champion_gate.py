@@ -1,0 +1,156 @@
+"""The champion gate, written once for every registered model.
+
+A gated asset registers a new version (no alias yet), then:
+
+1. :func:`decide` scores the new version and the current ``champion`` with the same ``score(version)``
+   function on the gate slice (data that neither training nor early stopping saw), next to a floor (the
+   popularity baseline on the same slice). The candidate passes when its metric is strictly above the
+   floor's and strictly above the champion's (a tie is not a win); with no champion, the floor alone
+   decides, so a first version that loses to popularity never becomes champion.
+2. :func:`gated_outputs` yields the asset's ``Output``, then the blocking check result (severity ERROR on
+   a loss, so Dagster fails the step and does not run anything downstream of it), and only then moves the
+   aliases with :func:`promote`: ``candidate`` to the new version, ``champion`` too when the check passed.
+
+A crash anywhere before :func:`promote` (scoring the candidate, scoring the champion, after registration)
+leaves both aliases where they were. A champion that can no longer be loaded or scored is an error naming
+the alias and ``force_promote``; with ``force_promote`` the candidate may replace it, floor still required.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, Output
+
+from orchestration.model_registry import CANDIDATE, CHAMPION, alias_version, set_alias
+
+#: Name of the blocking check every gated asset carries.
+CHECK_NAME = "beats_champion"
+
+
+class ChampionUnusableError(RuntimeError):
+    """The current champion cannot be loaded or scored; ``force_promote`` lets a candidate replace it."""
+
+
+class GateConflictError(RuntimeError):
+    """The champion alias moved while this gate was deciding (another run promoted a version)."""
+
+
+def gate_check_spec(asset: str, metric: str = "auc", floor_name: str = "popularity_baseline") -> AssetCheckSpec:
+    """The blocking ``beats_champion`` check of a gated asset."""
+    return AssetCheckSpec(
+        CHECK_NAME, asset=asset, blocking=True,
+        description=f"The new version's {metric} on the gate slice is strictly above the {floor_name} floor and "
+                    f"the current champion's; only then does alias '{CHAMPION}' move to it.")
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The outcome of :func:`decide`; nothing in the registry has moved yet."""
+
+    name: str
+    metric: str
+    candidate_version: str
+    candidate_metrics: Mapping[str, float]
+    champion_version: str | None              # the champion when the decision was taken
+    champion_metrics: Mapping[str, float] | None
+    floor_name: str
+    floor_metrics: Mapping[str, float]
+    champion_error: str | None                # why the champion could not be scored (force_promote only)
+    passed: bool
+    reason: str
+
+    @property
+    def new_champion(self) -> str | None:
+        return self.candidate_version if self.passed else self.champion_version
+
+    def metrics_table(self) -> str:
+        rows = {f"candidate v{self.candidate_version}": self.candidate_metrics}
+        if self.champion_metrics is not None:
+            rows[f"champion v{self.champion_version}"] = self.champion_metrics
+        rows[f"floor: {self.floor_name}"] = self.floor_metrics
+        columns = [k for k, v in self.candidate_metrics.items()
+                   if isinstance(v, float) and all(k in row for row in rows.values())]
+        lines = ["| version | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+        lines += [f"| {name} | " + " | ".join(f"{float(row[k]):.4f}" for k in columns) + " |"
+                  for name, row in rows.items()]
+        return "\n".join(lines) + "\n"
+
+    def check_result(self) -> AssetCheckResult:
+        """The blocking check result: ERROR severity on a loss, so nothing downstream runs."""
+        nan = float("nan")
+        return AssetCheckResult(
+            check_name=CHECK_NAME, passed=self.passed, severity=AssetCheckSeverity.ERROR,
+            description=self.reason,
+            metadata={
+                "metric": self.metric,
+                "candidate_version": self.candidate_version,
+                f"candidate_{self.metric}": float(self.candidate_metrics[self.metric]),
+                "champion_version": self.champion_version or "",
+                f"champion_{self.metric}": float(self.champion_metrics[self.metric]) if self.champion_metrics else nan,
+                f"floor_{self.metric}": float(self.floor_metrics[self.metric]),
+                "champion_error": self.champion_error or "",
+                "champion_after": self.new_champion or "",
+                "comparison": MetadataValue.md(self.metrics_table()),
+            },
+        )
+
+
+def decide(name: str, candidate_version: str, score: Callable[[str], Mapping[str, float]],
+           floor: Mapping[str, float], *, metric: str = "auc", floor_name: str = "popularity_baseline",
+           force_promote: bool = False) -> GateDecision:
+    """Score ``candidate_version`` and the current champion with ``score(version)`` and compare both with
+    ``floor`` on ``metric`` (higher is better). Moves nothing; errors propagate."""
+    champion = alias_version(name, CHAMPION)
+    candidate = dict(score(candidate_version))
+    champion_metrics, champion_error = None, None
+    if champion is not None:
+        try:
+            champion_metrics = dict(score(champion))
+        except Exception as err:  # noqa: BLE001 - any failure to load or score the champion
+            if not force_promote:
+                raise ChampionUnusableError(
+                    f"{name}@{CHAMPION} (version {champion}) cannot be loaded or scored: {type(err).__name__}: "
+                    f"{err}. Repair it, or set the asset's config force_promote: true to let version "
+                    f"{candidate_version} replace it if it beats the {floor_name} floor") from err
+            champion_error = f"{type(err).__name__}: {err}"
+    value, floor_value = candidate[metric], floor[metric]
+    beats_floor = value > floor_value
+    beats_champion = champion_metrics is None or value > champion_metrics[metric]
+    passed = beats_floor and beats_champion
+    parts = [f"v{candidate_version} {metric} {value:.4f}", f"{floor_name} floor {floor_value:.4f}"]
+    if champion_metrics is not None:
+        parts.append(f"champion v{champion} {champion_metrics[metric]:.4f}")
+    elif champion_error is not None:
+        parts.append(f"champion v{champion} unusable, replaced by force_promote ({champion_error})")
+    else:
+        parts.append("no champion yet")
+    if passed:
+        verdict = "champion moves to the new version"
+    elif not beats_floor:
+        verdict = f"not above the {floor_name} floor: champion stays"
+    else:
+        verdict = "not above the champion (a tie is not a win): champion stays"
+    return GateDecision(name, metric, candidate_version, candidate, champion, champion_metrics, floor_name,
+                        dict(floor), champion_error, passed, "; ".join(parts) + ": " + verdict)
+
+
+def promote(decision: GateDecision) -> None:
+    """Move ``candidate`` to the new version and, if the check passed, ``champion`` too. Refuses (and moves
+    nothing) when the champion is no longer the one the decision compared against."""
+    current = alias_version(decision.name, CHAMPION)
+    if current != decision.champion_version:
+        raise GateConflictError(
+            f"{decision.name}@{CHAMPION} moved from {decision.champion_version} to {current} while version "
+            f"{decision.candidate_version} was gated; materialise again to compare with the new champion")
+    set_alias(decision.name, CANDIDATE, decision.candidate_version)
+    if decision.passed:
+        set_alias(decision.name, CHAMPION, decision.candidate_version)
+
+
+def gated_outputs(output: Output, decision: GateDecision) -> Iterator[Output | AssetCheckResult]:
+    """What a gated asset yields: its output, then the check result, then (after both are recorded) the
+    alias moves of :func:`promote`."""
+    yield output
+    yield decision.check_result()
+    promote(decision)

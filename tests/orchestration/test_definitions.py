@@ -1,0 +1,66 @@
+"""The code location in process: Definitions load, jobs select exactly their assets, schedule and sensor ticks."""
+from datetime import datetime, timezone
+
+import yaml
+from dagster import Definitions, build_schedule_context, build_sensor_context
+
+from orchestration.definitions import defs
+from orchestration.resources import DvcData
+
+NEWS_SIDE = {"mind_news", "mind_behaviors", "news_encoder", "news_embeddings"}
+DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embeddings", "ctr_model",
+               "ctr_evaluation"}
+
+
+def _selected(job_name: str) -> set[str]:
+    job = defs.resolve_job_def(job_name)
+    return {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+
+def test_definitions_load_and_validate():
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == NEWS_SIDE | DAILY_CHAIN
+    assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {("ctr_model", "beats_champion")}
+
+
+def test_jobs_select_exactly_their_stage():
+    assert _selected("daily_job") == DAILY_CHAIN  # the news side is not retrained every day
+    assert _selected("data_job") == NEWS_SIDE     # a new data version refreshes the news side
+
+
+def test_schedule_tick_requests_the_day_that_ended():
+    schedule = defs.resolve_schedule_def("daily_job_schedule")
+    assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "daily_job"
+    context = build_schedule_context(scheduled_execution_time=datetime(2019, 11, 15, 3, 0, tzinfo=timezone.utc))
+    requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2019-11-14"]
+
+
+def _write_lock(root, md5: str) -> None:
+    lock = {"schema": "2.0", "stages": {"prepare": {"cmd": "newsforge data prepare", "outs": [
+        {"path": "data/prepared", "md5": f"{md5}.dir", "size": 1, "nfiles": 1}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def test_sensor_fires_once_per_data_version(tmp_path):
+    sensor = defs.resolve_sensor_def("data_version_sensor")
+    dvc_data = DvcData(repo_root=str(tmp_path), prepared_dir=str(tmp_path / "data" / "prepared"))
+
+    def tick(cursor):
+        context = build_sensor_context(cursor=cursor, resources={"dvc_data": dvc_data}, definitions=defs)
+        result = sensor.evaluate_tick(context)
+        return result, result.cursor
+
+    result, cursor = tick(None)
+    assert not result.run_requests and "dvc.lock" in result.skip_message  # no data yet
+    _write_lock(tmp_path, "aaa")
+    result, cursor = tick(cursor)
+    assert [r.run_key for r in result.run_requests] == ["aaa"] and cursor == "aaa"
+    assert result.run_requests[0].job_name in (None, "data_job")
+    result, cursor = tick(cursor)
+    assert not result.run_requests and "already" in result.skip_message
+    _write_lock(tmp_path, "bbb")
+    result, cursor = tick(cursor)
+    assert [r.run_key for r in result.run_requests] == ["bbb"] and cursor == "bbb"
+    assert sensor.job_name == "data_job"

@@ -1,0 +1,45 @@
+"""The partition's train / early-stopping / test split: disjoint, and the test day is never seen before it."""
+import pandas as pd
+import pytest
+
+from training.ctr.experiment import split_for_day
+from training.data.prepared import BehaviorLog
+
+DAYS = ["2019-11-10", "2019-11-11", "2019-11-12", "2019-11-13", "2019-11-14"]
+
+
+def _log() -> BehaviorLog:
+    ids = range(len(DAYS) * 10)
+    histories = pd.DataFrame({"impression_id": list(ids), "day": [DAYS[i // 10] for i in ids]})
+    impressions = histories.loc[histories.index.repeat(3)].reset_index(drop=True)
+    return BehaviorLog(impressions, histories)
+
+
+def _ids(log: BehaviorLog) -> set[int]:
+    return set(log.histories["impression_id"])
+
+
+def test_chronological_split_early_stops_on_the_last_window_day():
+    split = split_for_day(_log(), "2019-11-14", window_days=3)
+    assert split.train_days == ["2019-11-11", "2019-11-12"] and split.valid_days == ["2019-11-13"]
+    assert set(split.test.histories["day"]) == {"2019-11-14"}
+    assert set(split.valid.histories["day"]) == {"2019-11-13"}
+    assert not (_ids(split.train) & _ids(split.valid) or _ids(split.train) & _ids(split.test)
+                or _ids(split.valid) & _ids(split.test))
+
+
+def test_random_split_keeps_the_test_day_out():
+    split = split_for_day(_log(), "2019-11-14", window_days=4, split="random", seed=3)
+    assert set(split.test.histories["day"]) == {"2019-11-14"}
+    assert "2019-11-14" not in set(split.train.histories["day"]) | set(split.valid.histories["day"])
+    assert len(_ids(split.valid)) == 8 and len(_ids(split.train)) == 32 and not _ids(split.train) & _ids(split.valid)
+    assert len(split.valid.impressions) == 3 * 8  # candidates follow their impression
+
+
+def test_split_errors_name_the_problem():
+    with pytest.raises(ValueError, match="window_days must be >= 2"):
+        split_for_day(_log(), "2019-11-14", window_days=1)
+    with pytest.raises(ValueError, match="at least 2 days before 2019-11-11"):
+        split_for_day(_log(), "2019-11-11", window_days=3)
+    with pytest.raises(ValueError, match="no impressions on 2019-11-20"):
+        split_for_day(_log(), "2019-11-20", window_days=3)
