@@ -1,4 +1,4 @@
-"""Sensors: reload the data assets when the DVC data version in dvc.lock changes."""
+"""Sensors: refresh the data assets and the news side (``data_job``) when the DVC data version changes."""
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from orchestration.jobs import data_job
@@ -7,7 +7,7 @@ from orchestration.resources.dvc_data import DataVersionError, DvcData
 
 @sensor(job=data_job, minimum_interval_seconds=60)
 def data_version_sensor(context: SensorEvaluationContext, dvc_data: DvcData):
-    """One run of ``data_job`` per new data version (the cursor holds the last version seen)."""
+    """One run of ``data_job`` per new data version in ``dvc.lock`` (the cursor holds the last version seen)."""
     try:
         version = dvc_data.data_version(verify=False)
     except DataVersionError as err:
