@@ -119,31 +119,38 @@ def _dagster_run_id(proc) -> str:
     return match[1]
 
 
-def test_lineage_names_the_producers_of_the_loaded_values(tmp_path):
-    """Materialise A, then B, then change the data version, then a downstream asset of A: its parents are
-    A's producers and its data version is the one its inputs were built from, not the newest of either."""
-    root = make_project(tmp_path)
-    a, b = "2019-11-10", "2019-11-11"
+def test_lineage_names_the_producers_of_the_loaded_values(project):
+    """Partition A (the fixture's), then B, then a new data version, then a downstream asset of A: its parents
+    are A's producers and its data version is the one its inputs were built from, not the newest of either."""
+    a, b = PARTITION, "2019-11-11"
+    client = _client(project)
 
-    def materialize(select, partition=None):
+    def only_run(asset, partition=""):
+        exp = client.get_experiment_by_name(f"newsforge/{asset}")
+        runs = client.search_runs([exp.experiment_id], f"tags.`dagster.partition` = '{partition}'")
+        assert len(runs) == 1, (asset, partition, len(runs))
+        return runs[0]
+
+    def materialize(select, partition):
         proc = run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", select,
-                    *(["--partition", partition] if partition else [])], root)
+                    "--partition", partition], project)
         return _dagster_run_id(proc)
 
-    first = materialize("mind_behaviors")
-    run_a = materialize("impressions", a)
+    impressions_a, behaviors = only_run("impressions", a), only_run("mind_behaviors")
     materialize("impressions", b)
-    old_version = _dvc_version(root)
-    (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("seed: 7", "seed: 8"))
-    run(["dvc", "repro", "-q"], root)  # a new data version; mind_behaviors is not rematerialised
-    assert _dvc_version(root) != old_version
-    downstream = materialize("popularity_baseline", a)
-
-    client = _client(root)
-    tags = _run_of(client, "popularity_baseline", downstream).data.tags
-    assert tags["upstream.impressions.run_id"] == _run_of(client, "impressions", run_a).info.run_id
-    assert tags["upstream.mind_behaviors.run_id"] == _run_of(client, "mind_behaviors", first).info.run_id
-    assert tags["data.version"] == old_version
-    sidecar = json.loads((root / ".newsforge" / "assets" / "popularity_baseline" / a / "lineage.json").read_text())
-    assert sidecar["mlflow_run_id"] == _run_of(client, "popularity_baseline", downstream).info.run_id
+    old_version, params = _dvc_version(project), (project / "params.yaml").read_text()
+    try:
+        (project / "params.yaml").write_text(params.replace("seed: 7", "seed: 8"))
+        run(["dvc", "repro", "-q"], project)  # a new data version; mind_behaviors is not rematerialised
+        assert _dvc_version(project) != old_version
+        downstream = _run_of(client, "popularity_baseline", materialize("popularity_baseline", a))
+    finally:
+        (project / "params.yaml").write_text(params)
+        run(["dvc", "repro", "-q"], project)
+    tags = downstream.data.tags
+    assert tags["upstream.impressions.run_id"] == impressions_a.info.run_id  # not B's, which is newer
+    assert tags["upstream.mind_behaviors.run_id"] == behaviors.info.run_id
+    assert tags["data.version"] == old_version  # what the inputs were built from, not dvc.lock's new version
+    sidecar = json.loads((project / ".newsforge" / "assets" / "popularity_baseline" / a / "lineage.json").read_text())
+    assert sidecar["mlflow_run_id"] == downstream.info.run_id
     assert sidecar["data_version"] == old_version and sidecar["partition"] == a
