@@ -136,9 +136,7 @@ def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, 
                 "batch_size": config.batch_size, "progress_bar": False}
         table = table2_grid(split, mind_news, news_embeddings, user_embeddings, config.models, config.variants,
                             config.seeds, base, log=context.log.info)
-        pop = popularity_baseline
-        floor = mind_metrics(pop["impression_id"], pop["label"], pop["score"]).as_dict()
-        extra = {"popularity_baseline": floor}
+        extra = {"popularity_baseline": _floor(popularity_baseline, split)}
         ceiling = demo_ceiling(dvc_data.prepare_report()["raw_dir"], day)
         if ceiling:
             extra["demo ceiling (Bayes-optimal)"] = ceiling

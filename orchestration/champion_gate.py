@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, Output
 
 from orchestration.model_registry import CANDIDATE, CHAMPION, alias_version, set_alias
+from training.metrics.ranking import METRIC_KEYS, format_metrics_table
 
 #: Name of the blocking check every gated asset carries.
 CHECK_NAME = "beats_champion"
@@ -69,12 +70,8 @@ class GateDecision:
         if self.champion_metrics is not None:
             rows[f"champion v{self.champion_version}"] = self.champion_metrics
         rows[f"floor: {self.floor_name}"] = self.floor_metrics
-        columns = [k for k, v in self.candidate_metrics.items()
-                   if isinstance(v, float) and all(k in row for row in rows.values())]
-        lines = ["| version | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-        lines += [f"| {name} | " + " | ".join(f"{float(row[k]):.4f}" for k in columns) + " |"
-                  for name, row in rows.items()]
-        return "\n".join(lines) + "\n"
+        shared = tuple(k for k in METRIC_KEYS if all(k in row for row in rows.values()))
+        return format_metrics_table(rows, shared or (self.metric,))
 
     def check_result(self) -> AssetCheckResult:
         """The blocking check result: ERROR severity on a loss, so nothing downstream runs."""

@@ -83,10 +83,10 @@ def announce_input(dagster_run_id: str, step_key: str, lineage: Lineage) -> None
         _loaded.setdefault((dagster_run_id, step_key), {})[lineage.asset] = lineage
 
 
-def loaded_inputs(dagster_run_id: str, step_key: str) -> dict[str, Lineage]:
-    """The lineage of every value ``step_key`` loaded, by upstream asset name."""
+def take_inputs(dagster_run_id: str, step_key: str) -> dict[str, Lineage]:
+    """The lineage of every value ``step_key`` loaded, by upstream asset name (removed from the store)."""
     with _lock:
-        return dict(_loaded.get((dagster_run_id, step_key), {}))
+        return _loaded.pop((dagster_run_id, step_key), {})
 
 
 def inputs_data_version(inputs: dict[str, Lineage]) -> str:

@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
 from mlflow.tracking import MlflowClient
 
 from orchestration.lineage import (
-    EXPERIMENT_PREFIX, Lineage, announce_output, code_version, inputs_data_version, loaded_inputs,
+    EXPERIMENT_PREFIX, Lineage, announce_output, code_version, inputs_data_version, take_inputs,
 )
 from orchestration.settings import default_tracking_uri, newsforge_home
 
@@ -79,7 +79,7 @@ class MlflowTracking(ConfigurableResource):
         """
         asset_name = context.asset_key.to_user_string()
         partition = context.partition_key if context.assets_def.partitions_def is not None else None
-        inputs = loaded_inputs(context.run.run_id, context.get_step_execution_context().step.key)
+        inputs = take_inputs(context.run.run_id, context.get_step_execution_context().step.key)
         if data_version is None:
             data_version = inputs_data_version(inputs)
         client = self.configure()

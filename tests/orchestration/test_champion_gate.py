@@ -48,6 +48,15 @@ def load_and_score(version: str) -> dict:
     return {"auc": float(model.predict([[0]])[0])}
 
 
+def failing_for(broken: str, error: Exception):
+    """``load_and_score``, except that scoring version ``broken`` raises ``error``."""
+    def score(version: str) -> dict:
+        if version == broken:
+            raise error
+        return load_and_score(version)
+    return score
+
+
 def gate(version: str, **kwargs):
     decision = decide("m", version, load_and_score, FLOOR, **kwargs)
     promote(decision)
@@ -84,14 +93,8 @@ def test_candidate_scoring_crash_moves_nothing(registry):
     v1 = register(0.60)
     gate(v1)
     v2 = register(0.70)
-
-    def crash(version):
-        if version == v2:
-            raise RuntimeError("candidate could not be scored")
-        return load_and_score(version)
-
     with pytest.raises(RuntimeError, match="candidate could not be scored"):
-        decide("m", v2, crash, FLOOR)
+        decide("m", v2, failing_for(v2, RuntimeError("candidate could not be scored")), FLOOR)
     assert aliases() == (v1, v1)
 
 
@@ -99,14 +102,8 @@ def test_champion_scoring_crash_names_the_alias_and_the_option(registry):
     v1 = register(0.60)
     gate(v1)
     v2 = register(0.70)
-
-    def crash(version):
-        if version == v1:
-            raise ValueError("champion scores are NaN")
-        return load_and_score(version)
-
     with pytest.raises(ChampionUnusableError, match=r"m@champion \(version 1\).*force_promote"):
-        decide("m", v2, crash, FLOOR)
+        decide("m", v2, failing_for(v1, ValueError("champion scores are NaN")), FLOOR)
     assert aliases() == (v1, v1)
 
 
@@ -136,14 +133,8 @@ def test_champion_with_deleted_artefacts(registry):
 def test_force_promote_still_needs_the_floor(registry):
     v1 = register(0.60)
     gate(v1)
-
-    def champion_broken(version):
-        if version == v1:
-            raise OSError("artefacts gone")
-        return load_and_score(version)
-
     v2 = register(0.50)
-    d = decide("m", v2, champion_broken, FLOOR, force_promote=True)
+    d = decide("m", v2, failing_for(v1, OSError("artefacts gone")), FLOOR, force_promote=True)
     promote(d)
     assert not d.passed and aliases() == (v2, v1)
 

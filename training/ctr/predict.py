@@ -88,15 +88,22 @@ class CtrPredictor:
             self.model.to(self.device)
             self._installed = (news, user)
 
-    def featurize(self, impressions: pd.DataFrame, histories: pd.DataFrame | None, news: pd.DataFrame,
-                  news_embeddings: EmbeddingTable | None = None,
-                  user_embeddings: EmbeddingTable | None = None) -> CtrFeatures:
-        """Feature tensors for ``impressions`` (tables default to the stored ones; see ``score``)."""
+    def _use_tables(self, news_embeddings: EmbeddingTable | None,
+                    user_embeddings: EmbeddingTable | None) -> tuple[EmbeddingTable | None, EmbeddingTable | None]:
+        """Install the frozen tables of this call (given ones, else the stored ones; None for tables the
+        model does not use) and return them."""
         news_table = news_embeddings if news_embeddings is not None else self.news_embeddings
         user_table = user_embeddings if user_embeddings is not None else self.user_embeddings
         news_table = news_table if self.config.uses_news_vectors else None
         user_table = user_table if self.config.uses_user_vectors else None
         self._install(news_table, user_table)
+        return news_table, user_table
+
+    def featurize(self, impressions: pd.DataFrame, histories: pd.DataFrame | None, news: pd.DataFrame,
+                  news_embeddings: EmbeddingTable | None = None,
+                  user_embeddings: EmbeddingTable | None = None) -> CtrFeatures:
+        """Feature tensors for ``impressions`` (tables default to the stored ones; see ``score``)."""
+        news_table, user_table = self._use_tables(news_embeddings, user_embeddings)
         data = CtrData(impressions, histories, news)
         return self.features.transform(data, self._index(news_table), self._index(user_table))
 
@@ -106,10 +113,7 @@ class CtrPredictor:
                        user_embeddings: EmbeddingTable | None = None) -> np.ndarray:
         """Click probabilities of pre-built features, in row order; their vector rows index into the given
         frozen tables (default: the stored ones)."""
-        news_table = news_embeddings if news_embeddings is not None else self.news_embeddings
-        user_table = user_embeddings if user_embeddings is not None else self.user_embeddings
-        self._install(news_table if self.config.uses_news_vectors else None,
-                      user_table if self.config.uses_user_vectors else None)
+        self._use_tables(news_embeddings, user_embeddings)
         batch_size = batch_size or self.config.eval_batch_size
         out = np.empty(len(features), dtype=np.float32)
         for start in range(0, len(features), batch_size):

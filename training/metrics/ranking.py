@@ -242,20 +242,22 @@ def mind_metrics(impression_ids: ArrayLike, labels: ArrayLike, scores: ArrayLike
     )
 
 
-def format_metrics_table(rows: Mapping[str, MindMetrics | Mapping[str, float]]) -> str:
+def format_metrics_table(rows: Mapping[str, MindMetrics | Mapping[str, float]],
+                         keys: tuple[str, ...] = METRIC_KEYS) -> str:
     """Markdown table ``name | AUC | MRR | nDCG@5 | nDCG@10`` with 4 decimals (NaN shown as ``n/a``).
 
-    Dict rows use ``METRIC_KEYS`` (the keys of ``MindMetrics.as_dict()``); a missing key raises ``KeyError``.
+    Dict rows use ``keys`` (default ``METRIC_KEYS``, the keys of ``MindMetrics.as_dict()``); a missing key
+    raises ``KeyError``.
     """
-    headers = [METRIC_LABELS[key] for key in METRIC_KEYS]
+    headers = [METRIC_LABELS.get(key, key) for key in keys]
     lines = ["| name | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
     for name, row in rows.items():
         values = row.as_dict() if isinstance(row, MindMetrics) else row
-        missing = [k for k in METRIC_KEYS if k not in values]
+        missing = [k for k in keys if k not in values]
         if missing:
             raise KeyError(f"metrics row {name!r} lacks {', '.join(missing)}")
         cells = []
-        for key in METRIC_KEYS:
+        for key in keys:
             v = float(values[key])
             cells.append("n/a" if np.isnan(v) else f"{v:.4f}")
         lines.append(f"| {str(name).replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
