@@ -4,9 +4,11 @@ A gated asset registers a new version (no alias yet), then:
 
 1. :func:`decide` scores the new version and the current ``champion`` with the same ``score(version)``
    function on the gate slice (data that neither training nor early stopping saw), next to a floor (the
-   popularity baseline on the same slice). The candidate passes when its metric is strictly above the
-   floor's and strictly above the champion's (a tie is not a win); with no champion, the floor alone
-   decides, so a first version that loses to popularity never becomes champion.
+   popularity baseline on the same slice), and applies a :class:`Criterion`. The default,
+   :class:`BeatsOnMetric`, passes when the metric is strictly above the floor's and strictly above the
+   champion's (a tie is not a win); :class:`KeepsClicksGainsQuality` (the ranking student) must not lose
+   quality and may lose clicks only within a tolerance. With no champion, the floor alone decides, so a
+   first version that loses to popularity never becomes champion.
 2. :func:`gated_outputs` yields the asset's ``Output``, then the blocking check result (severity ERROR on
    a loss, so Dagster fails the step and does not run anything downstream of it), and only then moves the
    aliases with :func:`promote`: ``candidate`` to the new version, ``champion`` too when the check passed.
@@ -37,12 +39,68 @@ class GateConflictError(RuntimeError):
     """The champion alias moved while this gate was deciding (another run promoted a version)."""
 
 
-def gate_check_spec(asset: str, metric: str = "auc", floor_name: str = "popularity_baseline") -> AssetCheckSpec:
+@dataclass(frozen=True)
+class BeatsOnMetric:
+    """Pass iff ``metric`` is strictly above the floor's and strictly above the champion's (higher is better)."""
+
+    metric: str = "auc"
+
+    def describe(self, floor_name: str) -> str:
+        return (f"its {self.metric} on the gate slice is strictly above the {floor_name} floor and the current "
+                f"champion's (a tie is not a win)")
+
+    def judge(self, candidate: Mapping[str, float], champion: Mapping[str, float] | None,
+              floor: Mapping[str, float], floor_name: str) -> tuple[bool, str]:
+        """(passed, verdict)."""
+        value = candidate[self.metric]
+        if not value > floor[self.metric]:
+            return False, f"not above the {floor_name} floor: champion stays"
+        if champion is not None and not value > champion[self.metric]:
+            return False, "not above the champion (a tie is not a win): champion stays"
+        return True, "champion moves to the new version"
+
+
+@dataclass(frozen=True)
+class KeepsClicksGainsQuality:
+    """Pass iff ``quality_metric`` is strictly above the floor's and not below the champion's, and
+    ``click_metric`` is at least the champion's minus ``click_tolerance`` (absolute, same 0-1 scale)."""
+
+    quality_metric: str = "reco_dcg5"
+    click_metric: str = "click_ndcg5"
+    click_tolerance: float = 0.01
+
+    @property
+    def metric(self) -> str:
+        return self.quality_metric
+
+    def describe(self, floor_name: str) -> str:
+        return (f"its {self.quality_metric} on the gate slice is strictly above the {floor_name} floor and not "
+                f"below the champion's, and its {self.click_metric} is at most {self.click_tolerance} below the "
+                f"champion's")
+
+    def judge(self, candidate: Mapping[str, float], champion: Mapping[str, float] | None,
+              floor: Mapping[str, float], floor_name: str) -> tuple[bool, str]:
+        quality, clicks = candidate[self.quality_metric], candidate[self.click_metric]
+        if not quality > floor[self.quality_metric]:
+            return False, f"{self.quality_metric} not above the {floor_name} floor: champion stays"
+        if champion is not None and quality < champion[self.quality_metric]:
+            return False, f"loses {self.quality_metric} to the champion: champion stays"
+        if champion is not None and clicks < champion[self.click_metric] - self.click_tolerance:
+            return False, (f"loses {self.click_metric} by more than {self.click_tolerance} to the champion: "
+                           "champion stays")
+        return True, "champion moves to the new version"
+
+
+Criterion = BeatsOnMetric | KeepsClicksGainsQuality
+
+
+def gate_check_spec(asset: str, criterion: Criterion = BeatsOnMetric(),
+                    floor_name: str = "popularity_baseline") -> AssetCheckSpec:
     """The blocking ``beats_champion`` check of a gated asset."""
     return AssetCheckSpec(
         CHECK_NAME, asset=asset, blocking=True,
-        description=f"The new version's {metric} on the gate slice is strictly above the {floor_name} floor and "
-                    f"the current champion's; only then does alias '{CHAMPION}' move to it.")
+        description=f"The new version passes when {criterion.describe(floor_name)}; only then does alias "
+                    f"'{CHAMPION}' move to it.")
 
 
 @dataclass(frozen=True)
@@ -70,7 +128,9 @@ class GateDecision:
         if self.champion_metrics is not None:
             rows[f"champion v{self.champion_version}"] = self.champion_metrics
         rows[f"floor: {self.floor_name}"] = self.floor_metrics
-        shared = tuple(k for k in METRIC_KEYS if all(k in row for row in rows.values()))
+        keys = tuple(METRIC_KEYS) + tuple(k for k in self.candidate_metrics if k not in METRIC_KEYS)
+        shared = tuple(k for k in keys if all(isinstance(row.get(k), (int, float)) for row in rows.values())
+                       and not k.startswith("n_"))
         return format_metrics_table(rows, shared or (self.metric,))
 
     def check_result(self) -> AssetCheckResult:
@@ -94,10 +154,10 @@ class GateDecision:
 
 
 def decide(name: str, candidate_version: str, score: Callable[[str], Mapping[str, float]],
-           floor: Mapping[str, float], *, metric: str = "auc", floor_name: str = "popularity_baseline",
-           force_promote: bool = False) -> GateDecision:
-    """Score ``candidate_version`` and the current champion with ``score(version)`` and compare both with
-    ``floor`` on ``metric`` (higher is better). Moves nothing; errors propagate."""
+           floor: Mapping[str, float], *, criterion: Criterion = BeatsOnMetric(),
+           floor_name: str = "popularity_baseline", force_promote: bool = False) -> GateDecision:
+    """Score ``candidate_version`` and the current champion with ``score(version)`` and apply ``criterion``
+    against them and ``floor``. Moves nothing; errors propagate."""
     champion = alias_version(name, CHAMPION)
     candidate = dict(score(candidate_version))
     champion_metrics, champion_error = None, None
@@ -111,23 +171,18 @@ def decide(name: str, candidate_version: str, score: Callable[[str], Mapping[str
                     f"{err}. Repair it, or set the asset's config force_promote: true to let version "
                     f"{candidate_version} replace it if it beats the {floor_name} floor") from err
             champion_error = f"{type(err).__name__}: {err}"
-    value, floor_value = candidate[metric], floor[metric]
-    beats_floor = value > floor_value
-    beats_champion = champion_metrics is None or value > champion_metrics[metric]
-    passed = beats_floor and beats_champion
-    parts = [f"v{candidate_version} {metric} {value:.4f}", f"{floor_name} floor {floor_value:.4f}"]
+    metric = criterion.metric
+    passed, verdict = criterion.judge(candidate, champion_metrics, floor, floor_name)
+    parts = [f"v{candidate_version} {metric} {candidate[metric]:.4f}", f"{floor_name} floor {floor[metric]:.4f}"]
     if champion_metrics is not None:
         parts.append(f"champion v{champion} {champion_metrics[metric]:.4f}")
+        click = getattr(criterion, "click_metric", None)
+        if click:
+            parts.append(f"{click} v{candidate_version} {candidate[click]:.4f} vs champion {champion_metrics[click]:.4f}")
     elif champion_error is not None:
         parts.append(f"champion v{champion} unusable, replaced by force_promote ({champion_error})")
     else:
         parts.append("no champion yet")
-    if passed:
-        verdict = "champion moves to the new version"
-    elif not beats_floor:
-        verdict = f"not above the {floor_name} floor: champion stays"
-    else:
-        verdict = "not above the champion (a tie is not a win): champion stays"
     return GateDecision(name, metric, candidate_version, candidate, champion, champion_metrics, floor_name,
                         dict(floor), champion_error, passed, "; ".join(parts) + ": " + verdict)
 

@@ -64,3 +64,8 @@ class DvcData(ConfigurableResource):
 
     def prepare_report(self) -> dict:
         return json.loads((self.prepared_path / REPORT_FILE).read_text())
+
+    def raw_path(self) -> Path:
+        """The raw MIND folder the prepared tables were made from (``data.raw_dir`` of params.yaml)."""
+        raw = Path(self.prepare_report()["raw_dir"])
+        return raw if raw.is_absolute() else Path(self.repo_root) / raw

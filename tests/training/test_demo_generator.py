@@ -12,13 +12,14 @@ import pytest
 
 from training.data.demo import DemoConfig, DemoReport, generate_demo
 from training.data.demo.generator import (
-    BEHAVIORS_FILE, CLICK_PROBABILITIES_FILE, NEWS_FILE, REPORT_FILE, USER_PROFILES_FILE, sample_labels_with_click,
+    BEHAVIORS_FILE, CLICK_PROBABILITIES_FILE, NEWS_FILE, NEWS_QUALITY_FILE, REPORT_FILE, USER_PROFILES_FILE,
+    sample_labels_with_click,
 )
 from training.data.demo.mind_files import mind_time
 from training.data.demo.taxonomy import CATEGORIES
 from training.data.schema import MIND_TIME_FORMAT
 
-FILES = (NEWS_FILE, BEHAVIORS_FILE, USER_PROFILES_FILE, CLICK_PROBABILITIES_FILE, REPORT_FILE)
+FILES = (NEWS_FILE, BEHAVIORS_FILE, USER_PROFILES_FILE, CLICK_PROBABILITIES_FILE, NEWS_QUALITY_FILE, REPORT_FILE)
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -37,7 +38,7 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(tiny, tmp_path):
     generate_demo(tmp_path / "other", DemoConfig.tiny(seed=7))
     for name in FILES:
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
-    for name in (NEWS_FILE, BEHAVIORS_FILE, CLICK_PROBABILITIES_FILE):
+    for name in (NEWS_FILE, BEHAVIORS_FILE, CLICK_PROBABILITIES_FILE, NEWS_QUALITY_FILE):
         assert (out / name).read_bytes() != (tmp_path / "other" / name).read_bytes(), name
 
 
@@ -168,6 +169,9 @@ def test_labels_follow_bernoulli_conditioned_on_a_click():
     (dict(target_ctr=0.0), "target_ctr"),
     (dict(history_median=40.0), "history_median"),
     (dict(empty_history_rate=1.5), "empty_history_rate"),
+    (dict(clickbait_weight=-0.5), "clickbait_weight"),
+    (dict(spam_rate=1.0), "spam_rate"),
+    (dict(spam_rate=0.6, duplicate_rate=0.6), "duplicate_rate"),
 ])
 def test_config_validation(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -203,3 +207,9 @@ def test_default_config_is_realistic(tmp_path):
     for day in report.days:
         assert 0.75 <= day["ceiling"]["auc"] <= 0.88
         assert 0.54 <= day["popularity_oracle"]["auc"] <= 0.66
+    q = s["quality"]  # clicks and quality disagree: a weak correlation, clickbait clicked more but graded lower
+    assert [round(v) for v in q["pct_news_per_grade"].values()] == [10, 20, 30, 25, 15]
+    assert abs(q["spearman_propensity_grade"]) < 0.3 and 15 <= q["pct_clicks_grade_le1"] <= 35
+    bait = q["clickbait"]
+    assert bait["mean_probability"] > 1.5 * bait["mean_probability_other"] and bait["mean_grade"] < bait["mean_grade_other"] - 1
+    assert 3 <= q["pct_news_spam"] <= 5 and 3 <= q["pct_news_near_duplicate"] <= 6

@@ -1,4 +1,10 @@
-"""Evaluation metrics: MIND's official ranking metrics and the MIND submission format."""
+"""Evaluation metrics: MIND's official ranking metrics, quality-aware ranking metrics and the MIND submission format."""
+from training.metrics.quality import (
+    click_ndcg,
+    pairwise_accuracy,
+    quality_filtered_click_ndcg,
+    reco_dcg,
+)
 from training.metrics.ranking import (
     METRIC_KEYS,
     METRIC_LABELS,
@@ -22,11 +28,15 @@ __all__ = [
     "MindMetrics",
     "PredictionFormatError",
     "PredictionMismatchError",
+    "click_ndcg",
     "format_metrics_table",
     "impression_metrics",
     "mind_metrics",
+    "pairwise_accuracy",
+    "quality_filtered_click_ndcg",
     "rank_within_impressions",
     "read_prediction_file",
+    "reco_dcg",
     "score_prediction",
     "write_prediction_file",
 ]

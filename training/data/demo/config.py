@@ -13,7 +13,8 @@ class DemoConfig:
     News are published at a constant rate over ``[start - history_days, end)``; those published
     before ``start_day`` form the older pool that user histories are drawn from. Impressions fall in
     ``[start_day, start_day + n_days)``. The ``*_weight`` fields are the coefficients of the click
-    logit documented in :mod:`training.data.demo.generator`.
+    logit documented in :mod:`training.data.demo.generator`; ``spam_rate`` and ``duplicate_rate`` are
+    the shares of off-topic spam and near-duplicate news (see its quality model).
     """
 
     seed: int = 42
@@ -38,7 +39,10 @@ class DemoConfig:
     popularity_weight: float = 1.5
     appeal_weight: float = 0.45
     position_weight: float = 0.12
+    clickbait_weight: float = 1.5
     interest_drift: float = 0.15
+    spam_rate: float = 0.04
+    duplicate_rate: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("n_news", "n_users", "n_days", "impressions_per_day", "min_candidates", "history_days", "max_history"):
@@ -73,13 +77,16 @@ class DemoConfig:
                 f"DemoConfig.history_median ({self.history_median}) must be >= 1 and below history_mean ({self.history_mean}): "
                 "history lengths are log-normal, so the mean exceeds the median"
             )
-        for name in ("empty_history_rate", "empty_abstract_rate"):
+        for name in ("empty_history_rate", "empty_abstract_rate", "spam_rate", "duplicate_rate"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"DemoConfig.{name} must be in [0, 1), got {value}")
+        if self.spam_rate + self.duplicate_rate >= 1:
+            raise ValueError(f"DemoConfig.spam_rate + duplicate_rate must be below 1, got {self.spam_rate} + {self.duplicate_rate}")
         if not 0 < self.target_ctr < 0.5:
             raise ValueError(f"DemoConfig.target_ctr must be in (0, 0.5), got {self.target_ctr}")
-        for name in ("interest_weight", "popularity_weight", "appeal_weight", "position_weight", "interest_drift"):
+        for name in ("interest_weight", "popularity_weight", "appeal_weight", "position_weight", "clickbait_weight",
+                     "interest_drift"):
             value = getattr(self, name)
             if not 0 <= value <= 10:
                 raise ValueError(f"DemoConfig.{name} must be in [0, 10], got {value}")

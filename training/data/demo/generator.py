@@ -2,19 +2,42 @@
 
 ``generate_demo(out_dir, DemoConfig())`` writes ``news.tsv``, ``behaviors.tsv`` (exactly MIND's
 layouts), ``user_profiles.tsv`` (optional: user_id, region, device), ``demo_report.json`` (see
-:mod:`.report`) and ``click_probabilities.parquet``, one row per logged candidate: impression_id,
-position (0-based), news_id, label, probability, popularity_probability, conditional_probability.
+:mod:`.report`), ``click_probabilities.parquet``, one row per logged candidate: impression_id,
+position (0-based), news_id, label, probability, popularity_probability, conditional_probability,
+and ``news_quality.parquet``, one row per news: news_id, quality (int8 grade 0-4), clickbait
+(propensity in [0, 1]), spam (bool), duplicate_of (the copied news id, "" when none); read it with
+:mod:`training.data.quality_truth`. Both parquet files are the generator's truth: only ceilings,
+golden sets and the simulated judge read them, never a model.
 
 Generative model (times are seconds from ``start_day`` 00:00 UTC; day ``d`` is ``[d, d+1)`` days)
 ------------------------------------------------------------------------------------------------
 News ``n``
     Published uniformly over ``[-history_days, n_days)`` days, so a constant stream. Category ~
     the taxonomy's shares; subcategory within it ~ Zipf-like weights ``1/(j+1)^0.7`` (listed order).
-    Latents: ``appeal_n ~ N(0, 1)`` (quality) and a lifecycle ``pop_n(t) = exp(-age / tau_n)`` with
-    ``tau_n ~ LogNormal(log 1.2 days, 0.35)``: fresh, then decaying over one to two days.
+    Latents: ``appeal_n ~ N(0, 1)`` (how engaging the story is) and a lifecycle
+    ``pop_n(t) = exp(-age / tau_n)`` with ``tau_n ~ LogNormal(log 1.2 days, 0.35)``: fresh, then
+    decaying over one to two days.
     With probability 0.45 the title names one entity of its category, with probability 0.2 a place.
     Text = templates filled with the subcategory's words (:mod:`.headlines`); ~5% empty abstracts.
     News published before ``start_day`` form the *older pool* that histories are drawn from.
+News quality (drawn after the news above, from their own random streams ``quality`` and ``cues``)
+    Clickbait propensity ``clickbait_n ~ Beta(0.5, 2)`` (mean 0.2; ~15% of news >= 0.5) raises the
+    click logit (``clickbait_weight``) and lowers quality. Each news is, exclusively, *spam* with
+    probability ``spam_rate`` (``clickbait_n ~ U(0.5, 1)``, no entity, and its title/abstract
+    replaced by a spam phrase, e.g. "Win a free cruise...", or by a text of another category, redrawn
+    until it names none of its labelled category's nouns), or a *near-duplicate* with probability
+    ``duplicate_rate``: it copies the title of a uniformly drawn non-spam, non-duplicate news of its
+    category published in the previous 2 days, with one word (outside the entity mentions) changed,
+    and takes that news' subcategory, entity, place and clickbait (no earlier news: an original).
+    A title gets a clickbait marker (a prefix such as "Shocking:", a suffix such as "- and what
+    happened next" or "!", or a "7 reasons..."/"This one trick..." template) with probability
+    ``0.05 + 0.8 * clickbait_n``; a near-duplicate keeps its source's marker, spam gets none.
+    Grade: spam news get 0; the others are ranked by the latent
+    ``q_n = 0.3 * appeal_n + sqrt(1 - 0.3^2) * eps_n - 2 * clickbait_n - 1 * is_duplicate_n``
+    (``eps_n ~ N(0, 1)`` independent of everything else) and binned so that the grades 0..4 cover
+    10/20/30/25/15 % of all news. Grade and click propensity
+    ``appeal_weight * appeal_n + clickbait_weight * clickbait_n`` thus barely correlate (Spearman
+    ~ -0.05 by default) while clickbait news are clicked about twice as often and graded ~1.4 lower.
 Users ``u``
     Category interests ``theta_u = 0.9 * Dirichlet(3 * shares) + 0.1 * shares`` (a few main
     topics), subcategory preferences ``phi_u ~ Dirichlet(1)`` within each category, 0-3 favourite
@@ -29,8 +52,8 @@ History (fixed per user for the whole split, as in MIND)
     Length per user ~ LogNormal with ``history_median``/``history_mean`` (defaults 18 and 32, so
     p90 ~70), slightly correlated with activity (so per impression: median ~20, mean ~34, p90 ~80),
     capped at ``max_history``; ``empty_history_rate`` of users have none. Clicks are drawn without replacement from the older pool with weights
-    ``exp(interest_weight * affinity(u, n, -1) + appeal_weight * appeal_n)`` (Gumbel top-k),
-    and listed oldest first.
+    ``exp(interest_weight * affinity(u, n, -1) + appeal_weight * appeal_n + clickbait_weight * clickbait_n)``
+    (Gumbel top-k), and listed oldest first.
 Impressions
     ``impressions_per_day`` per day, user ~ activity, hour of day ~ a diurnal curve. Candidate count
     ~ LogNormal(log median_candidates, 0.55) clipped to ``[min_candidates, max_candidates]`` (and to
@@ -38,7 +61,7 @@ Impressions
     the impression's hour and at most ``max_news_age_days`` old) with weights ``0.1 + pop_n(t)``,
     then shown in random order. Candidate at 0-based position ``k`` is clicked with probability
     ``p = sigmoid(b0 + interest_weight * affinity + popularity_weight * pop_n(t)
-    + appeal_weight * appeal_n - position_weight * log(1 + k))``.
+    + appeal_weight * appeal_n + clickbait_weight * clickbait_n - position_weight * log(1 + k))``.
     ``b0`` is solved by bisection so that the expected CTR of the *logged* data is ``target_ctr``.
 At least one click per impression
     MIND logs only impressions with a click. Candidates are *not* redrawn: the label vector of each
@@ -48,13 +71,17 @@ At least one click per impression
     logged label's probability is ``p_k / P(any click)``, stored as ``conditional_probability``
     beside ``probability = p_k``. Within an impression both order candidates identically, so ranking
     by ``p`` is Bayes-optimal for MIND's per-impression metrics: the report's ``ceiling``.
-    ``popularity_probability`` is the popularity + position part alone, with the affinity and appeal
-    terms replaced by their mean over logged candidates: the report's ``popularity_oracle``.
+    ``popularity_probability`` is the popularity + position part alone, with the affinity, appeal and
+    clickbait terms replaced by their mean over logged candidates: the report's ``popularity_oracle``.
+Pairs
+    :func:`training.data.quality_truth.pair_quality` grades a (trigger, candidate) pair by the
+    candidate's grade, minus 1 when its category differs from the trigger's, clipped to [0, 4].
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -63,16 +90,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training.data.demo.config import DemoConfig
-from training.data.demo.headlines import HeadlineWriter, entity_json
+from training.data.demo.headlines import HeadlineWriter, RenderedText, entity_json, near_duplicate
 from training.data.demo.mind_files import mind_time, write_tsv
 from training.data.demo.report import DemoReport, build_report
-from training.data.demo.taxonomy import CATEGORIES, COMMON, DEVICES, REGIONS, Entity, subcategory_table
+from training.data.demo.taxonomy import CATEGORIES, COMMON, DEVICES, REGIONS, Category, Entity, subcategory_table
 from training.data.schema import BEHAVIORS_TSV_COLUMNS, NEWS_TSV_COLUMNS, USER_PROFILE_TSV_COLUMNS
 
 NEWS_FILE = "news.tsv"
 BEHAVIORS_FILE = "behaviors.tsv"
 USER_PROFILES_FILE = "user_profiles.tsv"
 CLICK_PROBABILITIES_FILE = "click_probabilities.parquet"
+NEWS_QUALITY_FILE = "news_quality.parquet"
 REPORT_FILE = "demo_report.json"
 
 DAY = 86400.0
@@ -89,6 +117,17 @@ AFFINITY_RANGE = (-4.0, 3.0)
 ACTIVITY_SIGMA, HISTORY_ACTIVITY_CORRELATION = 1.0, 0.1
 CANDIDATE_SIGMA, CANDIDATE_FLOOR = 0.55, 0.1
 PROFILE_NUDGE = 2.5
+CLICKBAIT_BETA = (0.5, 2.0)
+SPAM_CLICKBAIT = (0.5, 1.0)
+MARKER_BASE, MARKER_SLOPE = 0.05, 0.8
+DUPLICATE_WINDOW_DAYS = 2.0
+QUALITY_APPEAL, CLICKBAIT_QUALITY_PENALTY, DUPLICATE_QUALITY_PENALTY = 0.3, 2.0, 1.0
+#: Share of the news at grades 0..4 (spam news all count at grade 0).
+GRADE_SHARES = (0.10, 0.20, 0.30, 0.25, 0.15)
+SPAM_TRIES = 50
+QUALITY_MODEL = (f"grade = 0 for spam, else the rank bin (shares {'/'.join(f'{100 * g:g}' for g in GRADE_SHARES)} % "
+                 f"of all news) of {QUALITY_APPEAL:g} * appeal + {np.sqrt(1 - QUALITY_APPEAL**2):.3f} * noise "
+                 f"- {CLICKBAIT_QUALITY_PENALTY:g} * clickbait - {DUPLICATE_QUALITY_PENALTY:g} * is_near_duplicate")
 
 TAXONOMY = subcategory_table()
 K = len(CATEGORIES)
@@ -111,10 +150,21 @@ class News:
     decay_days: np.ndarray
     entity: np.ndarray       # index into ALL_ENTITIES or -1
     place: np.ndarray        # index into ALL_ENTITIES or -1
+    clickbait: np.ndarray    # in [0, 1]; zeros until make_quality
 
     def popularity(self, news: np.ndarray, t: np.ndarray) -> np.ndarray:
         age_days = np.maximum(t - self.publish[news], 0.0) / DAY
         return np.exp(-age_days / self.decay_days[news])
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Per-news quality truth (index ``i`` is news id ``N{i+1}``)."""
+
+    grade: np.ndarray         # int8 in 0..4
+    spam: np.ndarray          # bool: off-topic spam text, grade 0
+    duplicate_of: np.ndarray  # index of the copied news or -1
+    marker: np.ndarray        # bool: the title carries a clickbait marker
 
 
 @dataclass(frozen=True)
@@ -160,7 +210,7 @@ class Logged:
 
 
 def _spawn(seed: int) -> dict[str, np.random.Generator]:
-    names = ("news", "text", "users", "history", "impressions", "labels")
+    names = ("news", "text", "users", "history", "impressions", "labels", "quality", "cues")
     return {n: np.random.default_rng(s) for n, s in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
 
 
@@ -185,7 +235,55 @@ def make_news(config: DemoConfig, rng: np.random.Generator) -> News:
     entity = CATEGORY_ENTITY_START[category] + (rng.random(n) * CATEGORY_ENTITY_COUNT[category]).astype(np.int64)
     entity = np.where(has_entity, entity, -1)
     place = np.where(rng.random(n) < PLACE_RATE, rng.integers(0, len(COMMON.places), n), -1)
-    return News(category, subcategory, publish, appeal, decay_days, entity, place)
+    return News(category, subcategory, publish, appeal, decay_days, entity, place, np.zeros(n))
+
+
+def _grades(latent: np.ndarray, spam: np.ndarray) -> np.ndarray:
+    """Spam gets 0; the others are binned by the rank of ``latent`` so that the shares match GRADE_SHARES."""
+    target = np.array(GRADE_SHARES) * latent.size
+    target[0] = max(target[0] - spam.sum(), 0.0)
+    graded = np.flatnonzero(~spam)
+    cum = np.rint(np.cumsum(target) / target.sum() * graded.size)
+    rank = np.empty(graded.size, dtype=np.int64)
+    rank[np.argsort(latent[graded], kind="stable")] = np.arange(graded.size)
+    grade = np.zeros(latent.size, dtype=np.int8)
+    grade[graded] = np.searchsorted(cum, rank, side="right")
+    return grade
+
+
+def make_quality(config: DemoConfig, news: News, rng: np.random.Generator) -> tuple[News, Quality]:
+    """Clickbait, spam, near-duplicates and grades (module docstring); duplicates take their source's
+    subcategory, entity, place and clickbait, spam names no entity."""
+    n = config.n_news
+    clickbait = rng.beta(*CLICKBAIT_BETA, n)
+    kind = rng.random(n)
+    spam = kind < config.spam_rate
+    wants_copy = (kind >= config.spam_rate) & (kind < config.spam_rate + config.duplicate_rate)
+    clickbait = np.where(spam, rng.uniform(*SPAM_CLICKBAIT, n), clickbait)
+    marker_u, source_u, noise = rng.random(n), rng.random(n), rng.standard_normal(n)
+
+    duplicate_of = np.full(n, -1, dtype=np.int64)
+    for k in range(K):
+        pool = np.flatnonzero(~spam & ~wants_copy & (news.category == k))
+        pool = pool[np.argsort(news.publish[pool], kind="stable")]
+        rows = np.flatnonzero(wants_copy & (news.category == k))
+        lo = np.searchsorted(news.publish[pool], news.publish[rows] - DUPLICATE_WINDOW_DAYS * DAY, side="left")
+        hi = np.searchsorted(news.publish[pool], news.publish[rows], side="left")
+        ok = hi > lo
+        duplicate_of[rows[ok]] = pool[(lo + source_u[rows] * (hi - lo)).astype(np.int64)[ok]]
+    dup = np.flatnonzero(duplicate_of >= 0)
+    src = duplicate_of[dup]
+    clickbait[dup] = clickbait[src]
+    marker = ~spam & (marker_u < MARKER_BASE + MARKER_SLOPE * clickbait)
+    marker[dup] = marker[src]
+
+    subcategory, entity, place = news.subcategory.copy(), news.entity.copy(), news.place.copy()
+    subcategory[dup], entity[dup], place[dup] = subcategory[src], entity[src], place[src]
+    entity[spam], place[spam] = -1, -1
+    latent = (QUALITY_APPEAL * news.appeal + np.sqrt(1 - QUALITY_APPEAL**2) * noise
+              - CLICKBAIT_QUALITY_PENALTY * clickbait - DUPLICATE_QUALITY_PENALTY * (duplicate_of >= 0))
+    news = replace(news, subcategory=subcategory, entity=entity, place=place, clickbait=clickbait)
+    return news, Quality(_grades(latent, spam), spam, duplicate_of, marker)
 
 
 def _categorical_rows(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -245,7 +343,7 @@ def make_histories(config: DemoConfig, news: News, users: Users, rng: np.random.
     for lo in range(0, config.n_users, chunk):
         u = np.arange(lo, min(lo + chunk, config.n_users))
         logits = (config.interest_weight * users.affinity(u[:, None], pool[None, :], 0, news)
-                  + config.appeal_weight * news.appeal[pool][None, :])
+                  + (config.appeal_weight * news.appeal[pool] + config.clickbait_weight * news.clickbait[pool])[None, :])
         keys = logits + rng.gumbel(size=logits.shape)
         top = max(int(lengths[u].max()), 1)
         best = np.argpartition(-keys, top - 1, axis=1)[:, :top]
@@ -344,7 +442,8 @@ def make_impressions(config: DemoConfig, news: News, users: Users, rng: np.rando
     pop = news.popularity(cand_news, t)
     affinity = users.affinity(user[cand_imp], cand_news, day[cand_imp] + 1, news)
     position_term = -config.position_weight * np.log1p(position)
-    content = config.interest_weight * affinity + config.appeal_weight * news.appeal[cand_news]
+    content = (config.interest_weight * affinity + config.appeal_weight * news.appeal[cand_news]
+               + config.clickbait_weight * news.clickbait[cand_news])
     popularity_part = config.popularity_weight * pop + position_term
     b0 = calibrate_intercept(content + popularity_part, offsets, config.target_ctr)
     p = 1.0 / (1.0 + np.exp(-(b0 + content + popularity_part)))
@@ -353,13 +452,34 @@ def make_impressions(config: DemoConfig, news: News, users: Users, rng: np.rando
     return Logged(user, time, offsets, cand_news, position, p, p_pop, p / p_any[cand_imp], labels, b0)
 
 
-def _news_rows(config: DemoConfig, news: News, rng: np.random.Generator) -> list[tuple[str, ...]]:
+def _topic_pattern(category: Category) -> re.Pattern[str]:
+    """Matches any noun of ``category`` (its own and its subcategories'), as a whole phrase."""
+    nouns = set(category.nouns).union(*category.subcategories.values())
+    alternatives = "|".join(map(re.escape, sorted(nouns, key=len, reverse=True)))  # longest phrase first
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+
+def _spam_text(writer: HeadlineWriter, category: int) -> tuple[RenderedText, RenderedText]:
+    """A spam phrase or another category's text, redrawn until it names no noun of ``category``."""
+    topic = _topic_pattern(CATEGORIES[category])
+    others = [k for k in range(K) if k != category]
+    for _ in range(SPAM_TRIES):
+        other = CATEGORIES[writer.rng.choice(others)]
+        title, abstract = writer.spam(other, writer.rng.choice(list(other.subcategories)))
+        if not topic.search(title.text) and not topic.search(abstract.text):
+            return title, abstract
+    raise RuntimeError(f"no off-topic spam text found for category {CATEGORIES[category].name!r}")
+
+
+def _news_rows(config: DemoConfig, news: News, quality: Quality, rng: np.random.Generator,
+               cue_rng: np.random.Generator) -> list[tuple[str, ...]]:
     text_rng = random.Random(int(rng.integers(2**62)))
     writer = HeadlineWriter(text_rng)
     codes = text_rng.sample(range(36**5), config.n_news)
     empty_abstract = rng.random(config.n_news) < config.empty_abstract_rate
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    rows = []
+    rows: list[list[str]] = []
+    titles: list[RenderedText] = []
     for i in range(config.n_news):
         category = CATEGORIES[news.category[i]]
         _, sub = TAXONOMY[news.subcategory[i]]
@@ -372,9 +492,26 @@ def _news_rows(config: DemoConfig, news: News, rng: np.random.Generator) -> list
             abstract_text, abstract_entities = "", "[]"
         code = "".join(alphabet[(codes[i] // 36**k) % 36] for k in range(5))
         url = f"https://assets.newsforge.example/labs/mind/AA{code}.html"
-        rows.append((f"N{i + 1}", category.name, sub, title.text, abstract_text, url,
-                     entity_json(title, text_rng), abstract_entities))
-    return rows
+        rows.append([f"N{i + 1}", category.name, sub, title.text, abstract_text, url,
+                     entity_json(title, text_rng), abstract_entities])
+        titles.append(title)
+
+    # Quality cues, with their own stream: markers on originals, then copies of (marked) originals, then spam.
+    cues = HeadlineWriter(random.Random(int(cue_rng.integers(2**62))))
+    rewritten: dict[int, RenderedText] = {}
+    for i in np.flatnonzero(quality.marker & (quality.duplicate_of < 0)).tolist():
+        ent = ALL_ENTITIES[news.entity[i]] if news.entity[i] >= 0 else None
+        rewritten[i] = cues.clickbait(titles[i], CATEGORIES[news.category[i]], TAXONOMY[news.subcategory[i]][1], ent)
+    for i in np.flatnonzero(quality.duplicate_of >= 0).tolist():
+        source = int(quality.duplicate_of[i])
+        rewritten[i] = near_duplicate(rewritten.get(source, titles[source]), CATEGORIES[news.category[i]].adjectives, cues.rng)
+    for i in np.flatnonzero(quality.spam).tolist():
+        rewritten[i], abstract = _spam_text(cues, int(news.category[i]))
+        if not empty_abstract[i]:
+            rows[i][4], rows[i][7] = abstract.text, "[]"
+    for i, title in sorted(rewritten.items()):
+        rows[i][3], rows[i][6] = title.text, entity_json(title, cues.rng)
+    return [tuple(r) for r in rows]
 
 
 def _behavior_rows(config: DemoConfig, logged: Logged, hist_offsets: np.ndarray, hist_flat: np.ndarray) -> list[tuple[str, ...]]:
@@ -403,24 +540,36 @@ def _probability_table(logged: Logged) -> pa.Table:
     })
 
 
+def _quality_table(quality: Quality, news: News) -> pa.Table:
+    ids = np.array([f"N{i + 1}" for i in range(quality.grade.size)], dtype=object)
+    return pa.table({
+        "news_id": pa.array(ids.tolist(), pa.string()),
+        "quality": pa.array(quality.grade, pa.int8()),
+        "clickbait": pa.array(news.clickbait, pa.float64()),
+        "spam": pa.array(quality.spam, pa.bool_()),
+        "duplicate_of": pa.array(np.where(quality.duplicate_of >= 0, ids[quality.duplicate_of], "").tolist(), pa.string()),
+    })
+
+
 def generate_demo(out_dir: str | Path, config: DemoConfig | None = None) -> DemoReport:
     """Write the demo dataset into ``out_dir`` (created if needed) and return its report."""
     config = config or DemoConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rngs = _spawn(config.seed)
-    news = make_news(config, rngs["news"])
+    news, quality = make_quality(config, make_news(config, rngs["news"]), rngs["quality"])
     users = make_users(config, rngs["users"])
     hist_offsets, hist_flat = make_histories(config, news, users, rngs["history"])
     logged = make_impressions(config, news, users, rngs["impressions"], rngs["labels"])
 
-    write_tsv(out / NEWS_FILE, _news_rows(config, news, rngs["text"]), len(NEWS_TSV_COLUMNS))
+    write_tsv(out / NEWS_FILE, _news_rows(config, news, quality, rngs["text"], rngs["cues"]), len(NEWS_TSV_COLUMNS))
     write_tsv(out / BEHAVIORS_FILE, _behavior_rows(config, logged, hist_offsets, hist_flat), len(BEHAVIORS_TSV_COLUMNS))
     if config.user_profiles:
         regions, devices = list(REGIONS), list(DEVICES)
         profiles = [(f"U{u + 1}", regions[users.region[u]], devices[users.device[u]]) for u in range(config.n_users)]
         write_tsv(out / USER_PROFILES_FILE, profiles, len(USER_PROFILE_TSV_COLUMNS))
     pq.write_table(_probability_table(logged), out / CLICK_PROBABILITIES_FILE)
+    pq.write_table(_quality_table(quality, news), out / NEWS_QUALITY_FILE)
 
     report = build_report(
         config=config,
@@ -436,6 +585,14 @@ def generate_demo(out_dir: str | Path, config: DemoConfig | None = None) -> Demo
         n_older_news=int((news.publish < 0).sum()),
         n_users_with_impressions=int(np.unique(logged.user).size),
         intercept=logged.intercept,
+        candidate_news=logged.news,
+        news_grade=quality.grade,
+        news_clickbait=news.clickbait,
+        news_propensity=config.appeal_weight * news.appeal + config.clickbait_weight * news.clickbait,
+        news_spam=quality.spam,
+        news_duplicate=quality.duplicate_of >= 0,
+        news_marker=quality.marker,
+        quality_model=QUALITY_MODEL,
     )
     (out / REPORT_FILE).write_text(report.to_json(), encoding="utf-8", newline="\n")
     return report

@@ -4,6 +4,11 @@ A title is one template with its slots filled from the news' subcategory vocabul
 ``"{adj} {noun} {verb} {noun2} {tail}"`` -> "Record rainfall brings storm front to coastal towns".
 Entities (and places) chosen by the generator are written into their slots, and the entity JSON
 records the character offset of each mention, so ``title[offset:offset + len(surface)] == surface``.
+
+Quality cues (drawn by the generator with their own ``random.Random``): :meth:`HeadlineWriter.clickbait`
+adds a clickbait marker (a prefix, a suffix or a numbered-list/"one trick" template),
+:func:`near_duplicate` changes one word of an earlier title, and :meth:`HeadlineWriter.spam` writes a
+spam phrase (``SPAM_TITLES``/``SPAM_ABSTRACTS``) or an ordinary text of another category.
 """
 from __future__ import annotations
 
@@ -64,6 +69,51 @@ ABSTRACT_SECOND = (
     "It is the {adj} {noun} of the season so far, and the {noun2} is only getting started.",
 )
 
+#: Clickbait markers: prefixes and suffixes added to a rendered title, or whole templates.
+CLICKBAIT_PREFIXES = ("Shocking: ", "You won't believe this: ", "Unbelievable: ", "Must see: ", "Jaw-dropping: ",
+                      "OMG: ", "Wait for it: ")
+CLICKBAIT_SUFFIXES = ("!", "!!", " - and what happened next", " - you won't believe what happened next",
+                      " (number 4 will shock you)", " - the reason will surprise you", "?!")
+CLICKBAIT_TEMPLATES: dict[bool, tuple[str, ...]] = {  # keyed by: has a category entity
+    False: (
+        "Top {n} reasons the {noun} {verb} {noun2}",
+        "These {n} things nobody tells you about the {adj} {noun}",
+        "This one trick {verb} the {noun} - {noun2} fans hate it",
+        "You won't believe what the {noun} just did",
+        "Here are {n} photos of the {adj} {noun} you have to see",
+    ),
+    True: (
+        "The {n} secrets {ent} doesn't want you to know about the {noun}",
+        "You won't believe what {ent} said about the {noun}",
+        "{ent} tried this one trick and the {noun} {verb} {noun2}",
+    ),
+}
+#: Word swaps of a near-duplicate title (other words are replaced by an adjective of the category).
+NEAR_DUPLICATE_SWAPS = {
+    "the": "this", "and": "plus", "about": "on", "in": "at", "after": "following", "how": "why", "why": "how",
+    "for": "in", "of": "from", "to": "toward", "what": "all", "is": "remains", "this": "the", "again": "once more",
+}
+#: Off-topic spam: phrases that belong to no category.
+SPAM_TITLES = (
+    "Win a free cruise before this weekend ends",
+    "Doctors hate this one weird trick for belly fat",
+    "Claim your $500 gift card now - only 3 left!",
+    "Local mom earns $8,000 a month from home",
+    "Lose 20 pounds in 2 weeks with this simple drink",
+    "Your phone may be infected: clean it in one tap",
+    "Congratulations! You have been selected for a free tablet",
+    "Banks hate him: retire early with this secret app",
+    "Miracle cream erases wrinkles overnight",
+    "Hot deal: designer watches 90% off today only",
+)
+SPAM_ABSTRACTS = (
+    "Click here to claim your prize before it expires.",
+    "Limited offer: thousands of readers have already signed up. Act now, this deal will not last.",
+    "No credit card needed. Enter your email to get started today.",
+    "Experts are stunned by this simple method. See the video before it is taken down.",
+    "Only a few spots remain, so hurry and register for free today.",
+)
+
 _SLOT = re.compile(r"(\{\w+\})")
 
 
@@ -122,6 +172,24 @@ class HeadlineWriter:
             text = text[0].upper() + text[1:]  # same length, so offsets stay valid
         return RenderedText(text, tuple(mentions))
 
+    def clickbait(self, title: RenderedText, category: Category, subcategory: str, ent: Entity | None) -> RenderedText:
+        """``title`` with a clickbait marker: a prefix (offsets shift), a suffix, or a new clickbait template."""
+        kind = self.rng.random()
+        if kind < 0.35:
+            prefix = self.rng.choice(CLICKBAIT_PREFIXES)
+            return RenderedText(prefix + title.text, tuple(Mention(m.entity, m.offset + len(prefix)) for m in title.mentions))
+        if kind < 0.7:
+            return RenderedText(title.text + self.rng.choice(CLICKBAIT_SUFFIXES), title.mentions)
+        template = self.rng.choice(CLICKBAIT_TEMPLATES[ent is not None])
+        words = {**self._words(category, subcategory), "n": str(self.rng.randint(3, 15))}
+        return self._render(template, words, ent, None, capitalize=True)
+
+    def spam(self, category: Category, subcategory: str) -> tuple[RenderedText, RenderedText]:
+        """(title, abstract) of a spam news: a spam phrase, or a text of ``category`` (another than the label's)."""
+        if self.rng.random() < 0.5:
+            return RenderedText(self.rng.choice(SPAM_TITLES), ()), RenderedText(self.rng.choice(SPAM_ABSTRACTS), ())
+        return self.title(category, subcategory, None, None), self.abstract(category, subcategory, None, None)
+
     def title(self, category: Category, subcategory: str, ent: Entity | None, place: Entity | None) -> RenderedText:
         template = self.rng.choice(TITLE_TEMPLATES[(ent is not None, place is not None)])
         return self._render(template, self._words(category, subcategory), ent, place, capitalize=True)
@@ -142,6 +210,24 @@ class HeadlineWriter:
             return sentence
         second = self._render(rng.choice(ABSTRACT_SECOND), self._words(category, subcategory), None, None, capitalize=True)
         return RenderedText(f"{sentence.text} {second.text}", sentence.mentions)
+
+
+def near_duplicate(title: RenderedText, adjectives: tuple[str, ...], rng: random.Random) -> RenderedText:
+    """``title`` with one word (outside the entity mentions) changed; mention offsets follow."""
+    spans = [(m.offset, m.offset + len(m.entity.text)) for m in title.mentions]
+    words = [w for w in re.finditer(r"[A-Za-z][A-Za-z'-]*", title.text)
+             if not any(lo < w.end() and w.start() < hi for lo, hi in spans)]
+    if not words:
+        return RenderedText(title.text + " (updated)", title.mentions)
+    word = rng.choice(words)
+    old = word.group()
+    new = NEAR_DUPLICATE_SWAPS.get(old.lower()) or rng.choice([a for a in adjectives if a != old.lower()] or ["new"])
+    if word.start() == 0:
+        new = new[0].upper() + new[1:]
+    shift = len(new) - len(old)
+    text = title.text[:word.start()] + new + title.text[word.end():]
+    mentions = tuple(Mention(m.entity, m.offset + shift if m.offset > word.start() else m.offset) for m in title.mentions)
+    return RenderedText(text, mentions)
 
 
 def entity_json(rendered: RenderedText, rng: random.Random) -> str:

@@ -3,6 +3,8 @@
 Per day, ``ceiling`` scores every candidate by its true click probability (Bayes-optimal for
 MIND's per-impression metrics) and ``popularity_oracle`` by the popularity + position part of
 the true model only; a recommender is good when it closes the gap between the two.
+``stats["quality"]`` summarises the news quality truth: how grades spread, how weakly they follow
+the click propensity, and how often clicks land on low-grade (``<= 1``) or clickbait news.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from training.data.demo.config import DemoConfig
 from training.metrics.ranking import mind_metrics
 
 CLICK_MODEL = ("p = sigmoid(intercept + interest_weight * affinity(user, news, day) + popularity_weight * popularity(news, t) "
-               "+ appeal_weight * appeal(news) - position_weight * log(1 + position))")
+               "+ appeal_weight * appeal(news) + clickbait_weight * clickbait(news) - position_weight * log(1 + position))")
+#: News with at least this clickbait propensity count as clickbait in the report.
+CLICKBAIT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,45 @@ def _metrics(impression_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray)
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in mind_metrics(impression_ids, labels, scores).as_dict().items()}
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties averaged."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation (Pearson on tie-averaged ranks)."""
+    return float(np.corrcoef(_ranks(np.asarray(x)), _ranks(np.asarray(y)))[0, 1])
+
+
+def _quality_stats(*, offsets: np.ndarray, labels: np.ndarray, probability: np.ndarray, candidate_news: np.ndarray,
+                   grade: np.ndarray, clickbait: np.ndarray, propensity: np.ndarray, spam: np.ndarray,
+                   duplicate: np.ndarray, marker: np.ndarray) -> dict[str, Any]:
+    clicked = labels == 1
+    low_click = clicked & (grade[candidate_news] <= 1)
+    row_imp = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+    bait_news = clickbait >= CLICKBAIT_THRESHOLD
+    bait_rows = bait_news[candidate_news]
+
+    def pct(mask: np.ndarray) -> float:
+        return round(100.0 * float(np.mean(mask)), 3)
+
+    return {
+        "pct_news_per_grade": {str(g): pct(grade == g) for g in range(5)},
+        "spearman_propensity_grade": round(spearman(propensity, grade), 4),
+        "pct_clicks_grade_le1": pct(grade[candidate_news][clicked] <= 1),
+        "pct_impressions_with_click_grade_le1": pct(np.bincount(row_imp, weights=low_click, minlength=offsets.size - 1) > 0),
+        "clickbait": {
+            "threshold": CLICKBAIT_THRESHOLD, "pct_news": pct(bait_news),
+            "mean_probability": round(float(probability[bait_rows].mean()), 5) if bait_rows.any() else None,
+            "mean_probability_other": round(float(probability[~bait_rows].mean()), 5) if (~bait_rows).any() else None,
+            "mean_grade": round(float(grade[bait_news].mean()), 3) if bait_news.any() else None,
+            "mean_grade_other": round(float(grade[~bait_news].mean()), 3) if (~bait_news).any() else None,
+        },
+        "pct_news_spam": pct(spam), "pct_news_near_duplicate": pct(duplicate), "pct_titles_with_marker": pct(marker),
+    }
+
+
 def build_report(
     *,
     config: DemoConfig,
@@ -80,11 +123,21 @@ def build_report(
     n_older_news: int,
     n_users_with_impressions: int,
     intercept: float,
+    candidate_news: np.ndarray,
+    news_grade: np.ndarray,
+    news_clickbait: np.ndarray,
+    news_propensity: np.ndarray,
+    news_spam: np.ndarray,
+    news_duplicate: np.ndarray,
+    news_marker: np.ndarray,
+    quality_model: str,
 ) -> DemoReport:
     """Counts, realism statistics and per-day ceilings of one generated dataset.
 
     ``impression_day`` (day index per impression) and ``offsets`` (CSR rows per impression) describe
-    the logged impressions, ids ``1..n`` in order; the other arrays have one entry per candidate row.
+    the logged impressions, ids ``1..n`` in order; ``candidate_news`` (index into the ``news_*`` arrays,
+    one entry per news) and the other arrays have one entry per candidate row; ``quality_model`` describes
+    how grades were drawn.
     """
     n_imp = impression_day.size
     sizes = np.diff(offsets)
@@ -106,6 +159,9 @@ def build_report(
         "news_per_category": dict(sorted(Counter(news_categories).items(), key=lambda kv: (-kv[1], kv[0]))),
         "clicks_per_category": dict(sorted(Counter(candidate_categories[labels == 1].tolist()).items(),
                                            key=lambda kv: (-kv[1], kv[0]))),
+        "quality": _quality_stats(offsets=offsets, labels=labels, probability=probability, candidate_news=candidate_news,
+                                  grade=news_grade, clickbait=news_clickbait, propensity=news_propensity, spam=news_spam,
+                                  duplicate=news_duplicate, marker=news_marker),
     }
     overall = {
         "ceiling": _metrics(impression_ids, labels, probability),
@@ -122,5 +178,5 @@ def build_report(
             "ceiling": _metrics(impression_ids[rows], labels[rows], probability[rows]),
             "popularity_oracle": _metrics(impression_ids[rows], labels[rows], popularity_probability[rows]),
         })
-    model = {"click_model": CLICK_MODEL, "intercept": round(intercept, 6)}
+    model = {"click_model": CLICK_MODEL, "quality_model": quality_model, "intercept": round(intercept, 6)}
     return DemoReport(config.to_dict(), counts, model, stats, overall, days)
