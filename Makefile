@@ -61,6 +61,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_prec_train.py
 	$(BIN)/python benchmarks/bench_ctr_train.py
 	$(BIN)/python benchmarks/bench_ctr_infer.py
+	$(BIN)/python benchmarks/bench_quality_metrics.py
+	$(BIN)/python benchmarks/bench_cross_encoder.py
 
 clean:
 	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

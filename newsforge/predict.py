@@ -84,7 +84,7 @@ def predict_folder(spec: str, data_dir: str | Path, out: str | Path, tracking_ur
         raise ValueError(f"{data_dir} has {len(bad)} invalid row(s); run `newsforge data validate`:\n{shown}")
     model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     if not hasattr(model, "score_tables"):
-        raise ValueError(f"{spec} is not a CTR model (no score_tables)")
+        raise ValueError(f"{spec} cannot rank impressions (no score_tables)")
     scores = model.score_tables(tables.impressions, tables.histories, tables.news)
     write_prediction_file(out, tables.impressions["impression_id"].to_numpy(), scores)
     return len(tables.histories)

@@ -12,6 +12,14 @@ from training.data.prepare import REPORT_FILE
 from training.metrics.ranking import METRIC_KEYS, format_metrics_table
 
 
+#: The quality-aware ranking tables of ``ranking_evaluation`` ("Explore Further" Tables 1-3 analogues).
+QUALITY_TABLES = (
+    ("table1.md", "Quality judges on the golden set (Explore Further Table 1)"),
+    ("table2.md", "Teachers: RecoDCG and ClickNDCG x100 (Explore Further Table 2)"),
+    ("table3.md", "Students: distillation vs direct fine-tuning, x100 (Explore Further Table 3)"),
+)
+
+
 def _latest_artifact(client: MlflowClient, asset: str, partition: str | None, path: str) -> str | None:
     """Text of ``path`` logged by the latest finished run of ``asset`` (for ``partition`` when given)."""
     exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset)
@@ -53,4 +61,8 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
     table2 = _latest_artifact(client, "ctr_evaluation", partition, "table2.md")
     if table2:
         sections.append(f"## CTR models with PREC vectors (PREC Table 2), validation day {partition}\n\n" + table2)
+    for path, title in QUALITY_TABLES:
+        text = _latest_artifact(client, "ranking_evaluation", partition, path)
+        if text:
+            sections.append(f"## {title}, {partition}\n\n" + text)
     return "\n\n".join(sections)

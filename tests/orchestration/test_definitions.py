@@ -7,9 +7,10 @@ from dagster import Definitions, build_schedule_context, build_sensor_context
 from orchestration.definitions import defs
 from orchestration.resources import DvcData
 
-NEWS_SIDE = {"mind_news", "mind_behaviors", "news_encoder", "news_embeddings"}
+NEWS_SIDE = {"mind_news", "mind_behaviors", "news_encoder", "news_embeddings", "golden_set", "judge_evaluation"}
 DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embeddings", "ctr_model",
-               "ctr_evaluation"}
+               "ctr_evaluation", "pair_logs", "quality_labels", "click_teacher", "quality_teacher", "distillation_set",
+               "ranking_student", "ranking_evaluation"}
 
 
 def _selected(job_name: str) -> set[str]:
@@ -21,7 +22,8 @@ def test_definitions_load_and_validate():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == NEWS_SIDE | DAILY_CHAIN
-    assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {("ctr_model", "beats_champion")}
+    assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {("ctr_model", "beats_champion"),
+                                                                                   ("ranking_student", "beats_champion")}
 
 
 def test_jobs_select_exactly_their_stage():

@@ -1,4 +1,5 @@
-"""The default demo data end to end (slow): PREC vectors must lift every CTR model well above its ID-only base."""
+"""The default demo data end to end (slow): PREC vectors must lift every CTR model well above its ID-only base,
+and quality teachers trained on the judge's labels must rank by quality far better than the click teacher."""
 import pandas as pd
 import pytest
 
@@ -9,6 +10,10 @@ CONFIG = """
 ops:
   ctr_evaluation:
     config: {seeds: [1]}
+  judge_evaluation:
+    config: {llm_variants: []}   # the LLM judge has its own tests; here the simulated judge labels
+  ranking_evaluation:
+    config: {seeds: [1]}
 """
 
 
@@ -16,8 +21,8 @@ ops:
 def test_table2_on_default_demo(tmp_path):
     root = make_project(tmp_path, params=(REPO_ROOT / "params.yaml").read_text())
     (root / "run.yaml").write_text(CONFIG)
-    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "*ctr_evaluation",
-         "--partition", DAY, "-c", "run.yaml"], root, timeout=1800)
+    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "*ctr_evaluation,*ranking_evaluation",
+         "--partition", DAY, "-c", "run.yaml"], root, timeout=2700)
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
     floor = pd.read_parquet(root / ".newsforge" / "assets" / "popularity_baseline" / DAY / "table.parquet")
@@ -26,3 +31,9 @@ def test_table2_on_default_demo(tmp_path):
     for model in ("dcn", "deepfm", "pnn"):
         assert auc[(model, "news+user")] > auc[(model, "none")] + 0.01, table
         assert auc[(model, "none")] > floor_auc, table
+
+    quality = pd.read_parquet(root / ".newsforge" / "assets" / "ranking_evaluation" / DAY / "table.parquet")
+    reco = quality.set_index("ranker")["reco_dcg5_mean"]
+    for teacher in ("quality teacher (CE)", "quality teacher (SCE)"):
+        assert reco[teacher] > reco["click teacher"] + 0.03, quality
+    assert reco.max() == reco["truth ceiling (true grades)"] and reco["random"] < reco["quality teacher (CE)"], quality

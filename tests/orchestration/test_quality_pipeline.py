@@ -1,0 +1,165 @@
+"""Quality-aware ranking end to end through the `dagster` CLI on tiny demo data: pair logs, golden set,
+judges, teachers, the gated student and the evaluation, with the real MLflow registry."""
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from project import make_project, run
+
+DAY = "2019-11-11"
+TINY = """
+execution:
+  config:
+    in_process: {}
+ops:
+  news_encoder:
+    config: {hidden_size: 32, num_layers: 1, max_len: 32, max_epochs: 1, batch_size: 64}
+  golden_set:
+    config: {size: 60}
+  judge_evaluation:
+    config: {llm_variants: []}
+  quality_labels:
+    config: {n_pairs: 300, JUDGE}
+  click_teacher:
+    config: {max_len: 32, max_steps: 6, batch_size: 16}
+  quality_teacher:
+    config: {max_len: 32, max_steps: 6, batch_size: 16}
+  ranking_student:
+    config: {student: {hidden_size: 16, intermediate_size: 32, epochs: 1, max_len: 24}, eval_impressions: 0, seed: SEED}
+  ranking_evaluation:
+    config: {student: {hidden_size: 16, intermediate_size: 32, epochs: 1, max_len: 24}, seeds: [1, 2], eval_impressions: 0}
+"""
+ASSETS = ("pair_logs", "golden_set", "judge_evaluation", "quality_labels", "click_teacher", "quality_teacher",
+          "distillation_set", "ranking_student", "ranking_evaluation")
+
+
+def materialize(root, select, seed=1, judge="judge: auto", check=True, partition=DAY):
+    config = root / f"quality_{seed}.yaml"
+    config.write_text(TINY.replace("SEED", str(seed)).replace("JUDGE", judge))
+    return run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", select,
+                *(["--partition", partition] if partition else []), "-c", str(config)], root, check=check)
+
+
+def gate_passed(proc) -> bool:
+    out = proc.stdout + proc.stderr
+    assert "ASSET_CHECK_EVALUATION" in out and "beats_champion" in out
+    if proc.returncode == 0:
+        return True
+    assert "ranking_student: beats_champion" in out and "Steps failed: ['ranking_student']." in out, out[-3000:]
+    return False
+
+
+FIRST: dict = {}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("quality"))
+    FIRST[root] = gate_passed(materialize(root, "*ranking_evaluation,*ranking_student", check=False))
+    return root
+
+
+def _client(root) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+
+
+def _aliases(client, name="ranking_student") -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+def _runs(client, asset):
+    exp = client.get_experiment_by_name(f"newsforge/{asset}")
+    return client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+
+
+def test_every_asset_ran_with_its_lineage(project):
+    client = _client(project)
+    for asset in ASSETS:
+        assert _runs(client, asset), asset
+    student = _runs(client, "ranking_student")[0].data.tags
+    assert student["upstream.distillation_set.run_id"] == _runs(client, "distillation_set")[0].info.run_id
+    assert student["upstream.popularity_baseline.run_id"] == _runs(client, "popularity_baseline")[0].info.run_id
+    labels = _runs(client, "quality_labels")[0].data.tags
+    assert labels["judge"] == "simulated" and "not a model" in labels["judge.simulated"]
+    versions = {v.tags.get("loss") for v in client.search_model_versions("name = 'quality_teacher'")}
+    assert versions == {"ce", "sce"}
+    assert str(client.get_model_version_by_alias("click_teacher", "candidate").version) == "1"
+
+
+def test_pair_logs_and_labels(project):
+    assets = project / ".newsforge" / "assets"
+    labels = pd.read_parquet(assets / "quality_labels" / DAY / "table.parquet")
+    assert len(labels) == 300 and labels["score"].between(0, 4).all() and set(labels["part"]) == {"train"}
+    golden = pd.read_parquet(assets / "golden_set" / "all" / "table.parquet")
+    assert len(golden) == 60 and golden["label"].sum() == 30
+    table1 = _runs(_client(project), "judge_evaluation")[0]
+    assert table1.data.metrics["pa_simulated"] == pytest.approx(0.87, abs=0.01)
+
+
+def test_first_student_is_gated_on_the_popularity_floor(project):
+    client = _client(project)
+    run_ = _runs(client, "ranking_student")[0]
+    metrics, tags = run_.data.metrics, run_.data.tags
+    assert run_.data.params["warm_start"] == "click-only"
+    assert FIRST[project] == (metrics["reco_dcg5"] > metrics["floor_reco_dcg5"])
+    assert tags["gate.passed"] == str(FIRST[project]).lower() and tags["gate.quality_source"] == "truth"
+    aliases = _aliases(client)
+    assert aliases.get("candidate") == "1" and aliases.get("champion") == ("1" if FIRST[project] else None)
+
+
+def test_champion_loads_from_the_registry_and_scores_pairs(project):
+    client = _client(project)
+    if "champion" not in _aliases(client):
+        pytest.skip("version 1 lost to the popularity floor on this tiny day: no champion to load")
+    mlflow.set_tracking_uri(f"sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/ranking_student@champion")
+    pairs = pd.DataFrame({"trigger_id": ["N1", "N1", "N2"], "candidate_id": ["N2", "N3", "N3"]})
+    scored = model.predict(pairs)
+    assert list(scored.columns) == ["click_logit", "quality", "score"] and len(scored) == 3
+    assert np.isfinite(scored.to_numpy()).all() and scored["quality"].between(0, 4).all()
+    with pytest.raises(ValueError, match="N999"):
+        model.predict(pd.DataFrame({"trigger_id": ["N1"], "candidate_id": ["N999"]}))
+
+
+def test_second_student_warm_starts_and_is_gated_against_the_champion(project):
+    before = _aliases(_client(project)).get("champion")
+    passed = gate_passed(materialize(project, "ranking_student", seed=2, check=False))
+    client = _client(project)
+    run_ = _runs(client, "ranking_student")[0]
+    m = run_.data.metrics
+    assert run_.data.params["warm_start"] == (before or "click-only")
+    if before:
+        expected = (m["reco_dcg5"] > m["floor_reco_dcg5"] and m["reco_dcg5"] >= m["champion_reco_dcg5"]
+                    and m["click_ndcg5"] >= m["champion_click_ndcg5"] - 0.01)
+    else:
+        expected = m["reco_dcg5"] > m["floor_reco_dcg5"]
+    assert passed == expected
+    aliases = _aliases(client)
+    assert aliases["candidate"] == "2" and aliases.get("champion") == ("2" if expected else before)
+
+
+def test_evaluation_tables_and_report(project):
+    client = _client(project)
+    run_ = _runs(client, "ranking_evaluation")[0]
+    assert {"distilled_recodcg_at_5", "direct_recodcg_at_5"} <= set(run_.data.metrics)
+    table = pd.read_csv(client.download_artifacts(run_.info.run_id, "ranking_evaluation.csv")).set_index("ranker")
+    assert table.loc["distilled MT student (quality head)", "reco_dcg5_mean"] == pytest.approx(
+        run_.data.metrics["distilled_recodcg_at_5"])
+    assert table.loc["click-only student", "n_seeds"] == 2
+    # the ceiling ranks by the true grades: nothing beats it on RecoDCG
+    assert table["reco_dcg5_mean"].max() == pytest.approx(table.loc["truth ceiling (true grades)", "reco_dcg5_mean"])
+    out = run(["newsforge", "report", "--partition", DAY], project).stdout
+    for title in ("Explore Further Table 1", "Explore Further Table 2", "Explore Further Table 3",
+                  "| quality teacher (SCE) |", "| direct student (SCE on judge labels) |", "| simulated (truth + noise) |"):
+        assert title in out
+
+
+def test_labels_file_with_a_bad_row_fails_naming_the_line(project, tmp_path):
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("N1\tN2\t3\nN2\tN3\tfive\n")
+    proc = materialize(project, "quality_labels", seed=3, judge=f"judge: labels_file, labels_file: {labels}", check=False)
+    assert proc.returncode != 0
+    assert f"{labels}:2: field 'score'" in proc.stdout + proc.stderr

@@ -1,0 +1,76 @@
+"""Batch scoring of (trigger, candidate) pairs: length-bucketed, dynamically padded, results in input order."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from training.cross_encoder.config import N_QUALITY
+from training.cross_encoder.model import CrossEncoder
+from training.cross_encoder.pair_inputs import PairTokenCache
+from training.cross_encoder.runtime import torch_threads as threads_during
+from training.prec.encode_cache import length_bucketed_batches
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Row-aligned with the input pairs: ``click`` (N,) logit, ``quality_logits`` (N, 5)."""
+
+    click: np.ndarray
+    quality_logits: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.click)
+
+    @property
+    def quality_probs(self) -> np.ndarray:
+        logits = self.quality_logits.astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    @property
+    def quality(self) -> np.ndarray:
+        """Expected grade ``sum_i softmax(logits)_i * i`` in [0, 4], (N,)."""
+        return (self.quality_probs @ np.arange(N_QUALITY, dtype=np.float32)).astype(np.float32)
+
+
+def score_pairs(model: CrossEncoder, news: pd.DataFrame, trigger_ids: Sequence[str], candidate_ids: Sequence[str],
+                batch_size: int = 256, torch_threads: int | None = None,
+                progress: bool | None = None) -> PairScores:
+    """Click logits and quality logits of each pair (``trigger_ids[i]``, ``candidate_ids[i]``).
+
+    Each distinct news is tokenised once; pairs run in batches of similar length under ``torch.inference_mode``
+    on the model's device, in eval mode (the previous mode is restored). ``torch_threads``: torch CPU threads for
+    the call (restored after). ``progress``: tqdm bar (None: when there are >= 20 batches).
+    """
+    if len(trigger_ids) != len(candidate_ids):
+        raise ValueError(f"{len(trigger_ids)} trigger ids but {len(candidate_ids)} candidate ids")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    n = len(trigger_ids)
+    click = np.zeros(n, dtype=np.float32)
+    quality = np.zeros((n, N_QUALITY), dtype=np.float32)
+    if n == 0:
+        return PairScores(click, quality)
+    cache = PairTokenCache(model.inputs, news, {"trigger_id": trigger_ids, "candidate_id": candidate_ids})
+    trig, cand = cache.rows["trigger_id"], cache.rows["candidate_id"]
+    batches = length_bucketed_batches(cache.pair_lengths(trig, cand), batch_size)
+    device, was_training = model.device, model.training
+    model.eval()
+    try:
+        with threads_during(torch_threads), torch.inference_mode(), \
+                tqdm(total=len(batches), desc="score pairs", unit="batch",
+                     disable=not (progress if progress is not None else len(batches) >= 20)) as bar:
+            for rows in batches:
+                click_logit, quality_logits = model(cache.batch(trig[rows], cand[rows], device))
+                click[rows] = click_logit.float().cpu().numpy()
+                quality[rows] = quality_logits.float().cpu().numpy()
+                bar.update(1)
+    finally:
+        model.train(was_training)
+    return PairScores(click, quality)
+
