@@ -21,11 +21,12 @@ from orchestration.settings import cache_dir
 from training.data.pairs import PairLogs, build_pair_logs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth, pair_quality
+from training.metrics.quality import pairwise_accuracy
 from training.quality.evaluation import judge_markdown, sample_impressions
 from training.quality.golden_set import balanced_subset, read_golden_file, truth_golden_set
 from training.quality.pair_files import parse_score, read_pair_file
 from training.quality.simulated_judge import SimulatedJudge
-from training.metrics.quality import pairwise_accuracy
+
 
 JUDGES = ("auto", "simulated", "llm", "labels_file")
 #: The paper's pairwise accuracy per prompt variant (Table 1 of "Towards Web-scale Recommendations with LLMs").

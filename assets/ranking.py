@@ -22,7 +22,7 @@ from serving.ranking_model import CrossEncoderPyfunc
 from training.data.pairs import PairLogs
 from training.data.quality_truth import load_quality_truth, pair_quality
 from training.quality.evaluation import (
-    QUALITY_METRIC_KEYS, judge_markdown, metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions,
+    judge_markdown, metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions,
     summarise,
 )
 from training.quality.students import TeacherTargets

@@ -13,6 +13,8 @@ import math
 import time
 
 import numpy as np
+
+from _timing import best_of
 from sklearn.metrics import roc_auc_score
 
 from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS, impression_metrics, mind_metrics
@@ -59,15 +61,6 @@ def loop_metrics(ids: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.
     return np.array(rows, dtype=np.float64)
 
 
-def _best_of(fn, repeats: int) -> tuple[float, object]:
-    best, result = math.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=1_000_000)
@@ -82,7 +75,7 @@ def main() -> None:
     print(f"data: {ids.size:,} candidates in {n_imp:,} impressions "
           f"(mean {ids.size / n_imp:.1f}, clicks {labels.mean():.2%}), seed {args.seed}")
 
-    vec_s, vec = _best_of(lambda: mind_metrics(ids, labels, scores), args.repeats)
+    vec_s, vec = best_of(lambda: mind_metrics(ids, labels, scores), args.repeats)
 
     cut = ids.size
     if 0 < args.loop_candidates < ids.size:  # extend to the end of the impression holding the cut

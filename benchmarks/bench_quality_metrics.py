@@ -11,12 +11,12 @@ target (>= 1 M items/s for RecoDCG and PA on 1 M items) is reported, not asserte
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
 
 import _paths  # noqa: F401  (repository root on sys.path)
+from _timing import best_of
 from training.metrics.quality import (
     click_ndcg,
     pairwise_accuracy,
@@ -63,15 +63,6 @@ def pairwise_loop(labels: list, preds: list) -> float:
     return good / total
 
 
-def _best_of(fn, repeats: int) -> tuple[float, object]:
-    best, result = math.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -97,7 +88,7 @@ def main() -> None:
     ]
     rows = []
     for name, fn in runs:
-        seconds, value = _best_of(fn, args.repeats)
+        seconds, value = best_of(fn, args.repeats)
         rows.append((f"{name} (vectorised, best of {args.repeats})", args.items, seconds, value))
 
     m = min(args.pa_loop_items, args.items)

@@ -163,3 +163,19 @@ def test_labels_file_with_a_bad_row_fails_naming_the_line(project, tmp_path):
     proc = materialize(project, "quality_labels", seed=3, judge=f"judge: labels_file, labels_file: {labels}", check=False)
     assert proc.returncode != 0
     assert f"{labels}:2: field 'score'" in proc.stdout + proc.stderr
+
+
+def test_predict_writes_a_mind_submission_with_the_student(project, tmp_path):
+    """`newsforge predict` ranks each impression's candidates by the student's quality head."""
+    day_dir = tmp_path / "day"
+    day_dir.mkdir()
+    (day_dir / "news.tsv").write_bytes((project / "data" / "demo" / "news.tsv").read_bytes())
+    lines = (project / "data" / "demo" / "behaviors.tsv").read_text().splitlines(keepends=True)
+    (day_dir / "behaviors.tsv").write_text("".join(l for l in lines if l.split("\t")[2].startswith("11/11/")))
+    run(["newsforge", "predict", "--model", "ranking_student@1", "--data", str(day_dir),
+         "--out", str(tmp_path / "prediction.txt")], project)
+    out = run(["newsforge", "score", str(day_dir / "behaviors.tsv"), str(tmp_path / "prediction.txt"), "--json"],
+              project).stdout
+    assert '"auc"' in out
+    ranked = (tmp_path / "prediction.txt").read_text().splitlines()
+    assert len(ranked) == sum(1 for l in lines if l.split("\t")[2].startswith("11/11/"))

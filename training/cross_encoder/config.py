@@ -1,12 +1,9 @@
 """Frozen, validated configuration of a cross-encoder (architecture) and of one training call."""
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
 
+from training.config_dict import ConfigDict
 from training.prec.config import NEWS_VIEWS
 
 N_QUALITY = 5  # judge grades 0..4
@@ -18,35 +15,6 @@ DEFAULT_MAX_LEN = {"prec": 64, "scratch": 32, "pretrained": 128}
 #: hold two whole titles; with abstracts too, fair budgets would cut each title to ~6 tokens)
 DEFAULT_VIEWS = {"prec": ("title", "abstract"), "scratch": ("title",), "pretrained": ("title", "abstract")}
 
-_C = TypeVar("_C", bound="_Dict")
-
-
-class _Dict:
-    """``to_dict`` / ``from_dict`` (unknown keys raise, lists become tuples) / ``replace``."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[_C], values: dict[str, Any] | None = None) -> _C:
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known keys: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-    def replace(self: _C, **changes: Any) -> _C:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
-
-    @classmethod
-    def load(cls: type[_C], path: str | Path) -> _C:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
 
 def _positive(**values: float) -> None:
     for name, value in values.items():
@@ -55,7 +23,7 @@ def _positive(**values: float) -> None:
 
 
 @dataclass(frozen=True)
-class CrossEncoderConfig(_Dict):
+class CrossEncoderConfig(ConfigDict):
     """Architecture and input layout of a (trigger, candidate) cross-encoder.
 
     ``backbone``:
@@ -115,7 +83,7 @@ class CrossEncoderConfig(_Dict):
 
 
 @dataclass(frozen=True)
-class TrainConfig(_Dict):
+class TrainConfig(ConfigDict):
     """One training call: AdamW with linear warmup then linear decay to zero, gradient clipping.
 
     ``max_steps`` caps the optimiser steps (None: ``epochs`` full passes); ``warmup_fraction`` of the steps warm

@@ -1,44 +1,12 @@
 """Frozen configuration dataclasses for the PREC news and user pre-trainers."""
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
 
-_C = TypeVar("_C", bound="_ConfigBase")
+from training.config_dict import ConfigDict
 
 #: Views a news sequence can be built from (``entities`` = labels parsed from ``title_entities``).
 NEWS_VIEWS = ("title", "abstract", "entities")
-
-
-class _ConfigBase:
-    """``from_dict`` / ``to_dict`` / JSON helpers shared by the config dataclasses."""
-
-    @classmethod
-    def from_dict(cls: type[_C], values: dict[str, Any] | None = None) -> _C:
-        """Build from a plain dict; unknown keys raise ``ValueError``, lists become tuples."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known keys: {sorted(known)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
-
-    def replace(self: _C, **changes: Any) -> _C:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
-
-    @classmethod
-    def load(cls: type[_C], path: str | Path) -> _C:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -52,7 +20,7 @@ def _check_prob(name: str, value: float) -> None:
 
 
 @dataclass(frozen=True)
-class TrainLoopConfig(_ConfigBase):
+class TrainLoopConfig(ConfigDict):
     """Optimisation and Lightning Trainer settings common to both pre-trainers."""
 
     batch_size: int = 32
