@@ -18,7 +18,7 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.settings import cache_dir
-from training.data.pairs import PairLogs, build_pair_logs
+from training.data.pairs import PairLogs, build_pair_logs, logged_pairs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth, pair_quality
 from training.metrics.quality import pairwise_accuracy
@@ -79,10 +79,6 @@ def news_texts(news: pd.DataFrame, ids) -> list[str]:
     return [f"{t}. {a}".strip() if a else str(t) for t, a in zip(rows["title"], rows["abstract"])]
 
 
-def _truth(dvc_data: DvcData) -> pd.DataFrame | None:
-    return load_quality_truth(dvc_data.raw_path())
-
-
 def _llm_judge(config: LlmJudgeConfig, variant: str):
     from training.quality.llm_judge import LlmJudge
     from training.quality.smollm import smollm2_dir
@@ -125,12 +121,10 @@ def golden_set(context: AssetExecutionContext, config: GoldenSetConfig, mind_new
     """Pairs with known Good/Bad labels: the user's ``golden_file``, else (demo) a balanced sample of logged
     pairs graded by the generator's truth, else empty (judges are then not measured)."""
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
-        truth = _truth(dvc_data)
+        truth = load_quality_truth(dvc_data.raw_path())
         if config.golden_file:
             golden, source = read_golden_file(config.golden_file, set(mind_news["news_id"])), config.golden_file
         elif truth is not None:
-            from training.data.pairs import logged_pairs
-
             pairs, _, _ = logged_pairs(mind_behaviors, set(mind_news["news_id"]))
             pairs = pairs.drop_duplicates(["trigger_id", "candidate_id"])
             grades = pair_quality(truth, mind_news, pairs["trigger_id"], pairs["candidate_id"])
@@ -197,7 +191,7 @@ def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, 
     evaluation impressions' pairs (``part=test``); columns trigger_id, candidate_id, score, part."""
     if config.judge not in JUDGES:
         raise ValueError(f"judge must be one of {', '.join(JUDGES)}; got {config.judge!r}")
-    truth = _truth(dvc_data)
+    truth = load_quality_truth(dvc_data.raw_path())
     judge = config.judge if config.judge != "auto" else ("simulated" if truth is not None else "llm")
     train = pair_logs.part("train")[["trigger_id", "candidate_id"]].drop_duplicates()
     train = train.sample(n=min(config.n_pairs, len(train)), random_state=config.seed).reset_index(drop=True)

@@ -8,6 +8,8 @@ article of the user's history, the candidates are the impression's. Quality ther
 grade on the demo data and the judge's score elsewhere.
 """
 
+import time
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -111,7 +113,7 @@ def _student_arch(config: StudentConfig):
                               max_len=config.max_len)
 
 
-def _register(name: str, model, news: pd.DataFrame, out, context: AssetExecutionContext, *,
+def _register(name: str, model, news: pd.DataFrame, out, *,
               candidate_alias: bool = True, tags: dict | None = None) -> RegisteredModel:
     """Save ``model`` under ``out`` with the catalogue it knew and register it as a new version of ``name``."""
     from training.cross_encoder import save_cross_encoder
@@ -181,7 +183,7 @@ def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_lo
     with mlflow_tracking.asset_run(context, params={**config.model_dump(), **{f"arch.{k}": v for k, v in arch.to_dict().items()}}):
         fit = train_click(model, mind_news, pair_logs.triplets, _train_config(config))
         mlflow.log_metrics({"train_loss": fit.train_loss, "train_seconds": fit.seconds, "pairs_per_second": fit.pairs_per_second})
-        registered = _register("click_teacher", model, mind_news, model_dir("click_teacher", context.partition_key, context.run.run_id), context)
+        registered = _register("click_teacher", model, mind_news, model_dir("click_teacher", context.partition_key, context.run.run_id))
     return Output(registered, metadata={"registered_version": registered.version, "n_triplets": len(pair_logs.triplets),
                                         "train_loss": float(fit.train_loss), "train_seconds": round(fit.seconds, 1)})
 
@@ -205,7 +207,7 @@ def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig
             fit = train_quality(model, mind_news, labels[["trigger_id", "candidate_id", "score"]], loss, _train_config(config))
             mlflow.log_metrics({f"{loss}_train_loss": fit.train_loss, f"{loss}_train_seconds": fit.seconds})
             folder = model_dir("quality_teacher", context.partition_key, context.run.run_id) / loss
-            out[loss] = _register("quality_teacher", model, mind_news, folder, context, tags={"loss": loss})
+            out[loss] = _register("quality_teacher", model, mind_news, folder, tags={"loss": loss})
             metadata[f"{loss}_version"] = out[loss].version
             metadata[f"{loss}_train_loss"] = float(fit.train_loss)
     return Output(out, metadata={**metadata, "n_labels": len(labels)})
@@ -221,8 +223,6 @@ def distillation_set(context: AssetExecutionContext, config: DistillationSetConf
     if config.distill_from not in quality_teacher:
         raise ValueError(f"distill_from={config.distill_from!r}: quality_teacher trained {sorted(quality_teacher)}")
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
-        import time
-
         start = time.perf_counter()
         targets = teacher_targets(_load(click_teacher), _load(quality_teacher[config.distill_from]), mind_news,
                                   pair_logs.unlabelled, batch_size=config.batch_size, torch_threads=config.torch_threads)
@@ -268,7 +268,7 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
             start = click_only_student(_student_arch(config.student), news_encoder.local_dir, mind_news, targets, train)
         student = multitask_student(start, mind_news, targets, train, config.student.click_weight)
         out = model_dir("ranking_student", context.partition_key, context.run.run_id)
-        registered = _register("ranking_student", student, mind_news, out, context, candidate_alias=False)
+        registered = _register("ranking_student", student, mind_news, out, candidate_alias=False)
         pairs, source = evaluation_pairs(pair_logs, mind_news, dvc_data, quality_labels, config.eval_impressions, 0)
         floor = quality_ranking_metrics(pairs, popularity_scores(popularity_baseline, pairs))
         decision = decide("ranking_student", registered.version,

@@ -14,7 +14,6 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 INPUT_COLUMNS = ("trigger_id", "candidate_id")
-OUTPUT_COLUMNS = ("click_logit", "quality", "score")
 
 
 class CrossEncoderPyfunc(PythonModel):
