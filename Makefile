@@ -63,6 +63,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_ctr_infer.py
 	$(BIN)/python benchmarks/bench_quality_metrics.py
 	$(BIN)/python benchmarks/bench_cross_encoder.py
+	$(BIN)/python benchmarks/bench_faiss.py
+	$(BIN)/python benchmarks/bench_lora.py
 
 clean:
 	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

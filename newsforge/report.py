@@ -19,6 +19,12 @@ QUALITY_TABLES = (
     ("table3.md", "Students: distillation vs direct fine-tuning, x100 (Explore Further Table 3)"),
 )
 
+#: The recall tables of ``recall_evaluation`` (candidate paths, then the query generators compared).
+RECALL_TABLES = (
+    ("recall.md", "Recall paths: recall of the news clicked next (x100)"),
+    ("generators.md", "Query generators on held-out triggers: Q' recall (x100, mean ± std over seeds)"),
+)
+
 
 def _latest_artifact(client: MlflowClient, asset: str, partition: str | None, path: str) -> str | None:
     """Text of ``path`` logged by the latest finished run of ``asset`` (for ``partition`` when given)."""
@@ -63,6 +69,10 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
         sections.append(f"## CTR models with PREC vectors (PREC Table 2), validation day {partition}\n\n" + table2)
     for path, title in QUALITY_TABLES:
         text = _latest_artifact(client, "ranking_evaluation", partition, path)
+        if text:
+            sections.append(f"## {title}, {partition}\n\n" + text)
+    for path, title in RECALL_TABLES:
+        text = _latest_artifact(client, "recall_evaluation", partition, path)
         if text:
             sections.append(f"## {title}, {partition}\n\n" + text)
     return "\n\n".join(sections)

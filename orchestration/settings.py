@@ -6,6 +6,7 @@
 | local state (MLflow store, asset artefacts, Dagster home) | ``<root>/.newsforge`` | NEWSFORGE_HOME |
 | prepared, DVC-tracked tables | ``<root>/data/prepared`` | NEWSFORGE_PREPARED_DIR |
 | first daily partition | 2019-11-09 (MIND-small's first day) | NEWSFORGE_PARTITION_START |
+| recall candidates served online (SQLite, WAL) | ``<home>/serving/candidates.sqlite`` | NEWSFORGE_CANDIDATE_STORE |
 """
 from __future__ import annotations
 
@@ -47,4 +48,11 @@ def cache_dir(name: str) -> Path:
     """A persistent cache folder (e.g. ``news_vectors``: the encode-once cache)."""
     path = newsforge_home() / "cache" / name
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def candidate_store_path() -> Path:
+    """The key-value store of per-trigger recall candidates that ``recall_candidates`` writes and serving reads."""
+    path = Path(os.environ.get("NEWSFORGE_CANDIDATE_STORE", newsforge_home() / "serving" / "candidates.sqlite"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path

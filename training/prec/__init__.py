@@ -25,6 +25,7 @@ _EXPORTS = {
     "encode_news": "training.prec.encode_cache",
     "EncodeStats": "training.prec.encode_cache",
     "news_vectors": "training.prec.encode_cache",
+    "query_vectors": "training.prec.encode_cache",
     "train_user_encoder": "training.prec.user_pretrainer",
     "UserPretrainResult": "training.prec.user_pretrainer",
     "encode_users": "training.prec.user_pretrainer",

@@ -136,6 +136,17 @@ def news_vectors(encoder: SavedNewsEncoder, news: pd.DataFrame, batch_size: int 
     return encode_texts(encoder, view_texts(news, encoder.views), batch_size, device, progress)[0]
 
 
+def query_vectors(encoder: SavedNewsEncoder, queries: Sequence[str], batch_size: int = 256,
+                  progress: bool | None = None) -> np.ndarray:
+    """Vectors ``(n, hidden)`` for free-text queries, encoded as news whose title is the query and whose
+    other views are empty: queries and news then live in the same space (Q' retrieval)."""
+    queries = [str(q) for q in queries]
+    texts = [queries if view == "title" else [""] * len(queries) for view in encoder.views]
+    if "title" not in encoder.views:
+        raise ValueError(f"the news encoder has views {encoder.views}; query vectors need its title view")
+    return encode_texts(encoder, texts, batch_size, progress=progress)[0]
+
+
 class NewsVectorCache:
     """Content-hash -> vector store of one model version under ``cache_dir``."""
 

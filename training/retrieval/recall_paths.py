@@ -1,0 +1,149 @@
+"""Candidate generation ("recall paths"): co-click counts, embedding neighbours, generated queries, and
+their round-robin union.
+
+Every path returns a DataFrame with columns ``trigger_id, path, rank, news_id, score`` (rank 0-based,
+best first) and never proposes the trigger itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from training.embedding_table import EmbeddingTable
+from training.retrieval.news_index import NewsIndex
+
+CANDIDATE_COLUMNS = ["trigger_id", "path", "rank", "news_id", "score"]
+
+
+def _frame(trigger_ids: Sequence[str], news_ids: Sequence[str], scores: Sequence[float], ranks: Sequence[int],
+           path: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "trigger_id": pd.Series(trigger_ids, dtype=object).astype(str),
+        "path": path,
+        "rank": np.asarray(ranks, dtype=np.int64),
+        "news_id": pd.Series(news_ids, dtype=object).astype(str),
+        "score": np.asarray(scores, dtype=np.float64),
+    }, columns=CANDIDATE_COLUMNS)
+
+
+def empty_candidates(path: str = "") -> pd.DataFrame:
+    return _frame([], [], [], [], path)
+
+
+def coclick_candidates(histories: pd.Series | list[list[str]], click_pairs: pd.DataFrame, triggers: list[str],
+                       k: int = 100, catalogue: set[str] | None = None) -> pd.DataFrame:
+    """Top ``k`` news co-occurring with each trigger: in the same user history (each history once, items
+    deduplicated) or as a logged (trigger_id, candidate_id) click pair, counted both ways. score = count.
+
+    A history is a list of news ids or a MIND-style space-separated string; missing histories are skipped."""
+    missing = {"trigger_id", "candidate_id"} - set(click_pairs.columns)
+    if missing:
+        raise ValueError(f"click_pairs lacks column(s) {sorted(missing)}")
+    history_lists = [list(dict.fromkeys(map(str, h.split() if isinstance(h, str) else h)))
+                     for h in histories if isinstance(h, (str, list, tuple, np.ndarray)) and len(h)]
+    pair_a = click_pairs["trigger_id"].astype(str).to_numpy()
+    pair_b = click_pairs["candidate_id"].astype(str).to_numpy()
+    vocab = pd.Index(sorted({n for h in history_lists for n in h} | set(pair_a) | set(pair_b) | set(map(str, triggers))))
+    n = len(vocab)
+
+    lengths = np.fromiter((len(h) for h in history_lists), dtype=np.int64, count=len(history_lists))
+    cols = vocab.get_indexer([n for h in history_lists for n in h])
+    rows = np.repeat(np.arange(len(history_lists)), lengths)
+    x = sp.csr_matrix((np.ones(len(cols), dtype=np.float64), (rows, cols)), shape=(len(history_lists), n))
+    counts = (x.T @ x).tocsr()
+    if len(pair_a):
+        a, b = vocab.get_indexer(pair_a), vocab.get_indexer(pair_b)
+        ones = np.ones(len(a), dtype=np.float64)
+        counts = counts + sp.csr_matrix((np.concatenate([ones, ones]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                                        shape=(n, n))
+    counts = (counts - sp.diags(counts.diagonal())).tocsr()  # a news does not co-occur with itself
+    counts.eliminate_zeros()
+
+    allowed = None if catalogue is None else vocab.isin(list(catalogue))
+    names = vocab.to_numpy()
+    out_t, out_n, out_s, out_r = [], [], [], []
+    for trigger in dict.fromkeys(map(str, triggers)):
+        row = counts.getrow(vocab.get_loc(trigger))
+        cand, score = row.indices, row.data
+        if allowed is not None:
+            keep = allowed[cand]
+            cand, score = cand[keep], score[keep]
+        if not len(cand):
+            continue
+        order = np.lexsort((names[cand], -score))[:k]  # count descending, then news id
+        out_t += [trigger] * len(order)
+        out_n += names[cand[order]].tolist()
+        out_s += score[order].tolist()
+        out_r += range(len(order))
+    return _frame(out_t, out_n, out_s, out_r, "coclick")
+
+
+def embedding_candidates(index: NewsIndex, vectors: EmbeddingTable, triggers: list[str], k: int = 100) -> pd.DataFrame:
+    """Top ``k`` nearest news (cosine) to each trigger's vector; triggers without a vector get no rows."""
+    triggers = list(dict.fromkeys(map(str, triggers)))
+    query, found = vectors.lookup(triggers)
+    kept = [t for t, f in zip(triggers, found) if f]
+    if not kept:
+        return empty_candidates("embedding")
+    ids, scores = index.search(query[found], k, exclude=[{t} for t in kept])
+    return _from_lists(kept, ids, scores, "embedding")
+
+
+def _from_lists(triggers: list[str], ids: list[list[str]], scores: list[list[float]], path: str) -> pd.DataFrame:
+    lengths = [len(r) for r in ids]
+    return _frame(np.repeat(np.array(triggers, dtype=object), lengths), [n for r in ids for n in r],
+                  [s for r in scores for s in r], [i for m in lengths for i in range(m)], path)
+
+
+def query_candidates(index: NewsIndex, queries: pd.DataFrame, query_vectors: np.ndarray, per_query: int = 10,
+                     keep: int = 30, exclude: dict[str, set[str]] | None = None,
+                     rank: Callable[[list[str], list[str]], np.ndarray] | None = None,
+                     path: str = "qprime") -> pd.DataFrame:
+    """News retrieved by generated queries: each query's top ``per_query``, unioned per trigger (max
+    similarity), minus the trigger and ``exclude[trigger]``, scored by ``rank(trigger_ids, news_ids)``
+    (called once with all pairs) or else by similarity; the top ``keep`` per trigger."""
+    if "trigger_id" not in queries.columns:
+        raise ValueError("queries lacks column 'trigger_id'")
+    if len(queries) != len(query_vectors):
+        raise ValueError(f"{len(queries)} queries for {len(query_vectors)} query vectors")
+    if not len(queries):
+        return empty_candidates(path)
+    trig = queries["trigger_id"].astype(str).tolist()
+    exclude = exclude or {}
+    drop = [{t} | set(exclude.get(t, ())) for t in trig]
+    ids, sims = index.search(query_vectors, per_query, exclude=drop)
+    hits = _from_lists(trig, ids, sims, path)
+    if hits.empty:
+        return hits
+    hits = (hits.sort_values("score", ascending=False, kind="stable")
+                .drop_duplicates(["trigger_id", "news_id"], keep="first"))
+    if rank is not None:
+        scores = np.asarray(rank(hits["trigger_id"].tolist(), hits["news_id"].tolist()), dtype=np.float64)
+        if scores.shape != (len(hits),):
+            raise ValueError(f"rank returned shape {scores.shape} for {len(hits)} pairs")
+        hits = hits.assign(score=scores)
+    hits = hits.sort_values(["trigger_id", "score", "news_id"], ascending=[True, False, True], kind="stable")
+    hits["rank"] = hits.groupby("trigger_id", sort=False).cumcount()
+    return hits[hits["rank"] < keep].reset_index(drop=True)[CANDIDATE_COLUMNS]
+
+
+def union_candidates(paths: pd.DataFrame, k: int | None = None,
+                     order: tuple[str, ...] = ("coclick", "embedding", "qprime")) -> pd.DataFrame:
+    """Round-robin merge per trigger over ``order``'s paths (every path's rank 0, then rank 1, ...), first
+    occurrence kept; score = 1/(1+rank) of the merged list, truncated to ``k`` when given."""
+    frame = paths[paths["path"].isin(order)]
+    if frame.empty:
+        return empty_candidates("union")
+    path_pos = {p: i for i, p in enumerate(order)}
+    frame = frame.assign(_p=frame["path"].map(path_pos))
+    frame = (frame.sort_values(["trigger_id", "rank", "_p"], kind="stable")
+                  .drop_duplicates(["trigger_id", "news_id"], keep="first"))
+    merged_rank = frame.groupby("trigger_id", sort=False).cumcount().to_numpy()
+    out = _frame(frame["trigger_id"].tolist(), frame["news_id"].tolist(), 1.0 / (1.0 + merged_rank),
+                 merged_rank, "union")
+    if k is not None:
+        out = out[out["rank"] < k]
+    return out.reset_index(drop=True)
