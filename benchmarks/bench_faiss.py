@@ -22,10 +22,10 @@ import argparse
 import time
 
 import _paths  # noqa: F401  (repository root on sys.path)
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-from training.retrieval.news_index import IndexConfig, ivf_nlist, make_faiss_index  # noqa: E402
+from training.retrieval.news_index import IndexConfig, ivf_nlist, make_faiss_index
 
 KINDS = ("flat", "hnsw", "ivf")
 TARGET_RECALL, TARGET_SPEEDUP = 0.95, 20.0

@@ -92,6 +92,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_candidates(args: argparse.Namespace) -> int:
+    from orchestration.settings import candidate_store_path
+    from training.retrieval.candidate_store import CandidateStore
+
+    path = args.store or candidate_store_path()
+    with CandidateStore(path, readonly=True) as store:
+        version = args.version or store.current_version()
+        if version is None:
+            print(f"newsforge candidates: {path} holds no version yet: materialise recall_candidates", file=sys.stderr)
+            return 1
+        found = store.lookup(args.trigger, path=args.path, version=version)
+        if not found:
+            print(f"newsforge candidates: no {args.path} candidates for {args.trigger} in version {version} "
+                  f"(paths: {', '.join(store.paths(version))})", file=sys.stderr)
+            return 1
+    print(f"# {args.path} candidates of {args.trigger} (store {path}, version {version})")
+    for rank, (news_id, score) in enumerate(found[: args.k]):
+        print(f"{rank + 1}\t{news_id}\t{score:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--partition", required=True)
     report.add_argument("--tracking-uri", help="default: the local store under $NEWSFORGE_HOME/mlflow")
     report.set_defaults(func=_cmd_report)
+
+    cands = sub.add_parser("candidates", help="look up a trigger's recall candidates in the key-value store")
+    cands.add_argument("trigger", help="a news id, e.g. N123")
+    cands.add_argument("--path", default="union", help="union (default), coclick, embedding or qprime")
+    cands.add_argument("-k", type=int, default=30)
+    cands.add_argument("--version", help="a store version (the recall_candidates MLflow run id); default: current")
+    cands.add_argument("--store", help="default: $NEWSFORGE_HOME/serving/candidates.sqlite")
+    cands.set_defaults(func=_cmd_candidates)
     return parser
 
 

@@ -1,5 +1,6 @@
 """The default demo data end to end (slow): PREC vectors must lift every CTR model well above its ID-only base,
-and quality teachers trained on the judge's labels must rank by quality far better than the click teacher."""
+quality teachers trained on the judge's labels must rank by quality far better than the click teacher, and
+the content-based recall paths must find the fresh news that co-clicks cannot."""
 import pandas as pd
 import pytest
 
@@ -14,6 +15,8 @@ ops:
     config: {llm_variants: []}   # the LLM judge has its own tests; here the simulated judge labels
   ranking_evaluation:
     config: {seeds: [1]}
+  recall_evaluation:
+    config: {compare_seeds: []}
 """
 
 
@@ -21,7 +24,7 @@ ops:
 def test_table2_on_default_demo(tmp_path):
     root = make_project(tmp_path, params=(REPO_ROOT / "params.yaml").read_text())
     (root / "run.yaml").write_text(CONFIG)
-    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "*ctr_evaluation,*ranking_evaluation",
+    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "*ctr_evaluation,*ranking_evaluation,*recall_evaluation",
          "--partition", DAY, "-c", "run.yaml"], root, timeout=2700)
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
@@ -37,3 +40,9 @@ def test_table2_on_default_demo(tmp_path):
     for teacher in ("quality teacher (CE)", "quality teacher (SCE)"):
         assert reco[teacher] > reco["click teacher"] + 0.03, quality
     assert reco.max() == reco["truth ceiling (true grades)"] and reco["random"] < reco["quality teacher (CE)"], quality
+
+    recall = pd.read_parquet(root / ".newsforge" / "assets" / "recall_evaluation" / DAY / "table.parquet").set_index("path")
+    # news first shown today have no co-clicks before today; their text still has a vector and queries
+    assert recall.loc["coclick", "fresh_recall_at_30"] < 0.05, recall
+    assert recall.loc["embedding", "fresh_recall_at_30"] > recall.loc["coclick", "fresh_recall_at_30"] + 0.05, recall
+    assert recall.loc["union", "recall_at_100"] >= recall.loc[["coclick", "embedding", "qprime"], "recall_at_30"].max(), recall

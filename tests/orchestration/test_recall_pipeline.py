@@ -156,6 +156,12 @@ def test_candidate_store_serves_every_trigger_from_the_latest_run(project):
         assert set(store.paths()) == {"coclick", "embedding", "qprime", "union"}
     finally:
         store.close()
+    trigger = news.iloc[0]
+    lines = run(["newsforge", "candidates", trigger], project).stdout.splitlines()
+    assert lines[0].startswith(f"# union candidates of {trigger}") and 1 <= len(lines) - 1 <= 30
+    assert [line.split("\t")[1] for line in lines[1:]] == [c for c, _ in found[trigger]]
+    missing = run(["newsforge", "candidates", "N_NOT_THERE"], project, check=False)
+    assert missing.returncode == 1 and "no union candidates for N_NOT_THERE" in missing.stderr
 
 
 def test_recall_evaluation_logs_every_path_and_the_report_shows_it(project):

@@ -24,7 +24,7 @@ from training.cross_encoder.losses import (
 )
 from training.cross_encoder.model import CrossEncoder
 from training.cross_encoder.pair_inputs import PairTokenCache, check_columns
-from training.cross_encoder.runtime import torch_threads
+from training.torch_threads import torch_threads
 from training.prec.encode_cache import length_bucketed_batches
 
 log = logging.getLogger(__name__)

@@ -27,11 +27,12 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from training.torch_threads import torch_threads as threads_during
 
 PROMPT_VARIANTS = ("A", "B", "C")
 LABELS = ("0", "1", "2", "3", "4")
@@ -97,21 +98,6 @@ class JudgeResult:
         return label_probabilities(self.label_logprobs)
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    import torch
-
-    if not n:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _truncate(text: str, max_chars: int) -> str:
     text = " ".join(str(text).split())
     if max_chars <= 0 or len(text) <= max_chars:
@@ -159,7 +145,7 @@ class LlmJudge:
             if self.tokenizer.eos_token is None:
                 raise ValueError(f"the tokenizer in {self.model_dir} has neither a pad nor an eos token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        with _torch_threads(torch_threads):
+        with threads_during(torch_threads):
             self.model = AutoModelForCausalLM.from_pretrained(
                 str(self.model_dir), dtype=getattr(torch, dtype), local_files_only=True)
         self.model.eval()
@@ -278,7 +264,7 @@ class LlmJudge:
             raise ValueError(f"{len(triggers)} triggers but {len(candidates)} candidates")
         start = time.perf_counter()
         reasons = None
-        with _torch_threads(self.torch_threads), torch.inference_mode():
+        with threads_during(self.torch_threads), torch.inference_mode():
             texts = [self.prompt(t, c) for t, c in zip(triggers, candidates)]
             if self.variant == "C" and texts:
                 reasons = self._generate_reasons(texts)

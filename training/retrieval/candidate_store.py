@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ class CandidateStore:
         rows = _pack(candidates)
         n_triggers = int(candidates["trigger_id"].nunique())
         meta_text = json.dumps(meta or {}, default=str)
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -169,7 +170,7 @@ class CandidateStore:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "CandidateStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -46,11 +46,11 @@ def coclick_candidates(histories: pd.Series | list[list[str]], click_pairs: pd.D
                      for h in histories if isinstance(h, (str, list, tuple, np.ndarray)) and len(h)]
     pair_a = click_pairs["trigger_id"].astype(str).to_numpy()
     pair_b = click_pairs["candidate_id"].astype(str).to_numpy()
-    vocab = pd.Index(sorted({n for h in history_lists for n in h} | set(pair_a) | set(pair_b) | set(map(str, triggers))))
+    vocab = pd.Index(sorted({news for h in history_lists for news in h} | set(pair_a) | set(pair_b) | set(map(str, triggers))))
     n = len(vocab)
 
     lengths = np.fromiter((len(h) for h in history_lists), dtype=np.int64, count=len(history_lists))
-    cols = vocab.get_indexer([n for h in history_lists for n in h])
+    cols = vocab.get_indexer([news for h in history_lists for news in h])
     rows = np.repeat(np.arange(len(history_lists)), lengths)
     x = sp.csr_matrix((np.ones(len(cols), dtype=np.float64), (rows, cols)), shape=(len(history_lists), n))
     counts = (x.T @ x).tocsr()
@@ -62,23 +62,28 @@ def coclick_candidates(histories: pd.Series | list[list[str]], click_pairs: pd.D
     counts = (counts - sp.diags(counts.diagonal())).tocsr()  # a news does not co-occur with itself
     counts.eliminate_zeros()
 
-    allowed = None if catalogue is None else vocab.isin(list(catalogue))
-    names = vocab.to_numpy()
-    out_t, out_n, out_s, out_r = [], [], [], []
-    for trigger in dict.fromkeys(map(str, triggers)):
-        row = counts.getrow(vocab.get_loc(trigger))
-        cand, score = row.indices, row.data
-        if allowed is not None:
-            keep = allowed[cand]
-            cand, score = cand[keep], score[keep]
-        if not len(cand):
-            continue
-        order = np.lexsort((names[cand], -score))[:k]  # count descending, then news id
-        out_t += [trigger] * len(order)
-        out_n += names[cand[order]].tolist()
-        out_s += score[order].tolist()
-        out_r += range(len(order))
-    return _frame(out_t, out_n, out_s, out_r, "coclick")
+    wanted = list(dict.fromkeys(map(str, triggers)))
+    rows_of = counts[vocab.get_indexer(wanted)]
+    if catalogue is not None:
+        rows_of = (rows_of @ sp.diags(vocab.isin(list(catalogue)).astype(np.float64))).tocsr()
+        rows_of.eliminate_zeros()
+    out_row, out_col, out_score = [], [], []
+    indptr, indices, data = rows_of.indptr, rows_of.indices, rows_of.data
+    for i in range(len(wanted)):
+        cols, counts_i = indices[indptr[i]:indptr[i + 1]], data[indptr[i]:indptr[i + 1]]
+        if len(cols) > k:  # cut to the k-th count (ties kept) before the exact sort
+            keep = counts_i >= np.partition(counts_i, len(counts_i) - k)[len(counts_i) - k]
+            cols, counts_i = cols[keep], counts_i[keep]
+        order = np.lexsort((cols, -counts_i))[:k]  # count descending, then news id (vocab is sorted)
+        out_row.append(np.full(len(order), i))
+        out_col.append(cols[order])
+        out_score.append(counts_i[order])
+    if not out_row:
+        return empty_candidates("coclick")
+    row, col = np.concatenate(out_row), np.concatenate(out_col)
+    rank = np.concatenate([np.arange(len(r)) for r in out_row])
+    return _frame(np.array(wanted, dtype=object)[row], vocab.to_numpy()[col], np.concatenate(out_score), rank,
+                  "coclick")
 
 
 def embedding_candidates(index: NewsIndex, vectors: EmbeddingTable, triggers: list[str], k: int = 100) -> pd.DataFrame:

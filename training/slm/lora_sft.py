@@ -11,8 +11,6 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from tqdm.auto import tqdm
 from training.config_dict import ConfigDict
 from training.slm.prompts import chat_prompt
 from training.staging import staged_dir
+from training.torch_threads import torch_threads
 
 ADAPTER_META_FILE = "newsforge_adapter.json"
 IGNORE_INDEX = -100
@@ -56,20 +55,6 @@ class LoraSftConfig(ConfigDict):
             raise ValueError(f"LoraSftConfig.top_layers must be >= 0, got {self.top_layers}")
         if self.max_steps < 0 or self.lr <= 0 or not 0 <= self.dropout < 1:
             raise ValueError("LoraSftConfig needs max_steps >= 0, lr > 0 and 0 <= dropout < 1")
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """``torch.set_num_threads(n)`` inside the block, restored afterwards (``None``/0 leaves it)."""
-    if not n:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load_causal_lm(model_dir: str | Path, torch_threads: int = 2):

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from training.config_dict import ConfigDict
-from training.slm.lora_sft import torch_threads
+from training.torch_threads import torch_threads
 from training.slm.prompts import TASKS, chat_prompt, parse_queries
 from training.staging import staged_dir
 

@@ -1,6 +1,7 @@
 """CandidateStore: versioned atomic writes, pruning, read-only access and reads during a write."""
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pandas as pd
@@ -69,7 +70,7 @@ def test_crash_mid_write_keeps_current(tmp_path, monkeypatch):
     real_pack = store_module._pack
     # a bad row at the end: sqlite fails half-way through inserting the version's rows
     monkeypatch.setattr(store_module, "_pack", lambda frame: real_pack(frame) + [("T9", "union", {"bad": 1}, b"")])
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.Error):
         store.write("broken", candidates("b", n_triggers=50))
     monkeypatch.undo()
     assert store.current_version() == "good"

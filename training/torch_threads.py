@@ -9,8 +9,9 @@ import torch
 
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """``torch.set_num_threads(n)`` inside the block, the previous count restored after (None: unchanged)."""
-    if n is None:
+    """``torch.set_num_threads(n)`` inside the block, the previous count restored after (None or 0: unchanged).
+    Set it explicitly on these machines: oversubscribed OpenMP runs several times slower."""
+    if not n:
         yield
         return
     if n < 1:
