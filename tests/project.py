@@ -64,3 +64,17 @@ def make_project(root: Path, params: str = TINY_PARAMS) -> Path:
     (root / ".newsforge" / "dagster").mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "orchestration" / "dagster.yaml", root / ".newsforge" / "dagster" / "dagster.yaml")
     return root
+
+
+def mlflow_client(root: Path):
+    """An MLflow client on the project's local store."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+
+
+def finished_runs(client, asset: str) -> list:
+    """The finished MLflow runs of ``asset``, newest first."""
+    exp = client.get_experiment_by_name(f"newsforge/{asset}")
+    return client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])

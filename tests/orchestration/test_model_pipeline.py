@@ -3,9 +3,8 @@ import json
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from project import REPO_ROOT, make_project, run
+from project import REPO_ROOT, finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-11"
 TINY = """
@@ -49,30 +48,20 @@ def project(tmp_path_factory):
     return root
 
 
-def _client(root) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}")
-
-
-def _runs(client, asset):
-    exp = client.get_experiment_by_name(f"newsforge/{asset}")
-    return client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-
-
 def test_lineage_registry_and_pictures(project):
-    client = _client(project)
-    enc, emb = _runs(client, "news_encoder")[0], _runs(client, "news_embeddings")[0]
-    user_enc, ctr = _runs(client, "user_encoder")[0], _runs(client, "ctr_model")[0]
+    client = mlflow_client(project)
+    enc, emb = finished_runs(client, "news_encoder")[0], finished_runs(client, "news_embeddings")[0]
+    user_enc, ctr = finished_runs(client, "user_encoder")[0], finished_runs(client, "ctr_model")[0]
     assert emb.data.tags["upstream.news_encoder.run_id"] == enc.info.run_id
-    assert ctr.data.tags["upstream.user_embeddings.run_id"] == _runs(client, "user_embeddings")[0].info.run_id
+    assert ctr.data.tags["upstream.user_embeddings.run_id"] == finished_runs(client, "user_embeddings")[0].info.run_id
     assert user_enc.data.tags["dagster.partition"] == DAY
     for name in ("news_encoder", "user_encoder", "ctr_model"):
         assert str(client.get_model_version_by_alias(name, "candidate").version) == "1"
     for name, upstream in (("ctr_model", ("mind_news", "mind_behaviors", "news_embeddings", "user_embeddings",
                                           "popularity_baseline")), ("user_encoder", ("mind_behaviors", "news_embeddings"))):
-        tags = _runs(client, name)[0].data.tags
+        tags = finished_runs(client, name)[0].data.tags
         for asset in upstream:
-            assert tags[f"upstream.{asset}.run_id"] == _runs(client, asset)[0].info.run_id
+            assert tags[f"upstream.{asset}.run_id"] == finished_runs(client, asset)[0].info.run_id
     assert "probe.md" in {a.path for a in client.list_artifacts(enc.info.run_id)}
     assert "tsne.png" in {a.path for a in client.list_artifacts(emb.info.run_id)}
     probe = client.download_artifacts(enc.info.run_id, "probe.md")
@@ -93,7 +82,7 @@ def test_embeddings_cover_catalogue_and_users(project):
 
 def test_news_vectors_are_encoded_once(project):
     materialize(project, "news_embeddings", partition=None)
-    latest = _runs(_client(project), "news_embeddings")[0].data.metrics
+    latest = finished_runs(mlflow_client(project), "news_embeddings")[0].data.metrics
     assert latest["n_encoded"] == 0 and latest["n_cached"] == latest["n_total"] > 0
 
 
@@ -109,7 +98,7 @@ def test_predict_then_score_reproduces_the_asset_metrics(project, tmp_path):
     out = run(["newsforge", "score", str(day_dir / "behaviors.tsv"), str(tmp_path / "prediction.txt"), "--json"],
               project).stdout
     scored = json.loads(out)
-    logged = _runs(_client(project), "ctr_model")[-1].data.metrics  # version 1's run
+    logged = finished_runs(mlflow_client(project), "ctr_model")[-1].data.metrics  # version 1's run
     # ranks drop float ties the asset's scores may have: AUC can differ only through such ties
     assert scored["auc"] == pytest.approx(logged["auc"], abs=2e-3)
     assert scored["mrr"] == pytest.approx(logged["mrr"], abs=1e-6)
@@ -123,9 +112,9 @@ def _champion(client) -> str | None:
 
 def test_first_version_needs_the_popularity_floor(project):
     """No champion to compare with: the floor alone decides, and the check result says so."""
-    client = _client(project)
-    metrics, tags = _runs(client, "ctr_model")[0].data.metrics, _runs(client, "ctr_model")[0].data.tags
-    floor = _runs(client, "popularity_baseline")[0].data.metrics["auc"]
+    client = mlflow_client(project)
+    metrics, tags = finished_runs(client, "ctr_model")[0].data.metrics, finished_runs(client, "ctr_model")[0].data.tags
+    floor = finished_runs(client, "popularity_baseline")[0].data.metrics["auc"]
     assert metrics["floor_auc"] == pytest.approx(floor, abs=1e-12)  # the gate slice is the partition day
     assert FIRST_GATE[project] == (metrics["auc"] > floor) and tags["gate.passed"] == str(FIRST_GATE[project]).lower()
     assert _champion(client) == ("1" if FIRST_GATE[project] else None)
@@ -133,10 +122,10 @@ def test_first_version_needs_the_popularity_floor(project):
 
 
 def test_second_version_is_gated_on_the_partition_day(project):
-    before = _champion(_client(project))
+    before = _champion(mlflow_client(project))
     passed = gate_outcome(materialize(project, "ctr_model", seed=2, check=False))
-    client = _client(project)
-    runs = _runs(client, "ctr_model")
+    client = mlflow_client(project)
+    runs = finished_runs(client, "ctr_model")
     new, old = runs[0].data.metrics, runs[1].data.metrics
     assert str(client.get_model_version_by_alias("ctr_model", "candidate").version) == "2"
     assert new["floor_auc"] == pytest.approx(old["floor_auc"], abs=1e-12)
@@ -174,8 +163,8 @@ print("scores", list(model.predict(rows)))
 
 
 def test_table2_evaluation(project):
-    client = _client(project)
-    run_ = _runs(client, "ctr_evaluation")[0]
+    client = mlflow_client(project)
+    run_ = finished_runs(client, "ctr_evaluation")[0]
     table = open(client.download_artifacts(run_.info.run_id, "table2.md")).read()
     for label in ("| dcn | base |", "| dcn | +NP |", "| dcn | +NP+UP |", "| popularity_baseline |",
                   "| demo ceiling (Bayes-optimal) |"):

@@ -4,9 +4,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from project import make_project, run
+from project import finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-11"
 TINY = """
@@ -61,28 +60,18 @@ def project(tmp_path_factory):
     return root
 
 
-def _client(root) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}")
-
-
 def _aliases(client, name="ranking_student") -> dict[str, str]:
     return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
 
 
-def _runs(client, asset):
-    exp = client.get_experiment_by_name(f"newsforge/{asset}")
-    return client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-
-
 def test_every_asset_ran_with_its_lineage(project):
-    client = _client(project)
+    client = mlflow_client(project)
     for asset in ASSETS:
-        assert _runs(client, asset), asset
-    student = _runs(client, "ranking_student")[0].data.tags
-    assert student["upstream.distillation_set.run_id"] == _runs(client, "distillation_set")[0].info.run_id
-    assert student["upstream.popularity_baseline.run_id"] == _runs(client, "popularity_baseline")[0].info.run_id
-    labels = _runs(client, "quality_labels")[0].data.tags
+        assert finished_runs(client, asset), asset
+    student = finished_runs(client, "ranking_student")[0].data.tags
+    assert student["upstream.distillation_set.run_id"] == finished_runs(client, "distillation_set")[0].info.run_id
+    assert student["upstream.popularity_baseline.run_id"] == finished_runs(client, "popularity_baseline")[0].info.run_id
+    labels = finished_runs(client, "quality_labels")[0].data.tags
     assert labels["judge"] == "simulated" and "not a model" in labels["judge.simulated"]
     versions = {v.tags.get("loss") for v in client.search_model_versions("name = 'quality_teacher'")}
     assert versions == {"ce", "sce"}
@@ -95,13 +84,13 @@ def test_pair_logs_and_labels(project):
     assert len(labels) == 300 and labels["score"].between(0, 4).all() and set(labels["part"]) == {"train"}
     golden = pd.read_parquet(assets / "golden_set" / "all" / "table.parquet")
     assert len(golden) == 60 and golden["label"].sum() == 30
-    table1 = _runs(_client(project), "judge_evaluation")[0]
+    table1 = finished_runs(mlflow_client(project), "judge_evaluation")[0]
     assert table1.data.metrics["pa_simulated"] == pytest.approx(0.87, abs=0.01)
 
 
 def test_first_student_is_gated_on_the_popularity_floor(project):
-    client = _client(project)
-    run_ = _runs(client, "ranking_student")[0]
+    client = mlflow_client(project)
+    run_ = finished_runs(client, "ranking_student")[0]
     metrics, tags = run_.data.metrics, run_.data.tags
     assert run_.data.params["warm_start"] == "click-only"
     assert FIRST[project] == (metrics["reco_dcg5"] > metrics["floor_reco_dcg5"])
@@ -112,7 +101,7 @@ def test_first_student_is_gated_on_the_popularity_floor(project):
 
 def test_registered_student_loads_from_the_registry_and_scores_pairs(project):
     """The champion when version 1 passed its gate (else the candidate: the same registry path)."""
-    alias = "champion" if "champion" in _aliases(_client(project)) else "candidate"
+    alias = "champion" if "champion" in _aliases(mlflow_client(project)) else "candidate"
     mlflow.set_tracking_uri(f"sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"models:/ranking_student@{alias}")
     pairs = pd.DataFrame({"trigger_id": ["N1", "N1", "N2"], "candidate_id": ["N2", "N3", "N3"]})
@@ -124,10 +113,10 @@ def test_registered_student_loads_from_the_registry_and_scores_pairs(project):
 
 
 def test_second_student_warm_starts_and_is_gated_against_the_champion(project):
-    before = _aliases(_client(project)).get("champion")
+    before = _aliases(mlflow_client(project)).get("champion")
     passed = gate_passed(materialize(project, "ranking_student", seed=2, check=False))
-    client = _client(project)
-    run_ = _runs(client, "ranking_student")[0]
+    client = mlflow_client(project)
+    run_ = finished_runs(client, "ranking_student")[0]
     m = run_.data.metrics
     assert run_.data.params["warm_start"] == (before or "click-only")
     if before:
@@ -141,8 +130,8 @@ def test_second_student_warm_starts_and_is_gated_against_the_champion(project):
 
 
 def test_evaluation_tables_and_report(project):
-    client = _client(project)
-    run_ = _runs(client, "ranking_evaluation")[0]
+    client = mlflow_client(project)
+    run_ = finished_runs(client, "ranking_evaluation")[0]
     assert {"distilled_recodcg_at_5", "direct_recodcg_at_5"} <= set(run_.data.metrics)
     table = pd.read_csv(client.download_artifacts(run_.info.run_id, "ranking_evaluation.csv")).set_index("ranker")
     assert table.loc["distilled MT student (quality head)", "reco_dcg5_mean"] == pytest.approx(

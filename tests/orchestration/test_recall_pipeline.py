@@ -4,10 +4,9 @@ store and the evaluation, with the real MLflow registry."""
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from builders.slm import tiny_causal_lm
-from project import make_project, run
+from project import finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-11"
 TINY = """
@@ -75,35 +74,25 @@ def _failed_steps(out: str) -> str:
     return out.split("Steps failed:")[-1][:300] if "Steps failed:" in out else ""
 
 
-def _client(root) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}")
-
-
-def _runs(client, asset):
-    exp = client.get_experiment_by_name(f"newsforge/{asset}")
-    return client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-
-
 def _value(root, asset, partition=DAY) -> pd.DataFrame:
     return pd.read_parquet(root / ".newsforge" / "assets" / asset / partition / "table.parquet")
 
 
 def test_every_recall_asset_ran_with_its_lineage(project):
-    client = _client(project)
+    client = mlflow_client(project)
     for asset in ASSETS:
-        assert _runs(client, asset), asset
-    candidates = _runs(client, "recall_candidates")[0].data.tags
-    assert candidates["upstream.generated_queries.run_id"] == _runs(client, "generated_queries")[0].info.run_id
-    assert candidates["upstream.news_index.run_id"] == _runs(client, "news_index")[0].info.run_id
-    generator = _runs(client, "query_generator")[0]
-    assert generator.data.tags["upstream.query_targets.run_id"] == _runs(client, "query_targets")[0].info.run_id
+        assert finished_runs(client, asset), asset
+    candidates = finished_runs(client, "recall_candidates")[0].data.tags
+    assert candidates["upstream.generated_queries.run_id"] == finished_runs(client, "generated_queries")[0].info.run_id
+    assert candidates["upstream.news_index.run_id"] == finished_runs(client, "news_index")[0].info.run_id
+    generator = finished_runs(client, "query_generator")[0]
+    assert generator.data.tags["upstream.query_targets.run_id"] == finished_runs(client, "query_targets")[0].info.run_id
     assert generator.data.metrics["last_loss"] < generator.data.metrics["first_loss"]
 
 
 def test_query_generator_is_gated_on_heldout_recall_against_the_base_model(project):
-    client = _client(project)
-    m = _runs(client, "query_generator")[0].data.metrics
+    client = mlflow_client(project)
+    m = finished_runs(client, "query_generator")[0].data.metrics
     expected = m["recall_at_30"] > m["floor_recall_at_30"]
     assert GATE[project] == expected
     aliases = {a: str(v) for a, v in client.get_registered_model("query_generator").aliases.items()}
@@ -133,11 +122,11 @@ def test_registered_generator_writes_queries_from_the_registry(project):
 
 def test_generation_is_cached_and_the_index_refreshes_incrementally(project):
     run_ = materialize(project, "generated_queries")
-    client = _client(project)
-    metrics = _runs(client, "generated_queries")[0].data.metrics
+    client = mlflow_client(project)
+    metrics = finished_runs(client, "generated_queries")[0].data.metrics
     assert metrics["n_generated"] == 0 and metrics["n_cached"] == metrics["n_inputs"] > 0, run_.stdout[-2000:]
     materialize(project, "news_index", partition=None)
-    index_run = _runs(client, "news_index")[0]
+    index_run = finished_runs(client, "news_index")[0]
     assert index_run.data.metrics["n_added"] == 0 and index_run.data.metrics["rebuilt"] == 0
     assert index_run.data.tags["index.kind"] == "flat"
 
@@ -145,10 +134,10 @@ def test_generation_is_cached_and_the_index_refreshes_incrementally(project):
 def test_candidate_store_serves_every_trigger_from_the_latest_run(project):
     from training.retrieval.candidate_store import CandidateStore
 
-    client = _client(project)
+    client = mlflow_client(project)
     store = CandidateStore(project / ".newsforge" / "serving" / "candidates.sqlite", readonly=True)
     try:
-        assert store.current_version() == _runs(client, "recall_candidates")[0].info.run_id
+        assert store.current_version() == finished_runs(client, "recall_candidates")[0].info.run_id
         news = pd.read_parquet(project / "data" / "prepared" / "news.parquet")["news_id"]
         found = store.lookup_many(news.tolist()[:50])
         assert all(0 < len(found[n]) <= 30 for n in news.tolist()[:50])
@@ -165,8 +154,8 @@ def test_candidate_store_serves_every_trigger_from_the_latest_run(project):
 
 
 def test_recall_evaluation_logs_every_path_and_the_report_shows_it(project):
-    client = _client(project)
-    run_ = _runs(client, "recall_evaluation")[0]
+    client = mlflow_client(project)
+    run_ = finished_runs(client, "recall_evaluation")[0]
     for path in ("coclick", "embedding", "qprime", "union"):
         assert 0.0 <= run_.data.metrics[f"recall_at_30_{path}"] <= 1.0
     table = _value(project, "recall_evaluation").set_index("path")

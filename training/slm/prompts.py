@@ -66,13 +66,9 @@ def format_target(queries: list[str], max_queries: int = MAX_QUERIES) -> str:
 #: Worked examples prepended as earlier chat turns by ``chat_prompt(..., few_shot=True)``.
 FEW_SHOT_EXAMPLES: dict[str, tuple[tuple[str, list[str]], ...]] = {
     "news": (
-        (news_prompt("Fed raises interest rates for the third time this year", category="finance",
-                     abstract="The central bank lifted its benchmark rate by a quarter point."),
+        (news_prompt("Fed raises interest rates for the third time this year", category="finance"),
          ["mortgage rates forecast", "how interest rates affect stocks", "federal reserve meeting schedule",
           "inflation rate this year", "savings account interest rates", "recession warning signs"]),
-        (news_prompt("Storm brings heavy snow to the Midwest", category="weather"),
-         ["winter storm warning", "road closures snow", "how to prepare for a blizzard",
-          "flight cancellations weather", "power outage safety tips", "midwest weather forecast"]),
     ),
     "user": (
         (user_prompt(["Lakers beat Celtics in overtime thriller", "NBA trade deadline rumors",
