@@ -1,8 +1,8 @@
 """Batched query generation with a generate-once cache.
 
 Cache layout: ``cache_dir/<model_version>/<task>[-few-shot]/generations.parquet`` with columns
-(key, text): ``key`` is the sha256 of the input message, ``text`` the raw generated answer. A refresh
-(e.g. after new news arrive) generates only messages not cached for the current model version and task;
+(key, text): ``key`` is the sha256 of the templated prompt (system message and few-shot turns included)
+and the length setting, ``text`` the raw generated answer. A refresh (e.g. after new news arrive) generates only messages not cached for the current model version and task;
 the cache is rewritten atomically. Answers are parsed on every call, so parser changes need no
 regeneration; malformed or empty answers are counted and dropped, never fatal.
 """
@@ -127,9 +127,12 @@ def generate_texts(model, tokenizer, chat_prompts: list[str],
                                       seconds=time.perf_counter() - start)
 
 
-def message_key(message: str) -> str:
-    """The cache key of one input message: sha256 of its text."""
-    return hashlib.sha256(str(message).encode("utf-8")).hexdigest()
+def message_key(prompt: str, config: GenerationConfig | None = None) -> str:
+    """The cache key of one generation: sha256 of the fully templated prompt (system message and few-shot
+    turns included, so changing either regenerates) and the settings that change the answer."""
+    config = config or GenerationConfig()
+    settings = f"\x1e{config.max_new_tokens}\x1e{config.do_sample}"
+    return hashlib.sha256((str(prompt) + settings).encode("utf-8")).hexdigest()
 
 
 class GenerationCache:
@@ -172,16 +175,17 @@ def generate_queries(model, tokenizer, inputs: pd.DataFrame, config: GenerationC
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     cache = GenerationCache(cache_dir, model_version, task, config.few_shot) if cache_dir is not None else None
     messages = inputs["message"].fillna("").astype(str).tolist()
-    keys = [message_key(m) for m in messages]
+    prompts = [chat_prompt(tokenizer, m, few_shot=config.few_shot, task=task) for m in messages]
+    keys = [message_key(p, config) for p in prompts]
     answers = cache.load() if cache is not None else {}
-    todo: dict[str, str] = {}   # distinct uncached key -> message
-    for key, message in zip(keys, messages):
+    todo: dict[str, str] = {}   # distinct uncached key -> templated prompt
+    for key, prompt in zip(keys, prompts):
         if key not in answers and key not in todo:
-            todo[key] = message
+            todo[key] = prompt
     n_cached = sum(1 for k in keys if k in answers)
     tokens = 0
     if todo:
-        prompts = [chat_prompt(tokenizer, m, few_shot=config.few_shot, task=task) for m in todo.values()]
+        prompts = list(todo.values())
         texts, text_stats = generate_texts(model, tokenizer, prompts, config)
         if len(texts) != len(prompts):
             raise RuntimeError(f"generate_texts returned {len(texts)} answers for {len(prompts)} prompts")

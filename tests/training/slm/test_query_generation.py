@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from builders.slm import tiny_causal_lm
-from training.slm import query_generation
+from training.slm import prompts, query_generation
 from training.slm.lora_sft import load_causal_lm
 from training.slm.prompts import chat_prompt, news_prompt
 from training.slm.query_generation import (
@@ -68,6 +68,13 @@ def test_cache_generates_only_new_inputs_and_per_model_version(lm, tmp_path, mon
     _, stats = generate_queries(model, tokenizer, inputs("Fed hikes"), CONFIG, tmp_path, "v1", "user")
     assert stats.n_generated == 1
     assert (tmp_path / "v1" / "news" / "generations.parquet").is_file()
+    # the key covers the whole templated prompt and the length: a new system message or budget regenerates
+    _, stats = generate_queries(model, tokenizer, inputs("Fed hikes"), CONFIG.replace(max_new_tokens=7), tmp_path,
+                                "v1", "news")
+    assert stats.n_generated == 1
+    monkeypatch.setitem(prompts.SYSTEM_MESSAGES, "news", "A different instruction.")
+    _, stats = generate_queries(model, tokenizer, inputs("Fed hikes"), CONFIG, tmp_path, "v1", "news")
+    assert stats.n_generated == 1
 
 
 def test_garbage_answers_are_counted_not_fatal(lm, tmp_path, monkeypatch):
