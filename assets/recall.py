@@ -55,9 +55,9 @@ class LoraConfig(Config):
     dropout: float = 0.05
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
     top_layers: int = 12           # adapters in the last N decoder layers only (backward stops there); 0: all
-    lr: float = 2e-3
+    lr: float = 5e-3
     epochs: int = 1
-    max_steps: int = 12            # 0: no cap beyond epochs (a step at batch 8 takes ~4 s on 2 cores)
+    max_steps: int = 16            # 0: no cap beyond epochs (a step at batch 8 takes ~4 s on 2 cores)
     batch_size: int = 8
     max_len: int = 128
     torch_threads: int = 2
@@ -67,6 +67,8 @@ class GenerationSettings(Config):
     max_new_tokens: int = 32       # six short queries; on CPU the prompt's prefill and these steps are the cost
     batch_size: int = 16
     max_queries: int = 6
+    no_repeat_ngram_size: int = 3
+    repetition_penalty: float = 1.2
     torch_threads: int = 2
 
 

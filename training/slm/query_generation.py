@@ -42,6 +42,9 @@ class GenerationConfig(ConfigDict):
     few_shot: bool = False
     do_sample: bool = False
     torch_threads: int = 2
+    # greedy decoding of a small LM collapses into one query repeated; a query list must not repeat itself
+    no_repeat_ngram_size: int = 3
+    repetition_penalty: float = 1.2
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.batch_size < 1 or self.max_queries < 1:
@@ -118,6 +121,8 @@ def generate_texts(model, tokenizer, chat_prompts: list[str],
                 mask[i, width - len(encoded[r]):] = 1
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=config.max_new_tokens,
                                  do_sample=config.do_sample, num_beams=1, pad_token_id=pad_id,
+                                 no_repeat_ngram_size=config.no_repeat_ngram_size or None,
+                                 repetition_penalty=config.repetition_penalty,
                                  eos_token_id=tokenizer.eos_token_id)
             new_tokens = out[:, width:]
             tokens += sum(_generated_lengths(new_tokens, stop_ids))
@@ -131,7 +136,8 @@ def message_key(prompt: str, config: GenerationConfig | None = None) -> str:
     """The cache key of one generation: sha256 of the fully templated prompt (system message and few-shot
     turns included, so changing either regenerates) and the settings that change the answer."""
     config = config or GenerationConfig()
-    settings = f"\x1e{config.max_new_tokens}\x1e{config.do_sample}"
+    settings = (f"\x1e{config.max_new_tokens}\x1e{config.do_sample}\x1e{config.no_repeat_ngram_size}"
+                f"\x1e{config.repetition_penalty}")
     return hashlib.sha256((str(prompt) + settings).encode("utf-8")).hexdigest()
 
 
