@@ -25,6 +25,7 @@ from serving.query_generator import QueryGeneratorPyfunc, base_model_reference
 from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
+from training.retrieval.live_news import live_index, live_news
 from training.retrieval.qprime import clicked_next, heldout_recall, qprime_candidates, trigger_messages
 
 #: The gate of ``query_generator``: held-out recall@30 of its Q' path against the untrained base model's.
@@ -79,6 +80,7 @@ class QueryGeneratorConfig(Config):
     generation: GenerationSettings = GenerationSettings()
     gate_triggers: int = 48        # partition-day triggers (with a click) the gate generates for
     per_query: int = 10
+    live_days: int = 2             # queries retrieve among the news first shown in the last N days
     force_promote: bool = False
     seed: int = 42
 
@@ -89,6 +91,7 @@ class GeneratedQueriesConfig(Config):
 
 
 class RecallCandidatesConfig(Config):
+    live_days: int = 2             # paths propose only news first shown in the last N days (up to the day's end)
     k: int = 100                   # candidates per trigger of the coclick and embedding paths
     per_query: int = 10            # Q': news retrieved per query
     keep: int = 30                 # Q': candidates kept per trigger after the quality ranking
@@ -270,8 +273,8 @@ def _registered_generator(version: str) -> QueryGeneratorPyfunc:
 @asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
        check_specs=[gate_check_spec("query_generator", GATE_CRITERION, floor_name=GATE_FLOOR)])
 def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig, query_targets: pd.DataFrame,
-                    pair_logs: PairLogs, mind_news: pd.DataFrame, news_index: str, news_encoder: RegisteredModel,
-                    mlflow_tracking: MlflowTracking):
+                    pair_logs: PairLogs, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame, news_index: str,
+                    news_encoder: RegisteredModel, mlflow_tracking: MlflowTracking):
     """A causal LM (SmolLM2-135M-Instruct by default) fine-tuned with LoRA to write a trigger's search queries
     (cross-entropy on the target tokens only, Adam, fp32); registered as ``query_generator`` (adapter + base
     reference) and gated: its Q' recall@30 of the news clicked next on held-out partition-day triggers must
@@ -297,7 +300,8 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
                                         "base_model": base_model_reference(base_dir, from_wheel),
                                         "lora": lora.to_dict(), "targets": config.targets,
                                         "gate": {"triggers": config.gate_triggers, "seed": config.seed,
-                                                 "per_query": config.per_query}}, indent=2))
+                                                 "per_query": config.per_query, "live_days": config.live_days}},
+                                       indent=2))
         registered = log_and_register("query_generator", QueryGeneratorPyfunc(),
                                       {"adapter": str(out / "adapter"), "settings": str(settings)},
                                       local_dir=out / "adapter", content_version=version, candidate_alias=False)
@@ -305,7 +309,9 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
         losses = {"first_loss": float(fit.first_loss), "last_loss": float(fit.last_loss)}
         del fit
         # the gate: base (few-shot) floor, candidate and champion on the same held-out triggers
-        encoder, index = _encoder(news_encoder), _load_index(news_index)
+        encoder = _encoder(news_encoder)
+        index = live_index(_load_index(news_index), live_news(mind_behaviors.impressions, context.partition_key,
+                                                              config.live_days))
         triggers, heldout = gate_slice(pair_logs, config.gate_triggers, config.seed)
         prompts = trigger_messages(mind_news, triggers)
         base_model, tokenizer = load_causal_lm(base_dir, config.generation.torch_threads)
@@ -394,12 +400,13 @@ def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesCo
     train = pair_logs.part("train")
     clicks = train[train["clicked"] == 1][["trigger_id", "candidate_id"]]
     triggers = mind_news["news_id"].astype(str).tolist()
-    with mlflow_tracking.asset_run(context, params=config.model_dump()) as run:
+    live = live_news(mind_behaviors.impressions, day, config.live_days)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "n_live_news": len(live)}) as run:
         timings = {}
         start = time.perf_counter()
-        coclick = coclick_candidates(latest, clicks, triggers, k=config.k, catalogue=set(triggers))
+        coclick = coclick_candidates(latest, clicks, triggers, k=config.k, catalogue=live)
         timings["coclick_seconds"] = time.perf_counter() - start
-        index = _load_index(news_index)
+        index = live_index(_load_index(news_index), live)
         start = time.perf_counter()
         embedding = embedding_candidates(index, news_embeddings, triggers, k=config.k)
         timings["embedding_seconds"] = time.perf_counter() - start
@@ -429,7 +436,7 @@ def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesCo
 
 
 def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, query_generator: RegisteredModel,
-                pair_logs: PairLogs, news: pd.DataFrame, encoder, index, log) -> list[dict]:
+                pair_logs: PairLogs, behaviors: BehaviorLog, news: pd.DataFrame, encoder, index, log) -> list[dict]:
     """Rows (variant, seed, recall_at_10, recall_at_30, rates) on the generator's own gate triggers: the base
     model with a few-shot prompt, LoRA SFT on every click-derived target and LoRA SFT on the click-refined
     targets, each with the registered generator's LoRA settings, for its seed (the registered version itself,
@@ -448,6 +455,7 @@ def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, que
     triggers, heldout = gate_slice(pair_logs, settings["gate"]["triggers"], settings["gate"]["seed"])
     prompts = trigger_messages(news, triggers)
     per_query = settings["gate"]["per_query"]
+    index = live_index(index, live_news(behaviors.impressions, pair_logs.test_day, settings["gate"]["live_days"]))
     names = {"all": "LoRA SFT (all click targets)", "refined": "LoRA SFT (click-refined targets)"}
     model, tokenizer = load_causal_lm(base_dir, generation.torch_threads)
     metrics, _ = qprime_recall(model, tokenizer, f"base-{_base_version(base_dir)}", prompts, heldout, encoder,
@@ -501,8 +509,8 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
                             "qprime_trigger_coverage": report.qprime_trigger_coverage})
         markdown = {"recall.md": recall_markdown(table, report)}
         if config.compare:
-            rows = _comparison(config, query_targets, query_generator, pair_logs, mind_news, _encoder(news_encoder),
-                               _load_index(news_index), context.log.info)
+            rows = _comparison(config, query_targets, query_generator, pair_logs, mind_behaviors, mind_news,
+                               _encoder(news_encoder), _load_index(news_index), context.log.info)
             markdown["generators.md"] = comparison_markdown(rows)
             mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "generators_per_seed.csv")
         for name, text in markdown.items():

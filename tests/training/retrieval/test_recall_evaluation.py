@@ -72,3 +72,23 @@ def test_comparison_table_reports_mean_and_std_over_seeds():
     text = comparison_markdown(rows)
     assert "| base | 10.00 | 20.00 | 50.00 | 0.00 | 3.00 | 1 |" in text
     assert f"| sft | 30.00 ± {100 * np.std([0.2, 0.4], ddof=1):.2f} | 40.00 ± " in text
+
+
+def test_live_news_are_those_first_shown_in_the_last_days_and_get_an_exact_index():
+    from training.embedding_table import EmbeddingTable
+    from training.retrieval.live_news import live_index, live_news
+    from training.retrieval.news_index import NewsIndex
+
+    impressions = pd.DataFrame({"news_id": ["OLD", "OLD", "YESTERDAY", "TODAY", "TOMORROW"],
+                                "day": ["2019-11-10", "2019-11-14", "2019-11-13", "2019-11-14", "2019-11-15"]})
+    live = live_news(impressions, "2019-11-14", days=2)
+    assert live == {"YESTERDAY", "TODAY"}                  # OLD was first shown long ago, TOMORROW not yet
+    assert live_news(impressions, "2019-11-14", days=1) == {"TODAY"}
+    vectors = np.eye(4, dtype=np.float32)
+    index = NewsIndex.build(EmbeddingTable(["OLD", "YESTERDAY", "TODAY", "TOMORROW"], vectors))
+    sub = live_index(index, live)
+    assert sorted(sub.ids) == ["TODAY", "YESTERDAY"] and sub.kind == "flat"
+    ids, _ = sub.search(vectors[[0]], 5)
+    assert set(ids[0]) <= live
+    with pytest.raises(ValueError, match="no live news"):
+        live_index(index, set())
