@@ -95,10 +95,11 @@ Criterion = BeatsOnMetric | KeepsClicksGainsQuality
 
 
 def gate_check_spec(asset: str, criterion: Criterion = BeatsOnMetric(),
-                    floor_name: str = "popularity_baseline") -> AssetCheckSpec:
-    """The blocking ``beats_champion`` check of a gated asset."""
+                    floor_name: str = "popularity_baseline", blocking: bool = True) -> AssetCheckSpec:
+    """The ``beats_champion`` check of a gated asset. Blocking by default (nothing downstream runs on a loss);
+    ``blocking=False`` where downstream reads the ``champion`` alias itself and must refresh either way."""
     return AssetCheckSpec(
-        CHECK_NAME, asset=asset, blocking=True,
+        CHECK_NAME, asset=asset, blocking=blocking,
         description=f"The new version passes when {criterion.describe(floor_name)}; only then does alias "
                     f"'{CHAMPION}' move to it.")
 

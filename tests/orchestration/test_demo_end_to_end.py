@@ -24,12 +24,9 @@ ops:
 def test_table2_on_default_demo(tmp_path):
     root = make_project(tmp_path, params=(REPO_ROOT / "params.yaml").read_text())
     (root / "run.yaml").write_text(CONFIG)
-    command = ["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--partition", DAY, "-c", "run.yaml"]
-    proc = run([*command, "--select", "*ctr_evaluation,*ranking_evaluation,*recall_evaluation"], root, timeout=2700,
-               check=False)
-    if proc.returncode != 0:  # only a lost query_generator gate may stop the run; its downstream then runs alone
-        assert "Steps failed: ['query_generator']" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
-        run([*command, "--select", "generated_queries,recall_candidates,recall_evaluation"], root, timeout=1200)
+    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select",
+         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation", "--partition", DAY, "-c", "run.yaml"], root,
+        timeout=3000)
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
     floor = pd.read_parquet(root / ".newsforge" / "assets" / "popularity_baseline" / DAY / "table.parquet")

@@ -54,24 +54,17 @@ def materialize(root, select, targets="source: click_refined", check=True, parti
                 *(["--partition", partition] if partition else []), "-c", str(config)], root, check=check)
 
 
-GATE: dict = {}
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("recall"))
     tiny_causal_lm(root / "tiny-lm")
     proc = materialize(root, "*query_generator,*ranking_student,news_index", check=False)
     out = proc.stdout + proc.stderr
+    # the query generator's gate does not block; only the ranking student's may stop its downstream
     assert "query_generator" in out and "beats_champion" in out, out[-3000:]
-    GATE[root] = "query_generator" not in _failed_steps(out)
-    # downstream of a failed gate is blocked in that run; materialise it on its own so it is tested either way
+    assert proc.returncode == 0 or "Steps failed: ['ranking_student']" in out, out[-3000:]
     materialize(root, DOWNSTREAM)
     return root
-
-
-def _failed_steps(out: str) -> str:
-    return out.split("Steps failed:")[-1][:300] if "Steps failed:" in out else ""
 
 
 def _value(root, asset, partition=DAY) -> pd.DataFrame:
@@ -92,11 +85,14 @@ def test_every_recall_asset_ran_with_its_lineage(project):
 
 def test_query_generator_is_gated_on_heldout_recall_against_the_base_model(project):
     client = mlflow_client(project)
-    m = finished_runs(client, "query_generator")[0].data.metrics
-    expected = m["recall_at_30"] > m["floor_recall_at_30"]
-    assert GATE[project] == expected
+    run_ = finished_runs(client, "query_generator")[0]
+    m, passed = run_.data.metrics, run_.data.tags["gate.passed"] == "true"
+    assert passed == (m["recall_at_30"] > m["floor_recall_at_30"])  # no champion yet: the base model decides
     aliases = {a: str(v) for a, v in client.get_registered_model("query_generator").aliases.items()}
-    assert aliases["candidate"] == "1" and aliases.get("champion") == ("1" if expected else None)
+    assert aliases["candidate"] == "1" and aliases.get("champion") == ("1" if passed else None)
+    # the queries come from the champion, else from the floor (the base model with its few-shot prompt)
+    source = finished_runs(client, "generated_queries")[0].data.tags["generator"]
+    assert source.startswith("query_generator v1 (champion)" if passed else "base model, few-shot"), source
 
 
 def test_targets_are_click_derived_and_refined_by_retrieval(project):
