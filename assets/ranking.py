@@ -274,13 +274,7 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
         decision = decide("ranking_student", registered.version,
                           lambda version: _student_metrics(version, mind_news, pairs), floor,
                           criterion=criterion, force_promote=config.force_promote)
-        mlflow.log_metrics({k: float(v) for k, v in decision.candidate_metrics.items()})
-        mlflow.log_metrics({f"floor_{k}": float(v) for k, v in floor.items()})
-        if decision.champion_metrics:
-            mlflow.log_metrics({f"champion_{k}": float(v) for k, v in decision.champion_metrics.items()})
-        mlflow.set_tags({"gate.passed": str(decision.passed).lower(), "gate.reason": decision.reason,
-                         "gate.quality_source": source, "gate.champion_before": decision.champion_version or "",
-                         "gate.champion_after": decision.new_champion or ""})
+        decision.log_to_mlflow(quality_source=source)
     yield from gated_outputs(Output(registered, metadata={
         "registered_version": registered.version, "champion_version": decision.new_champion or "",
         "warm_start": champion or "click-only student", **{k: float(v) for k, v in decision.candidate_metrics.items()},

@@ -329,13 +329,7 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
 
         decision = decide("query_generator", registered.version, score, floor, criterion=GATE_CRITERION,
                           floor_name=GATE_FLOOR, force_promote=config.force_promote)
-        mlflow.log_metrics({k: float(v) for k, v in decision.candidate_metrics.items()})
-        mlflow.log_metrics({f"floor_{k}": float(v) for k, v in floor.items()})
-        if decision.champion_metrics:
-            mlflow.log_metrics({f"champion_{k}": float(v) for k, v in decision.champion_metrics.items()})
-        mlflow.set_tags({"gate.passed": str(decision.passed).lower(), "gate.reason": decision.reason,
-                         "gate.champion_before": decision.champion_version or "",
-                         "gate.champion_after": decision.new_champion or "", "gate.n_triggers": len(triggers)})
+        decision.log_to_mlflow(n_triggers=len(triggers))
     yield from gated_outputs(Output(registered, metadata={
         "registered_version": registered.version, "adapter_version": version, "base_model": base_dir,
         "n_train_inputs": len(messages), **losses, "gate_triggers": len(triggers),

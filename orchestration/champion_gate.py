@@ -134,6 +134,20 @@ class GateDecision:
                        and not k.startswith("n_"))
         return format_metrics_table(rows, shared or (self.metric,))
 
+    def log_to_mlflow(self, **tags: object) -> None:
+        """Log the decision in the active MLflow run: every candidate metric, ``floor_<metric>`` and
+        ``champion_<metric>``, and the ``gate.*`` tags (plus ``tags``, each as ``gate.<key>``)."""
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in self.candidate_metrics.items()})
+        mlflow.log_metrics({f"floor_{k}": float(v) for k, v in self.floor_metrics.items()})
+        if self.champion_metrics:
+            mlflow.log_metrics({f"champion_{k}": float(v) for k, v in self.champion_metrics.items()})
+        mlflow.set_tags({"gate.passed": str(self.passed).lower(), "gate.reason": self.reason,
+                         "gate.champion_before": self.champion_version or "",
+                         "gate.champion_after": self.new_champion or "",
+                         **{f"gate.{key}": value for key, value in tags.items()}})
+
     def check_result(self) -> AssetCheckResult:
         """The blocking check result: ERROR severity on a loss, so nothing downstream runs."""
         nan = float("nan")
