@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data demo test test-slow bench clean
+.PHONY: install data demo test test-slow bench bench-serving serve clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 # constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
@@ -65,6 +65,16 @@ bench: install
 	$(BIN)/python benchmarks/bench_cross_encoder.py
 	$(BIN)/python benchmarks/bench_faiss.py
 	$(BIN)/python benchmarks/bench_lora.py
+	$(BIN)/python benchmarks/bench_ctr_request.py
+	$(BIN)/python benchmarks/bench_serving.py --synthetic
+
+# The online service over what `make demo` registered (ctr_model@champion, ranker@champion, the candidate store).
+serve: install
+	$(BIN)/newsforge serve
+
+# The service benchmark over the demo's champions (after `make demo`): 32 closed-loop clients, p50/p95/p99.
+bench-serving: install
+	$(BIN)/python benchmarks/bench_serving.py
 
 clean:
 	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

@@ -26,10 +26,14 @@ RECALL_TABLES = (
 )
 
 
+def _latest_run(client: MlflowClient, asset: str, partition: str | None):
+    exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset)
+    return latest_finished_run(client, exp.experiment_id, partition) if exp else None
+
+
 def _latest_artifact(client: MlflowClient, asset: str, partition: str | None, path: str) -> str | None:
     """Text of ``path`` logged by the latest finished run of ``asset`` (for ``partition`` when given)."""
-    exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + asset)
-    run = latest_finished_run(client, exp.experiment_id, partition) if exp else None
+    run = _latest_run(client, asset, partition)
     if run is None or path not in {a.path for a in client.list_artifacts(run.info.run_id)}:
         return None
     with open(client.download_artifacts(run.info.run_id, path), encoding="utf-8") as fh:
@@ -75,4 +79,14 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
         text = _latest_artifact(client, "recall_evaluation", partition, path)
         if text:
             sections.append(f"## {title}, {partition}\n\n" + text)
+    tradeoff = _latest_run(client, "ranking_tradeoff", partition)
+    table = _latest_artifact(client, "ranking_tradeoff", partition, "tradeoff.md")
+    if tradeoff and table:
+        metrics = tradeoff.data.metrics
+        curve = f"{tradeoff.info.artifact_uri}/tradeoff.png"
+        sections.append(
+            f"## Ranker: the quality/click trade-off (x100, mean ± std over seeds), {partition}\n\n{table}\n"
+            f"λ = {metrics.get('lambda', float('nan')):.2f} (ranker v{tradeoff.data.tags.get('ranker.version', '?')}): "
+            f"RecoDCG@5 {100 * metrics.get('reco_dcg5_gain_over_click_only', float('nan')):+.2f} over click-only. "
+            f"Curve: {curve}")
     return "\n\n".join(sections)

@@ -12,7 +12,7 @@ NEWS_SIDE = {"mind_news", "mind_behaviors", "news_encoder", "news_embeddings", "
 DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embeddings", "ctr_model",
                "ctr_evaluation", "pair_logs", "quality_labels", "click_teacher", "quality_teacher", "distillation_set",
                "ranking_student", "ranking_evaluation", "query_targets", "query_generator", "generated_queries",
-               "recall_candidates", "recall_evaluation"}
+               "recall_candidates", "recall_evaluation", "ranking_features", "ranker", "ranking_tradeoff"}
 
 
 def _selected(job_name: str) -> set[str]:
@@ -26,7 +26,8 @@ def test_definitions_load_and_validate():
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == NEWS_SIDE | DAILY_CHAIN
     assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {("ctr_model", "beats_champion"),
                                                                                    ("ranking_student", "beats_champion"),
-                                                                                   ("query_generator", "beats_champion")}
+                                                                                   ("query_generator", "beats_champion"),
+                                                                                   ("ranker", "beats_champion")}
 
 
 def test_jobs_select_exactly_their_stage():

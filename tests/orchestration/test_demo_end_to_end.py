@@ -1,10 +1,11 @@
 """The default demo data end to end (slow): PREC vectors must lift every CTR model well above its ID-only base,
 quality teachers trained on the judge's labels must rank by quality far better than the click teacher, and
-the content-based recall paths must find the fresh news that co-clicks cannot."""
+the content-based recall paths must find the fresh news that co-clicks cannot, and the LightGBM ranker must
+beat popularity on quality and the CTR model alone on clicks."""
 import pandas as pd
 import pytest
 
-from project import REPO_ROOT, make_project, run
+from project import REPO_ROOT, finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-14"
 CONFIG = """
@@ -17,6 +18,8 @@ ops:
     config: {seeds: [1]}
   recall_evaluation:
     config: {compare_seeds: []}
+  ranking_tradeoff:
+    config: {seeds: [1]}
 """
 
 
@@ -25,7 +28,7 @@ def test_table2_on_default_demo(tmp_path):
     root = make_project(tmp_path, params=(REPO_ROOT / "params.yaml").read_text())
     (root / "run.yaml").write_text(CONFIG)
     run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select",
-         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation", "--partition", DAY, "-c", "run.yaml"], root,
+         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation,*ranking_tradeoff", "--partition", DAY, "-c", "run.yaml"], root,
         timeout=3000)
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
@@ -49,3 +52,14 @@ def test_table2_on_default_demo(tmp_path):
     n_live = len(live_news(pd.read_parquet(root / "data" / "prepared" / "impressions.parquet"), DAY, 2))
     assert recall.loc["embedding", "recall_at_30"] > 1.2 * 30 / n_live, recall  # 30 live news drawn at random
     assert recall.loc["union", "recall_at_100"] >= recall.loc[["coclick", "embedding", "qprime"], "recall_at_30"].max(), recall
+
+    tradeoff = pd.read_parquet(root / ".newsforge" / "assets" / "ranking_tradeoff" / DAY / "table.parquet")
+    assert len(tradeoff) == 21 and tradeoff["lam"].is_monotonic_increasing, tradeoff
+    client = mlflow_client(root)
+    gate = finished_runs(client, "ranker")[0].data.metrics
+    assert gate["reco_dcg5"] > gate["floor_reco_dcg5"] + 0.03 and gate["click_ndcg5"] > gate["floor_click_ndcg5"] + 0.03, gate
+    assert str(client.get_registered_model("ranker").aliases.get("champion")) == "1"
+    table = pd.read_csv(client.download_artifacts(finished_runs(client, "ranking_tradeoff")[0].info.run_id,
+                                                  "tradeoff_table.csv")).set_index("ranker")
+    # stage 2 holds the CTR score among its features: it must rank clicks at least as well as the CTR model alone
+    assert table.loc["click only (λ = 0)", "click_ndcg5_mean"] > table.loc["CTR model alone", "click_ndcg5_mean"], table

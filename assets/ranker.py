@@ -1,0 +1,342 @@
+"""The ranking stages of "Explore Further" (KDD'25, sections 2.2 and 4.6-4.8) over the recall paths:
+``ranking_features`` (the feature rows), ``ranker`` (LightGBM LambdaRank stage 1 on inexpensive counts,
+stage 2 adding the ranking student's click and quality heads and the CTR score; λ chosen on the validation
+day; registered and gated) and ``ranking_tradeoff`` (the quality/click curve over λ and the table against
+popularity, the CTR model alone, click-only and quality-only ranking, mean ± std over seeds).
+
+Groups are logged impressions: the trigger is the newest article of the user's history (``pair_logs``),
+the candidates are the impression's. Training uses the window's days except the last (early stopping and
+the choice of λ use the last); the gate and the trade-off are measured on the partition day.
+"""
+
+import dataclasses
+
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from assets.figures import png_markdown
+from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
+from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
+from orchestration.partitions import daily_partitions
+from orchestration.resources import DvcData, MlflowTracking
+from orchestration.settings import model_dir
+from training.data.pairs import PairLogs
+from training.data.prepared import BehaviorLog
+from training.data.quality_truth import load_quality_truth, pair_quality
+from training.embedding_table import EmbeddingTable
+from training.quality.evaluation import (
+    metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions, summarise,
+)
+
+PATHS = ("coclick", "embedding", "qprime")
+
+
+class RankingFeaturesConfig(Config):
+    windows_days: list[int] = [1, 3, 7]   # count windows (days before the row's day)
+    train_impressions: int = 0            # 0: every impression of the training days; else a seeded sample
+    ctr_mask_fraction: float = 0.5        # share of training impressions without the CTR score (as /v1/related)
+    seed: int = 0
+    torch_threads: int = 2
+
+
+class RankerConfig(Config):
+    num_leaves: int = 15
+    n_estimators: int = 150
+    learning_rate: float = 0.05
+    min_data_in_leaf: int = 20
+    label_gain: list[float] = [0.0, 1.0, 3.0, 7.0, 15.0]
+    max_group_size: int = 1000
+    lambda_tolerance: float = 0.0     # λ: the right-most whose quality-filtered ClickNDCG@5 is within this of the best
+    eval_impressions: int = 2000      # gate slice: sampled partition-day impressions with quality labels
+    click_tolerance: float = 0.01
+    seed: int = 42
+    threads: int = 2
+    force_promote: bool = False
+
+
+class RankingTradeoffConfig(Config):
+    seeds: list[int] = [42, 1, 2]     # both stages retrained per seed (bagging makes seeds differ)
+    eval_impressions: int = 2000
+    sample_seed: int = 0
+
+
+def _stage_config(config: RankerConfig, seed: int | None = None):
+    from training.ranking.stages import RankerConfig as StageConfig
+
+    return StageConfig(num_leaves=config.num_leaves, n_estimators=config.n_estimators,
+                       learning_rate=config.learning_rate, min_data_in_leaf=config.min_data_in_leaf,
+                       label_gain=tuple(config.label_gain), max_group_size=config.max_group_size,
+                       seed=config.seed if seed is None else seed, threads=config.threads)
+
+
+def _student_scorer(ranking_student: RegisteredModel, threads: int):
+    """``(trigger_ids, candidate_ids) -> (click logit, quality)`` of ``ranking_student@champion`` (else the
+    given version), and that version."""
+    from training.torch_threads import torch_threads
+
+    version = alias_version("ranking_student", CHAMPION) or ranking_student.version
+    student = mlflow.pyfunc.load_model(f"models:/ranking_student/{version}").unwrap_python_model()
+
+    def score(triggers: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch_threads(threads):
+            scored = student.score(pd.DataFrame({"trigger_id": triggers, "candidate_id": candidates}))
+        return scored["click_logit"].to_numpy(np.float32), scored["quality"].to_numpy(np.float32)
+    return score, version
+
+
+def _ctr_scorer(ctr_model: RegisteredModel, behaviors: BehaviorLog):
+    """``pairs -> click probability`` of ``ctr_model@champion`` (else the given version) for logged pairs,
+    NaN where the model does not know the user; and that version."""
+    from training.ctr.vocabulary import FIRST_KNOWN
+
+    version = alias_version("ctr_model", CHAMPION) or ctr_model.version
+    model = mlflow.pyfunc.load_model(f"models:/ctr_model/{version}").unwrap_python_model()
+
+    def score(pairs: pd.DataFrame) -> np.ndarray:
+        keys = pairs[["impression_id", "position"]]
+        imps = keys.merge(behaviors.impressions, on=["impression_id", "position"], how="left", validate="1:1")
+        if imps["news_id"].isna().any():
+            raise ValueError("some pairs have no impression row in mind_behaviors")
+        hist = behaviors.histories[behaviors.histories["impression_id"].isin(keys["impression_id"].unique())]
+        scores = np.asarray(model.score_tables(imps, hist), dtype=np.float32)
+        known = model.predictor.features.vocabularies["user_id"].encode(imps["user_id"].to_numpy(dtype=object))
+        return np.where(known >= FIRST_KNOWN, scores, np.nan).astype(np.float32)
+    return score, version
+
+
+def _quality(pairs: pd.DataFrame, truth: pd.DataFrame | None, news: pd.DataFrame,
+             quality_labels: pd.DataFrame) -> pd.Series:
+    """0-4 quality of each pair: the generator's truth on demo data, else the judge's label (NaN unlabelled)."""
+    if truth is not None:
+        return pd.Series(pair_quality(truth, news, pairs["trigger_id"], pairs["candidate_id"]), dtype="float32")
+    judged = quality_labels[["trigger_id", "candidate_id", "score"]].drop_duplicates(["trigger_id", "candidate_id"])
+    merged = pairs[["trigger_id", "candidate_id"]].merge(judged, on=["trigger_id", "candidate_id"], how="left")
+    return merged["score"].astype("float32")
+
+
+def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
+    """The impressions whose every pair has a quality label (the metrics need them all)."""
+    complete = rows.groupby("impression_id")["quality"].transform(lambda q: q.notna().all())
+    return rows[complete].reset_index(drop=True)
+
+
+@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pandas"})
+def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConfig, pair_logs: PairLogs,
+                     recall_candidates: pd.DataFrame, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame,
+                     news_embeddings: EmbeddingTable, ranking_student: RegisteredModel, ctr_model: RegisteredModel,
+                     quality_labels: pd.DataFrame, dvc_data: DvcData,
+                     mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Stage-2 feature rows, ``part`` = ``train`` (the window's days but the last), ``valid`` (its last day),
+    ``test`` (the partition day) and ``related`` (the candidate store's union lists as served, counts as of
+    the partition day's end, no user). Counts come from days strictly before each row's day."""
+    from training.ranking.count_features import LogCounts
+    from training.ranking.rows import logged_rows, related_rows
+
+    day = context.partition_key
+    counts = LogCounts.from_logs(mind_behaviors.impressions, pair_logs.pairs, tuple(config.windows_days))
+    times = mind_behaviors.histories.drop_duplicates("impression_id").set_index("impression_id")["time"]
+    path_ranks = recall_candidates[recall_candidates["path"].isin(PATHS)]
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        student, student_version = _student_scorer(ranking_student, config.torch_threads)
+        ctr, ctr_version = _ctr_scorer(ctr_model, mind_behaviors)
+        truth = load_quality_truth(dvc_data.raw_path())
+        pairs = pair_logs.pairs.copy()
+        valid_day = pair_logs.train_days[-1]
+        pairs["part"] = np.where(pairs["part"] == "test", "test", np.where(pairs["day"] == valid_day, "valid", "train"))
+        train = pairs[pairs["part"] == "train"]
+        if config.train_impressions:
+            train = sample_impressions(train, config.train_impressions, config.seed)
+        pairs = pd.concat([train, pairs[pairs["part"] != "train"]], ignore_index=True)
+        judged = quality_labels if truth is None else pd.DataFrame(columns=["trigger_id", "candidate_id", "score"])
+        pairs["quality"] = _quality(pairs, truth, mind_news, judged).to_numpy()
+        frames = []
+        for part in ("train", "valid", "test"):
+            chunk = pairs[pairs["part"] == part]
+            frames.append(logged_rows(chunk, times, counts, news_embeddings, path_ranks, student, ctr,
+                                      config.ctr_mask_fraction if part == "train" else 0.0, config.seed))
+            context.log.info(f"{part}: {len(chunk):,} pairs, {chunk['impression_id'].nunique():,} impressions")
+        union = recall_candidates[recall_candidates["path"] == "union"]
+        next_day = (pd.Timestamp(day) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+        related = related_rows(union, counts, next_day, news_embeddings, path_ranks, student).assign(part="related")
+        frames.append(related)
+        rows = pd.concat(frames, ignore_index=True)
+        sizes = rows.groupby("part").size().to_dict()
+        mlflow.log_metrics({f"rows_{k}": int(v) for k, v in sizes.items()})
+        mlflow.set_tags({"ranking_student.version": student_version, "ctr_model.version": ctr_version})
+    return Output(rows, metadata={**{f"rows_{k}": int(v) for k, v in sizes.items()}, "valid_day": valid_day,
+                                  "ranking_student_version": student_version, "ctr_model_version": ctr_version,
+                                  "count_features": ", ".join(counts.feature_names()),
+                                  "quality_source": "truth" if truth is not None else "judge"})
+
+
+def _fit(rows: pd.DataFrame, stage_config, lambda_tolerance: float):
+    """Both stages on ``train``, early stopping on ``valid``; λ by the stated rule on the labelled ``valid``
+    impressions (0 when none is labelled). Returns the ranker and the validation curve (or None)."""
+    from training.ranking.count_features import STAGE2_EXTRA
+    from training.ranking.stages import train_ranker
+    from training.ranking.tradeoff import choose_lambda
+
+    stage2 = [c for c in rows.columns if c not in NON_FEATURES]
+    stage1 = [c for c in stage2 if c not in STAGE2_EXTRA]
+    train, valid = rows[rows["part"] == "train"], rows[rows["part"] == "valid"]
+    ranker = train_ranker(train, valid, stage1, stage2, stage_config)
+    labelled = _labelled(valid)
+    curve = None
+    if len(labelled):
+        curve = _curve(ranker, labelled)
+        ranker.lam = choose_lambda(curve, lambda_tolerance)
+    ranker.meta["lambda_rule"] = (
+        f"right-most λ whose quality-filtered ClickNDCG@5 on the validation day is within {lambda_tolerance} of "
+        "the best" if curve is not None else "no labelled validation day: λ = 0")
+    ranker.meta["lambda_tolerance"] = lambda_tolerance
+    return ranker, curve
+
+
+#: Columns of ``ranking_features`` that are not model features.
+NON_FEATURES = ("impression_id", "day", "position", "trigger_id", "candidate_id", "clicked", "quality", "part")
+
+
+def _curve(ranker, rows: pd.DataFrame) -> pd.DataFrame:
+    from training.ranking.tradeoff import tradeoff_curve
+
+    stage2 = ranker.score_stage2(rows[ranker.stage2_features].to_numpy(np.float32))
+    return tradeoff_curve(rows["impression_id"], rows["clicked"], rows["quality"], stage2,
+                          rows["student_quality"].to_numpy(np.float64), ranker.mu, ranker.sigma)
+
+
+def _gate_rows(rows: pd.DataFrame, n_impressions: int, seed: int) -> pd.DataFrame:
+    test = _labelled(rows[rows["part"] == "test"])
+    if test.empty:
+        raise ValueError("no partition-day impression has quality labels for all its pairs: materialise "
+                         "quality_labels for this partition, or give a labels_file covering them")
+    return sample_impressions(test, n_impressions, seed)
+
+
+def _popularity(popularity_baseline: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    from assets.ranking import popularity_scores
+
+    return popularity_scores(popularity_baseline, rows)
+
+
+def _version_metrics(version: str, rows: pd.DataFrame) -> dict[str, float]:
+    """A registered ranker version loaded back from the registry, scored on ``rows`` at its own λ."""
+    model = mlflow.pyfunc.load_model(f"models:/ranker/{version}")
+    scored = model.predict(rows.rename(columns={"candidate_id": "news_id"}))
+    scores = scored["score"].to_numpy(np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"ranker version {version} returned non-finite scores")
+    return quality_ranking_metrics(rows, scores)
+
+
+@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"},
+       check_specs=[gate_check_spec("ranker", KeepsClicksGainsQuality())])
+def ranker(context: AssetExecutionContext, config: RankerConfig, ranking_features: pd.DataFrame,
+           recall_candidates: pd.DataFrame, popularity_baseline: pd.DataFrame, mlflow_tracking: MlflowTracking):
+    """Train both LightGBM stages, choose λ on the validation day, register ``ranker`` (both boosters, λ, μ, σ,
+    the feature list and the served candidates' feature rows) and gate it on the partition day: RecoDCG@5
+    above the popularity floor and not below the champion's, ClickNDCG@5 at most ``click_tolerance`` below."""
+    from serving.ranker_model import RankerPyfunc, log_ranker, ranker_signature
+
+    criterion = KeepsClicksGainsQuality(click_tolerance=config.click_tolerance)
+    with mlflow_tracking.asset_run(context, params=config.model_dump()) as run:
+        fitted, curve = _fit(ranking_features, _stage_config(config), config.lambda_tolerance)
+        if curve is not None:
+            mlflow.log_text(curve.to_csv(index=False), "valid_tradeoff.csv")
+        out = model_dir("ranker", context.partition_key, context.run.run_id)
+        related = ranking_features[ranking_features["part"] == "related"]
+        store_version = _store_version(recall_candidates, context)
+        fitted.meta.update({"partition": context.partition_key, "store_version": store_version,
+                            "mlflow_run_id": run.info.run_id})
+        artifacts = log_ranker(fitted, related.rename(columns={"candidate_id": "news_id"}), out, store_version)
+        registered = log_and_register("ranker", RankerPyfunc(), artifacts, local_dir=out, signature=ranker_signature(),
+                                      content_version=run.info.run_id, candidate_alias=False)
+        client = mlflow.tracking.MlflowClient()
+        for key, value in {"lambda": fitted.lam, "mu": fitted.mu, "sigma": fitted.sigma,
+                           "store_version": store_version}.items():
+            client.set_model_version_tag("ranker", registered.version, key, str(value))
+        mlflow.log_params({"lambda": fitted.lam, "n_stage1_features": len(fitted.stage1_features),
+                           "n_stage2_features": len(fitted.stage2_features)})
+        mlflow.log_text("\n".join(fitted.stage2_features), "features.txt")
+        gate = _gate_rows(ranking_features, config.eval_impressions, 0)
+        floor = quality_ranking_metrics(gate, _popularity(popularity_baseline, gate))
+        decision = decide("ranker", registered.version, lambda version: _version_metrics(version, gate), floor,
+                          criterion=criterion, force_promote=config.force_promote)
+        decision.log_to_mlflow(lam=fitted.lam)
+    yield from gated_outputs(Output(registered, metadata={
+        "registered_version": registered.version, "champion_version": decision.new_champion or "",
+        "lambda": float(fitted.lam), "mu": str(fitted.mu), "sigma": str(fitted.sigma),
+        "features": ", ".join(fitted.stage2_features), "store_version": store_version,
+        "related_triggers": int(related["trigger_id"].nunique()),
+        **{k: float(v) for k, v in decision.candidate_metrics.items()},
+        "gate": MetadataValue.md(decision.metrics_table()),
+    }), decision)
+
+
+def _store_version(recall_candidates: pd.DataFrame, context: AssetExecutionContext) -> str:
+    """The candidate-store version (``recall_candidates``' MLflow run id) the served rows come from."""
+    event = context.instance.get_latest_materialization_event(context.asset_key_for_input("recall_candidates"))
+    if event is None or event.asset_materialization is None:
+        return ""
+    value = event.asset_materialization.metadata.get("store_version")
+    return "" if value is None else str(value.value)
+
+
+@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"})
+def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConfig, ranker: RegisteredModel,
+                     ranking_features: pd.DataFrame, popularity_baseline: pd.DataFrame,
+                     mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """Quality-filtered ClickNDCG@5 against RecoDCG@5 for λ from 0 to 1 (step 0.05) of the registered ranker on
+    the partition day (PNG), and the table of popularity, the CTR model alone, click-only (λ = 0),
+    quality-only (λ = 1) and the chosen λ, both stages retrained for each seed (mean ± std)."""
+    from serving.ranker_model import RankerPyfunc  # noqa: F401 - the registered class must import
+    from training.ranking.tradeoff import plot_tradeoff
+
+    rows = _gate_rows(ranking_features, config.eval_impressions, config.sample_seed)
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        fitted = mlflow.pyfunc.load_model(f"models:/ranker/{ranker.version}").unwrap_python_model().ranker
+        curve = _curve(fitted, rows)
+        ctr = rows["ctr_score"].to_numpy(np.float64)
+        fixed = [metric_row("popularity", quality_ranking_metrics(rows, _popularity(popularity_baseline, rows))),
+                 metric_row("CTR model alone", quality_ranking_metrics(rows, np.nan_to_num(ctr, nan=-1.0)))]
+        per_seed = []
+        for seed in config.seeds:
+            model, _ = _fit(ranking_features, dataclasses.replace(fitted.config, seed=seed),
+                            float(fitted.meta.get("lambda_tolerance", 0.0)))
+            stage2 = model.score_stage2(rows[model.stage2_features].to_numpy(np.float32))
+            quality = rows["student_quality"].to_numpy(np.float64)
+            stage1 = model.score_stage1(rows[model.stage1_features].to_numpy(np.float32))
+            per_seed.append({**metric_row("stage 1 alone (counts, age, paths)", quality_ranking_metrics(rows, stage1)),
+                             "seed": seed, "lambda": float("nan")})
+            for name, lam in (("click only (λ = 0)", 0.0), ("quality only (λ = 1)", 1.0), ("chosen λ", model.lam)):
+                per_seed.append({**metric_row(name, quality_ranking_metrics(rows, model.combine(stage2, quality, lam))),
+                                 "seed": seed, "lambda": lam})
+            context.log.info(f"seed {seed}: λ = {model.lam:.2f}")
+        summary = summarise(fixed + per_seed)
+        table = metrics_markdown(summary, baseline="click only (λ = 0)")
+        chosen = float(fitted.lam)
+        at = curve.loc[np.isclose(curve["lam"], chosen)].iloc[0]
+        zero = curve.iloc[0]
+        png = model_dir("ranking_tradeoff", context.partition_key, context.run.run_id) / "tradeoff.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot_tradeoff(curve, chosen, png, baselines={
+            "popularity": (fixed[0]["reco_dcg5"], fixed[0]["qf_click_ndcg5"]),
+            "CTR model alone": (fixed[1]["reco_dcg5"], fixed[1]["qf_click_ndcg5"])})
+        mlflow.log_artifact(str(png))
+        mlflow.log_text(curve.to_csv(index=False), "tradeoff_curve.csv")
+        mlflow.log_text(table, "tradeoff.md")
+        mlflow.log_text(pd.DataFrame(per_seed).to_csv(index=False), "tradeoff_per_seed.csv")
+        mlflow.log_text(summary.to_csv(index=False), "tradeoff_table.csv")
+        gain = float(at["reco_dcg5"] - zero["reco_dcg5"])
+        mlflow.log_metrics({"lambda": chosen, "reco_dcg5_at_lambda": float(at["reco_dcg5"]),
+                            "qf_click_ndcg5_at_lambda": float(at["qf_click_ndcg5"]),
+                            "reco_dcg5_gain_over_click_only": gain})
+        mlflow.set_tag("ranker.version", ranker.version)
+    context.log.info(f"trade-off on {context.partition_key} (ranker v{ranker.version}, λ = {chosen:.2f}, "
+                     f"RecoDCG@5 {gain * 100:+.2f} over click-only):\n{table}")
+    return Output(curve, metadata={
+        "ranker_version": ranker.version, "lambda": chosen, "reco_dcg5_gain_over_click_only": round(gain, 4),
+        "curve": png_markdown(png, "quality-filtered ClickNDCG@5 against RecoDCG@5 over λ"),
+        "table": MetadataValue.md(table),
+    })
