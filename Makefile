@@ -74,7 +74,7 @@ serve: install
 
 # The service benchmark over the demo's champions (after `make demo`): 32 closed-loop clients, p50/p95/p99.
 bench-serving: install
-	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_serving.py --seconds 20
 
 clean:
 	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

@@ -113,6 +113,23 @@ def _cmd_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from orchestration.settings import candidate_store_path, default_tracking_uri
+    from serving.service.server import ServeOptions, ServeRefused, serve
+
+    require = tuple(name.strip() for name in args.require.split(",") if name.strip())
+    options = ServeOptions(tracking_uri=args.tracking_uri or default_tracking_uri(),
+                           store=str(args.store or candidate_store_path()), host=args.host, port=args.port,
+                           poll_seconds=args.poll_seconds, workers=args.workers, require=require,
+                           handlers=args.handlers)
+    try:
+        serve(options)
+    except ServeRefused as err:  # one line: which champion is missing or broken, and where we looked
+        print(f"newsforge serve: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     cands.add_argument("--version", help="a store version (the recall_candidates MLflow run id); default: current")
     cands.add_argument("--store", help="default: $NEWSFORGE_HOME/serving/candidates.sqlite")
     cands.set_defaults(func=_cmd_candidates)
+
+    serve = sub.add_parser("serve", help="answer /v1/rank and /v1/related online from the registry's champions")
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--tracking-uri", help="default: the local store under $NEWSFORGE_HOME/mlflow")
+    serve.add_argument("--store", help="candidate store; default: $NEWSFORGE_HOME/serving/candidates.sqlite")
+    serve.add_argument("--poll-seconds", type=float, default=10.0,
+                       help="how often to look for a moved champion alias (default 10)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--require", default="ctr_model,ranker",
+                       help="models whose champion must exist to start (default ctr_model,ranker; '' for none)")
+    serve.add_argument("--handlers", choices=("batched", "inline", "threadpool"), default="batched",
+                       help="batched (default): /v1/rank requests arriving together share one model forward; "
+                            "inline: score each on the event loop; threadpool: score in worker threads")
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -63,3 +63,25 @@ def test_table2_on_default_demo(tmp_path):
                                                   "tradeoff_table.csv")).set_index("ranker")
     # stage 2 holds the CTR score among its features: it must rank clicks at least as well as the CTR model alone
     assert table.loc["click only (λ = 0)", "click_ndcg5_mean"] > table.loc["CTR model alone", "click_ndcg5_mean"], table
+
+    # what `make demo` leaves is enough for `newsforge serve`: both endpoints answer from the champions
+    import requests
+
+    from builders.serving import start_service
+
+    impressions = pd.read_parquet(root / "data" / "prepared" / "impressions.parquet")
+    histories = pd.read_parquet(root / "data" / "prepared" / "histories.parquet")
+    first = histories[histories["day"] == DAY].iloc[0]
+    shown = impressions[impressions["impression_id"] == first["impression_id"]]["news_id"].tolist()
+    with start_service(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}",
+                       root / ".newsforge" / "serving" / "candidates.sqlite", tmp_path / "serve", poll_seconds=10) as svc:
+        ranked = requests.post(f"{svc.url}/v1/rank", timeout=10, json={
+            "user_id": first["user_id"], "history": list(first["history"]), "candidates": shown,
+            "time": first["time"].strftime("%Y-%m-%dT%H:%M:%SZ")}).json()
+        assert sorted(ranked["ranking"]) == sorted(shown) and len(ranked["scores"]) == len(shown), ranked
+        champion = str(client.get_registered_model("ctr_model").aliases["champion"])
+        assert ranked["model"] == {"name": "ctr_model", "version": champion}
+        trigger = pd.read_parquet(root / ".newsforge" / "assets" / "ranking_features" / DAY / "table.parquet",
+                                  columns=["part", "trigger_id"]).query("part == 'related'")["trigger_id"].iloc[0]
+        related = requests.get(f"{svc.url}/v1/related/{trigger}", params={"k": 5}, timeout=10).json()
+        assert 1 <= len(related["items"]) <= 5 and related["model"]["name"] == "ranker", related

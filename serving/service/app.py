@@ -1,0 +1,210 @@
+"""The FastAPI app: ``POST /v1/rank``, ``GET /v1/related/{news_id}``, ``GET /healthz``, ``GET /metrics``.
+
+Client errors answer ``{"detail": "<field>: <message>", "field": "<field>"}`` (``schemas.RequestError``); the
+two scoring routes are plain Starlette routes (see ``create_app``), so there is no OpenAPI document.
+
+``handlers``: ``"batched"`` runs the work on the event loop and lets the ``/v1/rank`` requests of one loop
+iteration share a model forward (``rank_batching``); ``"inline"`` runs each request's (millisecond) scoring
+inside its ``async`` endpoint on the event loop; ``"threadpool"`` hands parsing, scoring and encoding to the
+threadpool (``benchmarks/bench_serving.py`` compares them). Responses are encoded once with orjson; nothing
+pandas happens per request.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from serving.service.champions import CTR_MODEL, RANKER, Champions
+from serving.service.limits import (
+    MAX_BODY_BYTES,
+    ASGIApp,
+    BodySizeLimit,
+    BodyTooLarge,
+    too_large_message,
+)
+from serving.service.prometheus import CONTENT_TYPE, RequestMetrics, ServiceMetrics
+from serving.service.rank_batching import RankBatcher
+from serving.service.schemas import (
+    RequestError,
+    parse_rank_request,
+    parse_related_query,
+)
+from serving.service.server import HANDLERS
+from serving.service.store_status import StoreStatus
+
+#: Attributes a ranker may expose naming the candidate-store version its candidates were snapshotted from.
+SNAPSHOT_ATTRIBUTES = ("candidate_version", "store_version", "snapshot_version")
+_RELATED_PREFIX = "/v1/related/"
+_JSON = "application/json"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before its request was read
+
+log = logging.getLogger("newsforge.serve")
+
+
+def endpoint_of(path: str) -> str:
+    """The metrics label of a request path: the route template, or ``other`` (bounded cardinality)."""
+    if path in ("/v1/rank", "/healthz", "/metrics"):
+        return path
+    if path.startswith(_RELATED_PREFIX) and len(path) > len(_RELATED_PREFIX) and "/" not in path[len(_RELATED_PREFIX):]:
+        return "/v1/related/{news_id}"
+    return "other"
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type=_JSON)
+
+
+def _unavailable(name: str) -> Response:
+    return _json({"detail": f"model: no {name} champion is loaded", "field": "model"}, 503)
+
+
+def ranker_snapshot_version(ranker: Any) -> str | None:
+    """The candidate-store version a ranker's candidates come from, when it says so."""
+    for attribute in SNAPSHOT_ATTRIBUTES:
+        value = getattr(ranker, attribute, None)
+        if value:
+            return str(value)
+    return None
+
+
+def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics | None = None,
+               handlers: str = "batched") -> ASGIApp:
+    """The service as an ASGI app (FastAPI inside the body-size guard and the request metrics). The lifespan
+    starts and stops ``champions``' polling thread and closes ``store``."""
+    if handlers not in HANDLERS:
+        raise ValueError(f"handlers must be one of {HANDLERS}, got {handlers!r}")
+    metrics = metrics or champions.metrics
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        champions.start_polling()
+        try:
+            yield
+        finally:
+            champions.stop_polling()
+            store.close()
+
+    app = FastAPI(title="newsforge", summary="News ranking and related news from the registry's champions.",
+                  redirect_slashes=False, lifespan=lifespan, openapi_url=None)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, err: RequestError) -> Response:
+        return _json(err.payload(), err.status)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(request: Request, err: BodyTooLarge) -> Response:
+        return Response(too_large_message(err.limit), status_code=413, media_type=_JSON)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, err: ClientDisconnect) -> Response:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it; counted apart from server errors
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, err: Exception) -> Response:
+        log.error("newsforge serve: %s %s failed", request.method, request.url.path, exc_info=err)
+        return _json({"detail": f"internal error ({type(err).__name__})", "field": "server"}, 500)
+
+    def rank_response(candidates: list[str], scores: Any, unknown: list[str], version: str) -> Response:
+        scores = np.asarray(scores, dtype=np.float32)
+        order = np.argsort(-scores, kind="stable").tolist()
+        return _json({"scores": scores.tolist(), "ranking": [candidates[i] for i in order], "unknown": list(unknown),
+                      "model": {"name": CTR_MODEL, "version": version}})
+
+    def rank_body(body: bytes) -> Response:
+        request = parse_rank_request(body)
+        loaded = champions.get(CTR_MODEL)
+        if loaded is None:
+            return _unavailable(CTR_MODEL)
+        scores, unknown = loaded.served.score(request.user_id, request.history, request.candidates, request.time)
+        return rank_response(request.candidates, scores, unknown, loaded.version)
+
+    def related_items(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
+        k, lam = parse_related_query(k_text, lam_text)
+        loaded = champions.get(RANKER)
+        if loaded is None:
+            return _unavailable(RANKER)
+        ranker = loaded.served
+        try:
+            items = ranker.related(news_id, k=k, lam=lam)
+        except KeyError:
+            shown = news_id if len(news_id) <= 60 else news_id[:57] + "..."
+            return _json({"detail": f"news_id: no related news for unknown trigger {shown!r}", "field": "news_id"},
+                         404)
+        except ValueError as err:
+            raise RequestError(422, "lambda" if lam is not None else "k", str(err)) from None
+        used = float(ranker.default_lambda if lam is None else lam)
+        return _json({"items": items, "model": {"name": RANKER, "version": loaded.version, "lambda": used}})
+
+    if handlers == "batched":
+        batcher = RankBatcher(metrics)
+
+        async def answer_rank(body: bytes) -> Response:
+            request = parse_rank_request(body)
+            loaded = champions.get(CTR_MODEL)
+            if loaded is None:
+                return _unavailable(CTR_MODEL)
+            scores, unknown = await batcher.score(loaded.served, request)
+            return rank_response(request.candidates, scores, unknown, loaded.version)
+    elif handlers == "inline":
+        async def answer_rank(body: bytes) -> Response:
+            return rank_body(body)
+    else:
+        async def answer_rank(body: bytes) -> Response:
+            return await run_in_threadpool(rank_body, body)
+
+    if handlers == "threadpool":
+        async def answer_related(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
+            return await run_in_threadpool(related_items, news_id, k_text, lam_text)
+    else:
+        async def answer_related(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
+            return related_items(news_id, k_text, lam_text)
+
+    # The two hot routes are plain Starlette routes: FastAPI's per-request dependency machinery costs about
+    # 0.08 ms a request here (a fifth of /v1/related's CPU); their contracts are ``schemas.RankRequest``,
+    # ``RankResponse``, ``RelatedResponse`` and ``ErrorResponse``.
+    async def rank(request: Request) -> Response:
+        return await answer_rank(await request.body())
+
+    async def related(request: Request) -> Response:
+        query = request.query_params
+        return await answer_related(request.path_params["news_id"], query.get("k"), query.get("lambda"))
+
+    app.add_route("/v1/rank", rank, methods=["POST"])
+    app.add_route("/v1/related/{news_id}", related, methods=["GET"])
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """Loaded versions, the candidate store's version, reload errors and warnings."""
+        return _json(health(champions, store))
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(champions.versions(), store.version()), media_type=CONTENT_TYPE)
+
+    return RequestMetrics(BodySizeLimit(app, MAX_BODY_BYTES), metrics, endpoint_of)
+
+
+def health(champions: Champions, store: StoreStatus) -> dict[str, Any]:
+    """The ``/healthz`` document; ``status`` is ``degraded`` while a reload error or a warning stands."""
+    status = champions.status()
+    store_version = store.version()
+    warnings = [store.error] if store.error else []
+    ranker = champions.get(RANKER)
+    snapshot = ranker_snapshot_version(ranker.python_model) if ranker else None
+    if snapshot and store_version and snapshot != store_version:
+        warnings.append(f"the ranker's candidates are a snapshot of store version {snapshot}; "
+                        f"the store's current version is {store_version}")
+    errors = any(m["error"] for m in status["models"].values())
+    return {"status": "degraded" if warnings or errors else "ok", **status,
+            "store": {"path": str(store.path), "version": store_version, "ranker_snapshot": snapshot},
+            "warnings": warnings}
+
