@@ -75,7 +75,9 @@ def predict_folder(spec: str, data_dir: str | Path, out: str | Path, tracking_ur
 
     Raises ``UnknownModelError`` before reading any data when the registry lacks the model, alias or version.
     """
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
+    store = tracking_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # else an inherited MLFLOW_REGISTRY_URI would name another registry
     uri = resolve_model(spec)
     tables = read_mind_dir(data_dir, require_labels=False)
     bad = [issue for v in tables.validations for issue in v.issues]
