@@ -17,6 +17,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import png_markdown
+from assets.ranking import popularity_scores
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
 from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
@@ -149,8 +150,7 @@ def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConf
         if config.train_impressions:
             train = sample_impressions(train, config.train_impressions, config.seed)
         pairs = pd.concat([train, pairs[pairs["part"] != "train"]], ignore_index=True)
-        judged = quality_labels if truth is None else pd.DataFrame(columns=["trigger_id", "candidate_id", "score"])
-        pairs["quality"] = _quality(pairs, truth, mind_news, judged).to_numpy()
+        pairs["quality"] = _quality(pairs, truth, mind_news, quality_labels).to_numpy()
         frames = []
         for part in ("train", "valid", "test"):
             chunk = pairs[pairs["part"] == part]
@@ -214,12 +214,6 @@ def _gate_rows(rows: pd.DataFrame, n_impressions: int, seed: int) -> pd.DataFram
     return sample_impressions(test, n_impressions, seed)
 
 
-def _popularity(popularity_baseline: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    from assets.ranking import popularity_scores
-
-    return popularity_scores(popularity_baseline, rows)
-
-
 def _version_metrics(version: str, rows: pd.DataFrame) -> dict[str, float]:
     """A registered ranker version loaded back from the registry, scored on ``rows`` at its own λ."""
     model = mlflow.pyfunc.load_model(f"models:/ranker/{version}")
@@ -260,7 +254,7 @@ def ranker(context: AssetExecutionContext, config: RankerConfig, ranking_feature
                            "n_stage2_features": len(fitted.stage2_features)})
         mlflow.log_text("\n".join(fitted.stage2_features), "features.txt")
         gate = _gate_rows(ranking_features, config.eval_impressions, 0)
-        floor = quality_ranking_metrics(gate, _popularity(popularity_baseline, gate))
+        floor = quality_ranking_metrics(gate, popularity_scores(popularity_baseline, gate))
         decision = decide("ranker", registered.version, lambda version: _version_metrics(version, gate), floor,
                           criterion=criterion, force_promote=config.force_promote)
         decision.log_to_mlflow(lam=fitted.lam)
@@ -290,7 +284,6 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
     """Quality-filtered ClickNDCG@5 against RecoDCG@5 for λ from 0 to 1 (step 0.05) of the registered ranker on
     the partition day (PNG), and the table of popularity, the CTR model alone, click-only (λ = 0),
     quality-only (λ = 1) and the chosen λ, both stages retrained for each seed (mean ± std)."""
-    from serving.ranker_model import RankerPyfunc  # noqa: F401 - the registered class must import
     from training.ranking.tradeoff import plot_tradeoff
 
     rows = _gate_rows(ranking_features, config.eval_impressions, config.sample_seed)
@@ -298,7 +291,7 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
         fitted = mlflow.pyfunc.load_model(f"models:/ranker/{ranker.version}").unwrap_python_model().ranker
         curve = _curve(fitted, rows)
         ctr = rows["ctr_score"].to_numpy(np.float64)
-        fixed = [metric_row("popularity", quality_ranking_metrics(rows, _popularity(popularity_baseline, rows))),
+        fixed = [metric_row("popularity", quality_ranking_metrics(rows, popularity_scores(popularity_baseline, rows))),
                  metric_row("CTR model alone", quality_ranking_metrics(rows, np.nan_to_num(ctr, nan=-1.0)))]
         per_seed = []
         for seed in config.seeds:
