@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data demo test test-slow bench bench-serving serve clean
+.PHONY: install data demo test test-slow test-browser bench bench-serving serve clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 # constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
@@ -48,10 +48,14 @@ demo: data
 	@echo "  MLflow UI:  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(NEWSFORGE_HOME)/mlflow/mlflow.db   (http://127.0.0.1:5000)"
 
 test: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not browser"
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
+
+# The Dagster and MLflow UIs (and the HTML report) in Chromium: needs /usr/bin/chromium (apt-get install chromium).
+test-browser: install
+	$(BIN)/python -m pytest -m browser
 
 # Benchmarks print figures and ratios measured side by side in one run (not timed tests).
 bench: install

@@ -6,16 +6,23 @@ the partition minus its last day, early-stop on that last day, and measure on th
 neither training nor early stopping sees. The gate compares versions there, so it is not biased towards
 the candidate by its own epoch selection.
 """
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Config, MetadataValue, Output, asset
 from mlflow.models import infer_signature
 
-from orchestration.champion_gate import decide, gate_check_spec, gated_outputs
-from orchestration.model_registry import log_and_register
+from assets.figures import training_curves_metadata
+from orchestration.champion_gate import GateDecision, backfill_table, decide, gate_check_spec, gated_outputs, promote
+from orchestration.io_manager import by_partition
+from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_figures import log_training_curves
 from orchestration.settings import model_dir
 from serving.ctr_model import CtrPyfunc, candidate_rows
 from training.ctr.experiment import CtrSplit, split_for_day, table2_grid, table2_markdown
@@ -38,6 +45,7 @@ class CtrModelConfig(Config):
     negative_ratio: int = 0         # K of 1:K negative sampling; 0: all candidates
     seed: int = 42
     force_promote: bool = False     # let this version replace a champion that can no longer be loaded or scored
+    warm_start: bool = False        # start from ctr_model@champion's weights (ids mapped by vocabulary)
 
 
 class CtrEvaluationConfig(Config):
@@ -74,26 +82,53 @@ def _floor(popularity_baseline: pd.DataFrame, split: CtrSplit) -> dict:
     return mind_metrics(pop["impression_id"], pop["label"], pop["score"]).as_dict()
 
 
-@asset(group_name="ctr", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
-       check_specs=[gate_check_spec("ctr_model")])
-def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news: pd.DataFrame,
-              mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable, user_embeddings: EmbeddingTable,
-              popularity_baseline: pd.DataFrame, mlflow_tracking: MlflowTracking):
-    """Train on the window before the partition (early stopping on its last day), register a ``ctr_model``
-    version and gate it on the partition day against the champion and the popularity floor."""
-    from training.ctr import CtrConfig, train_ctr_model
+@dataclass(frozen=True)
+class _GatedDay:
+    model: RegisteredModel
+    decision: GateDecision
+    metadata: dict
 
-    day = context.partition_key
+
+def _champion_predictor(out: Path) -> tuple[str, Path] | None:
+    """(version, predictor folder) of the current ``ctr_model@champion``, downloaded into ``out``; None
+    when there is no champion yet."""
+    version = alias_version("ctr_model", CHAMPION)
+    if version is None:
+        return None
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/ctr_model/{version}", dst_path=str(out))
+    return version, Path(local) / "artifacts" / "predictor"
+
+
+def _train_and_decide(context: AssetExecutionContext, config: CtrModelConfig, day: str, mind_news: pd.DataFrame,
+                      mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable,
+                      user_embeddings: EmbeddingTable, popularity_baseline: pd.DataFrame,
+                      mlflow_tracking: MlflowTracking, ranged: bool) -> _GatedDay:
+    """One day: train, register (no alias yet) and take the gate decision, in that day's MLflow run."""
+    from training.ctr import CtrConfig, train_ctr_model
+    from training.ctr.warm_start import check_compatible
+
     split = split_for_day(mind_behaviors, day, config.window_days, config.split, config.seed)
     params = CtrConfig.from_dict(_ctr_params(config))
-    with mlflow_tracking.asset_run(context, params={
+    with mlflow_tracking.asset_run(context, partition=day if ranged else None, params={
             **params.to_dict(), "window_days": config.window_days, "split": config.split,
             "train_days": ",".join(split.train_days), "early_stopping_days": ",".join(split.valid_days),
-            "gate_day": day, "force_promote": config.force_promote}) as run:
+            "gate_day": day, "force_promote": config.force_promote, "warm_start": config.warm_start}) as run:
         out = model_dir("ctr_model", day, context.run.run_id)
+        previous = _champion_predictor(out / "warm_start") if config.warm_start else None
+        if previous is not None:
+            try:  # a champion of another architecture (model, prec, sizes) cannot seed this one
+                check_compatible(CtrConfig.load(previous[1] / "config.json"), params)
+            except ValueError as err:
+                context.log.warning(f"{day}: cold start, ctr_model@{CHAMPION} v{previous[0]} does not fit: {err}")
+                mlflow.set_tags({"warm_start.skipped": str(err)[:500]})
+                previous = None
+        if previous is not None:
+            mlflow.set_tags({"warm_start.version": previous[0]})
+            context.log.info(f"{day}: warm start from ctr_model@{CHAMPION} (version {previous[0]})")
         result = train_ctr_model(split.data("train", mind_news, news_embeddings, user_embeddings),
                                  split.data("valid", mind_news, news_embeddings, user_embeddings),
-                                 params, out / "predictor", loggers=[mlflow_tracking.lightning_logger(run)])
+                                 params, out / "predictor", loggers=[mlflow_tracking.lightning_logger(run)],
+                                 init_from=previous[1] if previous else None)
         for row in result.history:
             mlflow.log_metrics({f"epoch_{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         mind_news.to_parquet(out / "news.parquet", index=False)
@@ -106,21 +141,54 @@ def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news:
         # the gate: both versions loaded back from the registry and scored the same way on the partition day
         decision = decide("ctr_model", model.version, lambda version: _score_version("ctr_model", version, split),
                           _floor(popularity_baseline, split), force_promote=config.force_promote)
-        candidate, champion = decision.candidate_metrics, decision.champion_metrics
-        mlflow.log_metrics({k: float(v) for k, v in candidate.items()})
+        decision.log_to_mlflow(day=day)
         mlflow.log_metrics({f"early_stopping_{k}": float(v) for k, v in result.metrics.items()})
-        mlflow.log_metric("floor_auc", decision.floor_metrics["auc"])
-        if champion:
-            mlflow.log_metric("champion_auc", champion["auc"])
-        mlflow.set_tags({"gate.passed": str(decision.passed).lower(), "gate.champion_before": decision.champion_version or "",
-                         "gate.champion_after": decision.new_champion or "", "gate.reason": decision.reason})
-    yield from gated_outputs(Output(model, metadata={
+        curves = log_training_curves(run.info.run_id, out)
+    metadata = {
         "registered_version": model.version, "champion_version": decision.new_champion or "",
-        **{k: float(v) for k, v in candidate.items()},
+        **{k: float(v) for k, v in decision.candidate_metrics.items()},
         "train_days": ", ".join(split.train_days), "early_stopping_days": ", ".join(split.valid_days),
         "best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 1),
+        "warm_start_version": previous[0] if previous else "",
         "gate": MetadataValue.md(decision.metrics_table()),
-    }), decision)
+    }
+    metadata.update(training_curves_metadata(curves, "ctr_model"))
+    return _GatedDay(model, decision, metadata)
+
+
+@asset(group_name="ctr", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
+       check_specs=[gate_check_spec("ctr_model")], backfill_policy=BackfillPolicy.single_run())
+def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news: pd.DataFrame,
+              mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable,
+              user_embeddings: Any,      # EmbeddingTable, or {day: EmbeddingTable} over a range
+              popularity_baseline: Any,  # pd.DataFrame, or {day: pd.DataFrame} over a range
+              mlflow_tracking: MlflowTracking):
+    """Train on the window before the partition (early stopping on its last day), register a ``ctr_model``
+    version and gate it on the partition day against the champion and the popularity floor.
+
+    Over a partition range (a backfill: ``--partition-range``, or the UI's backfill) the days run in date
+    order, each with its own MLflow run, registered version and gate, so day D is gated against (and, with
+    ``warm_start``, starts from) the champion that day D - 1 left. Every day but the last moves its aliases
+    as soon as its decision is logged; the check reports every day and fails if any day's candidate lost."""
+    days = sorted(context.partition_keys)
+    ranged = len(days) > 1
+    users, floors = by_partition(user_embeddings, days), by_partition(popularity_baseline, days)
+    gated: dict[str, _GatedDay] = {}
+    for day in days:
+        gated[day] = _train_and_decide(context, config, day, mind_news, mind_behaviors, news_embeddings,
+                                       users[day], floors[day], mlflow_tracking, ranged)
+        context.log.info(f"{day}: {gated[day].decision.reason}")
+        if day != days[-1]:
+            promote(gated[day].decision)  # day D+1 is gated against (and warm-starts from) what day D left
+    if not ranged:
+        only = gated[days[0]]
+        yield from gated_outputs(Output(only.model, metadata=only.metadata), only.decision)
+        return
+    last = gated[days[-1]]
+    decisions = {day: g.decision for day, g in gated.items()}
+    yield from gated_outputs(Output({day: g.model for day, g in gated.items()}, metadata={
+        **last.metadata, "days": len(days), "backfill": MetadataValue.md(backfill_table(decisions)),
+    }), last.decision, by_day=decisions)
 
 
 @asset(group_name="ctr", partitions_def=daily_partitions, kinds={"mlflow"})

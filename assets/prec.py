@@ -4,10 +4,11 @@ import mlflow
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
-from assets.figures import png_markdown
+from assets.figures import png_markdown, training_curves_metadata
 from orchestration.model_registry import RegisteredModel, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_figures import log_training_curves
 from orchestration.settings import cache_dir, model_dir
 from serving.prec_models import NewsEncoderPyfunc, UserEncoderPyfunc
 from training.data.prepared import BehaviorLog, load_user_profiles
@@ -62,12 +63,13 @@ def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind
         model = log_and_register("news_encoder", NewsEncoderPyfunc(), {"encoder_dir": str(result.encoder_dir)},
                                  local_dir=result.encoder_dir, content_version=result.model_version,
                                  input_example=mind_news.head(2))
+        curves = log_training_curves(run.info.run_id, out)
     context.log.info(f"linear probe of news vectors (category accuracy):\n{probe_md}")
     return Output(model, metadata={
         "registered_version": model.version, "model_version": result.model_version,
         "tasks": ", ".join(result.tasks), "n_train": result.n_train, "n_val": result.n_val,
         **{_metric_name(k): float(v) for k, v in result.metrics.items()},
-        "probe": MetadataValue.md(probe_md),
+        "probe": MetadataValue.md(probe_md), **training_curves_metadata(curves, "news_encoder"),
     })
 
 
@@ -116,11 +118,13 @@ def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind
         model = log_and_register("user_encoder", UserEncoderPyfunc(),
                                  {"encoder_dir": str(result.encoder_dir), "news_vectors": str(news_vectors)},
                                  local_dir=result.encoder_dir, content_version=result.model_version)
+        curves = log_training_curves(run.info.run_id, out)
     return Output(model, metadata={
         "registered_version": model.version, "model_version": result.model_version,
         "tasks": ", ".join(result.tasks), "n_train_users": result.n_train, "n_val_users": result.n_val,
         "unknown_click_fraction": result.n_unknown_clicks / max(result.n_clicks, 1),
         **{_metric_name(k): float(v) for k, v in result.metrics.items()},
+        **training_curves_metadata(curves, "user_encoder"),
     })
 
 

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from assets.figures import training_curves_metadata
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
 from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_figures import log_training_curves
 from orchestration.settings import model_dir
 from serving.ranking_model import CrossEncoderPyfunc
 from training.data.pairs import PairLogs
@@ -130,6 +132,12 @@ def _register(name: str, model, news: pd.DataFrame, out, *,
     return registered
 
 
+def _log_epoch_losses(fit, prefix: str = "") -> None:
+    """The per-epoch training losses of a cross-encoder fit, as ``<prefix>train_loss_epoch`` by epoch."""
+    for epoch, loss in enumerate(fit.epoch_losses):
+        mlflow.log_metric(f"{prefix}train_loss_epoch", loss, step=epoch)
+
+
 def _load(registered: RegisteredModel):
     from training.cross_encoder import load_cross_encoder
 
@@ -180,12 +188,16 @@ def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_lo
     from training.cross_encoder import train_click
 
     arch, model = _teacher_model(config, news_encoder)
-    with mlflow_tracking.asset_run(context, params={**config.model_dump(), **{f"arch.{k}": v for k, v in arch.to_dict().items()}}):
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), **{f"arch.{k}": v for k, v in arch.to_dict().items()}}) as run:
         fit = train_click(model, mind_news, pair_logs.triplets, _train_config(config))
         mlflow.log_metrics({"train_loss": fit.train_loss, "train_seconds": fit.seconds, "pairs_per_second": fit.pairs_per_second})
-        registered = _register("click_teacher", model, mind_news, model_dir("click_teacher", context.partition_key, context.run.run_id))
+        _log_epoch_losses(fit)
+        out = model_dir("click_teacher", context.partition_key, context.run.run_id)
+        registered = _register("click_teacher", model, mind_news, out)
+        curves = log_training_curves(run.info.run_id, out)
     return Output(registered, metadata={"registered_version": registered.version, "n_triplets": len(pair_logs.triplets),
-                                        "train_loss": float(fit.train_loss), "train_seconds": round(fit.seconds, 1)})
+                                        "train_loss": float(fit.train_loss), "train_seconds": round(fit.seconds, 1),
+                                        **training_curves_metadata(curves, "click_teacher")})
 
 
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})
@@ -199,18 +211,20 @@ def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig
 
     labels = quality_labels[quality_labels["part"] == "train"]
     out, metadata = {}, {}
-    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "n_labels": len(labels)}):
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "n_labels": len(labels)}) as run:
         for loss in config.losses:
             if loss not in ("ce", "sce"):
                 raise ValueError(f"quality_teacher losses must be 'ce' or 'sce', got {loss!r}")
             _, model = _teacher_model(config, news_encoder)
             fit = train_quality(model, mind_news, labels[["trigger_id", "candidate_id", "score"]], loss, _train_config(config))
             mlflow.log_metrics({f"{loss}_train_loss": fit.train_loss, f"{loss}_train_seconds": fit.seconds})
+            _log_epoch_losses(fit, prefix=f"{loss}_")
             folder = model_dir("quality_teacher", context.partition_key, context.run.run_id) / loss
             out[loss] = _register("quality_teacher", model, mind_news, folder, tags={"loss": loss})
             metadata[f"{loss}_version"] = out[loss].version
             metadata[f"{loss}_train_loss"] = float(fit.train_loss)
-    return Output(out, metadata={**metadata, "n_labels": len(labels)})
+        curves = log_training_curves(run.info.run_id, model_dir("quality_teacher", context.partition_key, context.run.run_id))
+    return Output(out, metadata={**metadata, "n_labels": len(labels), **training_curves_metadata(curves, "quality_teacher")})
 
 
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch"})

@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from assets.figures import training_curves_metadata
 from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
 from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_figures import log_training_curves
 from orchestration.settings import cache_dir, candidate_store_path, model_dir
 from serving.query_generator import QueryGeneratorPyfunc, base_model_reference
 from training.data.pairs import PairLogs
@@ -287,7 +289,7 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
     lora = _lora_config(config.lora, config.seed)
     generation = _generation_config(config.generation)
     with mlflow_tracking.asset_run(context, params={**config.model_dump(), "base_model": base_dir,
-                                                    "n_train_inputs": len(messages)}):
+                                                    "n_train_inputs": len(messages)}) as run:
         fit = train_lora(base_dir, messages, targets, lora)
         for step, loss in enumerate(fit.losses):
             mlflow.log_metric("train_loss", loss, step=step)
@@ -295,6 +297,7 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
                             "train_tokens_per_second": fit.tokens_per_second,
                             "trainable_params": fit.trainable_params})
         out = model_dir("query_generator", context.partition_key, context.run.run_id)
+        curves = log_training_curves(run.info.run_id, out)
         version = save_adapter(fit.model, out / "adapter", base_dir, lora)
         settings = out / "settings.json"
         settings.write_text(json.dumps({"version": version, "task": "news", "generation": generation.to_dict(),
@@ -334,7 +337,7 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
         "registered_version": registered.version, "adapter_version": version, "base_model": base_dir,
         "n_train_inputs": len(messages), **losses, "gate_triggers": len(triggers),
         **{k: float(v) for k, v in decision.candidate_metrics.items()},
-        "gate": MetadataValue.md(decision.metrics_table()),
+        "gate": MetadataValue.md(decision.metrics_table()), **training_curves_metadata(curves, "query_generator"),
     }), decision)
 
 

@@ -74,8 +74,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from newsforge.report import partition_report
+    from newsforge.report import partition_report, write_html_report
 
+    if args.html:
+        print(f"wrote {write_html_report(args.partition, args.html, tracking_uri=args.tracking_uri)}")
+        return 0
     print(partition_report(args.partition, tracking_uri=args.tracking_uri))
     return 0
 
@@ -130,6 +133,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from newsforge.retrain import retrain
+    from orchestration.resources.dvc_data import DataVersionError
+
+    try:
+        return retrain(args.partition, args.partition_range, select=args.select, configs=args.config,
+                       data=args.data, out=args.out, summary_path=args.summary)
+    except DataVersionError as err:  # the data differs from dvc.lock: names the files and the fix
+        print(f"newsforge retrain: {err}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsforge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print the evaluation table of a partition from MLflow")
     report.add_argument("--partition", required=True)
     report.add_argument("--tracking-uri", help="default: the local store under $NEWSFORGE_HOME/mlflow")
+    report.add_argument("--html", type=Path, metavar="OUT.html",
+                        help="write one self-contained page with every table and figure of the partition instead")
     report.set_defaults(func=_cmd_report)
 
     cands = sub.add_parser("candidates", help="look up a trigger's recall candidates in the key-value store")
@@ -200,6 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="batched (default): /v1/rank requests arriving together share one model forward; "
                             "inline: score each on the event loop; threadpool: score in worker threads")
     serve.set_defaults(func=_cmd_serve)
+
+    retrain = sub.add_parser("retrain", help="materialise a partition (or a range, in date order), then summarise "
+                                             "the gate decisions and evaluation tables (what CI retraining runs)")
+    when = retrain.add_mutually_exclusive_group(required=True)
+    when.add_argument("--partition", help="YYYY-MM-DD, or 'latest': the newest day of the prepared data")
+    when.add_argument("--partition-range", help="START...END: a single-run backfill, days gated in date order "
+                                                "(every selected asset needs a single-run backfill policy)")
+    retrain.add_argument("--select", default="*", help="Dagster asset selection (default '*': the whole chain)")
+    retrain.add_argument("-c", "--config", action="append", default=[], help="run config YAML (repeatable)")
+    retrain.add_argument("--data", choices=("present", "pull", "repro"), default="present",
+                         help="present (default): check the data matches dvc.lock; pull: `dvc pull` it from the "
+                              "DVC remote first; repro: rebuild it with `dvc repro` first")
+    retrain.add_argument("--out", type=Path, help="folder for summary.md, gates.json, report.md, report.html "
+                                                  "(default $NEWSFORGE_HOME/retrain/<day>-<run>)")
+    retrain.add_argument("--summary", type=Path, help="append the Markdown summary to this file "
+                                                      "(default: $GITHUB_STEP_SUMMARY when set)")
+    retrain.set_defaults(func=_cmd_retrain)
     return parser
 
 

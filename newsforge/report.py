@@ -1,12 +1,19 @@
-"""The evaluation report of one partition, read back from the MLflow store."""
+"""The evaluation report of one partition, read back from the MLflow store: Markdown tables
+(:func:`partition_report`) or one self-contained HTML page with the tables and every figure (:func:`html_report`)."""
 from __future__ import annotations
 
+import base64
+import html
 import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from newsforge.markdown_html import markdown_to_html
 from orchestration.lineage import EXPERIMENT_PREFIX, latest_finished_run
-from orchestration.settings import default_tracking_uri, prepared_dir
+from orchestration.settings import default_tracking_uri, mlflow_ui_url, prepared_dir
 from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
 from training.metrics.ranking import METRIC_KEYS, format_metrics_table
@@ -90,3 +97,90 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
             f"RecoDCG@5 {100 * metrics.get('reco_dcg5_gain_over_click_only', float('nan')):+.2f} over click-only. "
             f"Curve: {curve}")
     return "\n\n".join(sections)
+
+
+@dataclass(frozen=True)
+class RunFigure:
+    """One PNG artifact of an asset's MLflow run."""
+
+    asset: str
+    name: str                # artifact path, e.g. treemap.png
+    partition: str           # "" for an unpartitioned asset
+    experiment_id: str
+    run_id: str
+    png: bytes
+
+    @property
+    def run_url(self) -> str:
+        return f"{mlflow_ui_url().rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+
+def partition_figures(client: MlflowClient, partition: str) -> list[RunFigure]:
+    """The top-level PNG artifacts of every asset's latest finished run for ``partition`` (the latest
+    unpartitioned run for assets without partitions), in the order the runs started."""
+    runs = []
+    for exp in client.search_experiments():
+        if not exp.name.startswith(EXPERIMENT_PREFIX):
+            continue
+        run = latest_finished_run(client, exp.experiment_id, partition) or latest_finished_run(client, exp.experiment_id, "")
+        if run is not None:
+            runs.append((exp, run))
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for exp, run in sorted(runs, key=lambda pair: (pair[1].info.start_time, pair[0].name)):
+            run_id = run.info.run_id
+            for artifact in client.list_artifacts(run_id):
+                if artifact.is_dir or not artifact.path.lower().endswith(".png"):
+                    continue
+                local = client.download_artifacts(run_id, artifact.path, tmp)
+                figures.append(RunFigure(exp.name.removeprefix(EXPERIMENT_PREFIX), artifact.path,
+                                         run.data.tags.get("dagster.partition", ""), exp.experiment_id, run_id,
+                                         Path(local).read_bytes()))
+    return figures
+
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #ddd; padding-bottom: .3rem; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #eee; padding-bottom: .2rem; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .6rem; }
+thead th { background: #f3f3f3; }
+tbody tr:nth-child(even) { background: #fafafa; }
+figure { margin: 1.5rem 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .9rem; color: #555; }
+code { background: #f3f3f3; padding: 0 .2rem; }
+"""
+
+
+def _figure_html(figure: RunFigure) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    where = f"partition {figure.partition}" if figure.partition else "unpartitioned"
+    caption = (f"<strong>{html.escape(figure.asset)}</strong>: {html.escape(figure.name)} ({html.escape(where)}), "
+               f'MLflow run <a href="{html.escape(figure.run_url)}">{html.escape(figure.run_id)}</a>')
+    return (f'<figure>\n<img alt="{html.escape(figure.asset)} {html.escape(figure.name)}" '
+            f'src="data:image/png;base64,{data}">\n<figcaption>{caption}</figcaption>\n</figure>')
+
+
+def html_report(partition: str, tracking_uri: str | None = None) -> str:
+    """One self-contained HTML page (inline CSS, base64 images): the tables of :func:`partition_report`, then
+    every figure of :func:`partition_figures`, each captioned with its asset and MLflow run."""
+    uri = tracking_uri or default_tracking_uri()
+    tables = markdown_to_html(partition_report(partition, tracking_uri=uri))
+    figures = partition_figures(MlflowClient(uri), partition)
+    body = "\n".join(_figure_html(f) for f in figures) or "<p>No figures logged for this partition.</p>"
+    title = f"newsforge report, partition {html.escape(partition)}"
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+            f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+            f"<p>From the MLflow store <code>{html.escape(uri)}</code>.</p>\n{tables}\n"
+            f'<h2 id="figures">Figures</h2>\n{body}\n</body>\n</html>\n')
+
+
+def write_html_report(partition: str, path: str | Path, tracking_uri: str | None = None) -> Path:
+    """Write :func:`html_report` of ``partition`` to ``path`` (folders created); the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_report(partition, tracking_uri), encoding="utf-8")
+    return path

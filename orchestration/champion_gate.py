@@ -13,6 +13,11 @@ A gated asset registers a new version (no alias yet), then:
    a loss, so Dagster fails the step and does not run anything downstream of it), and only then moves the
    aliases with :func:`promote`: ``candidate`` to the new version, ``champion`` too when the check passed.
 
+Over a partition range (a single-run backfill) the asset decides and promotes day by day in date order,
+so each day is gated against the champion the previous day left; the last day goes through
+:func:`gated_outputs` with every day's decision, and its check fails if any day lost. Each decision is
+logged in its MLflow run (``gate.*`` tags), which :func:`gate_history` reads back as the alias history.
+
 A crash anywhere before :func:`promote` (scoring the candidate, scoring the champion, after registration)
 leaves both aliases where they were. A champion that can no longer be loaded or scored is an error naming
 the alias and ``force_promote``; with ``force_promote`` the candidate may replace it, floor still required.
@@ -144,6 +149,7 @@ class GateDecision:
         if self.champion_metrics:
             mlflow.log_metrics({f"champion_{k}": float(v) for k, v in self.champion_metrics.items()})
         mlflow.set_tags({"gate.passed": str(self.passed).lower(), "gate.reason": self.reason,
+                         "gate.candidate": self.candidate_version,
                          "gate.champion_before": self.champion_version or "",
                          "gate.champion_after": self.new_champion or "",
                          **{f"gate.{key}": value for key, value in tags.items()}})
@@ -215,9 +221,73 @@ def promote(decision: GateDecision) -> None:
         set_alias(decision.name, CHAMPION, decision.candidate_version)
 
 
-def gated_outputs(output: Output, decision: GateDecision) -> Iterator[Output | AssetCheckResult]:
+@dataclass(frozen=True)
+class GateRecord:
+    """One logged gate decision (see :func:`gate_history`)."""
+
+    day: str                    # the partition gated on ("" for unpartitioned models)
+    candidate: str
+    champion_before: str        # "" when there was no champion
+    champion_after: str
+    passed: bool
+    reason: str
+    mlflow_run_id: str
+
+
+def gate_history(name: str, client=None) -> list[GateRecord]:
+    """Every gate decision logged for ``name`` by a finished MLflow run, oldest first: the alias history of
+    ``champion`` (the registry keeps only where aliases point now)."""
+    from mlflow.tracking import MlflowClient
+
+    from orchestration.lineage import EXPERIMENT_PREFIX
+
+    client = client or MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT_PREFIX + name)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id],
+                              "attributes.status = 'FINISHED' and tags.`gate.passed` != ''",
+                              order_by=["attributes.start_time ASC"], max_results=10_000)
+    return [GateRecord(r.data.tags.get("dagster.partition", ""), r.data.tags.get("gate.candidate", ""),
+                       r.data.tags.get("gate.champion_before", ""), r.data.tags.get("gate.champion_after", ""),
+                       r.data.tags["gate.passed"] == "true", r.data.tags.get("gate.reason", ""), r.info.run_id)
+            for r in runs]
+
+
+def backfill_table(decisions: Mapping[str, GateDecision]) -> str:
+    """Markdown: one row per day of a backfill, in date order, with each day's gate decision."""
+    lines = ["| day | candidate | metric | candidate | champion | floor | passed | champion after |",
+             "|---|---|---|---:|---:|---:|---|---|"]
+    for day, d in sorted(decisions.items()):
+        champion = f"v{d.champion_version} {d.champion_metrics[d.metric]:.4f}" if d.champion_metrics else "none"
+        lines.append(f"| {day} | v{d.candidate_version} | {d.metric} | {d.candidate_metrics[d.metric]:.4f} | "
+                     f"{champion} | {d.floor_metrics[d.metric]:.4f} | {'yes' if d.passed else 'no'} | "
+                     f"{('v' + d.new_champion) if d.new_champion else 'none'} |")
+    return "\n".join(lines)
+
+
+def _range_check_result(last: GateDecision, decisions: Mapping[str, GateDecision]) -> AssetCheckResult:
+    """The check of a backfill: passes iff every day's candidate passed; the last day's metadata, plus the
+    days that lost and the table of every day."""
+    result = last.check_result()
+    lost = [day for day, d in sorted(decisions.items()) if not d.passed]
+    return AssetCheckResult(
+        check_name=CHECK_NAME, passed=not lost, severity=AssetCheckSeverity.ERROR,
+        description=(f"{len(decisions)} days gated in date order; "
+                     + (f"lost on {', '.join(lost)}" if lost else "every day's candidate passed")
+                     + f". Last day: {last.reason}"),
+        metadata={**result.metadata, "days_lost": ", ".join(lost),
+                  "backfill": MetadataValue.md(backfill_table(decisions))},
+    )
+
+
+def gated_outputs(output: Output, decision: GateDecision,
+                  by_day: Mapping[str, GateDecision] | None = None) -> Iterator[Output | AssetCheckResult]:
     """What a gated asset yields: its output, then the check result, then (after both are recorded) the
-    alias moves of :func:`promote`."""
+    alias moves of :func:`promote`.
+
+    ``by_day``: over a partition range, every day's decision by day (``decision`` is the last day's; the
+    earlier days were promoted in date order as they were decided). The check then covers every day."""
     yield output
-    yield decision.check_result()
+    yield decision.check_result() if not by_day else _range_check_result(decision, by_day)
     promote(decision)

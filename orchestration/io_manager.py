@@ -6,6 +6,9 @@ Layout: unpartitioned assets use the partition folder ``all``. A DataFrame is ``
 records the MLflow run and data version that wrote it (see :mod:`orchestration.lineage`). Value and sidecar
 are written into a staging folder and swapped in together, so a crash mid-write leaves the previous value
 and its lineage intact, and a reader never sees one without the other.
+
+A step over a partition range (a single-run backfill) loads ``{partition: value}`` for a partitioned input
+and returns one too; each partition is stored in its own folder with its own sidecar.
 """
 from __future__ import annotations
 
@@ -34,22 +37,45 @@ class NewsforgeIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         asset = context.asset_key.to_user_string()
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            self._handle_range(context, asset, obj)
+            return
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        lineage = take_output(context.run_id, asset, partition)
+        target = self._store(context.run_id, asset, partition, obj)
+        context.add_output_metadata({"path": str(target)})
+
+    def _handle_range(self, context: OutputContext, asset: str, obj: Any) -> None:
+        """A single-run backfill returns ``{partition: value}`` for every partition of its range."""
+        keys = list(context.asset_partition_keys)
+        if not isinstance(obj, dict) or sorted(obj) != sorted(keys):
+            raise TypeError(f"asset {asset} ran over partitions {keys[0]}...{keys[-1]} and must return a dict "
+                            f"with one value per partition; got {type(obj).__name__}"
+                            + (f" with keys {sorted(obj)}" if isinstance(obj, dict) else ""))
+        for key in keys:
+            self._store(context.run_id, asset, key, obj[key])
+        context.add_output_metadata({"path": str(self.value_dir(asset, "{" + keys[0] + "..." + keys[-1] + "}"))})
+
+    def _store(self, run_id: str, asset: str, partition: str | None, obj: Any) -> Path:
+        lineage = take_output(run_id, asset, partition)
         if lineage is None:
-            raise LineageError(f"asset {asset} returned a value without opening its MLflow run "
-                               f"(MlflowTracking.asset_run), so its lineage is unknown")
+            raise LineageError(f"asset {asset} returned a value for {partition or 'its only partition'} without "
+                               f"opening its MLflow run (MlflowTracking.asset_run), so its lineage is unknown")
         target = self.value_dir(asset, partition)
         with staged_dir(target) as staging:
             _write(obj, staging)
             lineage.write(staging)
-        context.add_output_metadata({"path": str(target)})
+        return target
 
     def load_input(self, context: InputContext) -> Any:
-        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
-            raise NotImplementedError("load one partition at a time")
+        """The stored value; over a partition range (a single-run backfill), ``{partition: value}``."""
         asset = context.asset_key.to_user_string()
-        source = self.value_dir(asset, context.asset_partition_key if context.has_asset_partitions else None)
+        step = context.step_context
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            return {key: self._load(step, asset, key) for key in sorted(context.asset_partition_keys)}
+        return self._load(step, asset, context.asset_partition_key if context.has_asset_partitions else None)
+
+    def _load(self, step, asset: str, partition: str | None) -> Any:
+        source = self.value_dir(asset, partition)
         if not source.exists():
             raise FileNotFoundError(f"no stored value for asset {asset} at {source}: materialise it first")
         for _ in range(5):  # a concurrent run may swap the folder between the two reads: read again
@@ -59,9 +85,16 @@ class NewsforgeIOManager(ConfigurableIOManager):
                 break
         else:
             raise LineageError(f"{source} kept changing while it was read; try again")
-        step = context.step_context
         announce_input(step.run_id, step.step.key, lineage)
         return value
+
+
+def by_partition(value: Any, partitions: list[str]) -> dict[str, Any]:
+    """An input as ``{partition: value}``: a step over a range already gets that; a one-partition step gets
+    the value itself."""
+    if len(partitions) > 1:
+        return value
+    return {partitions[0]: value}
 
 
 def _write(obj: Any, directory: Path) -> None:

@@ -4,22 +4,38 @@
   (``news_encoder``, ``news_embeddings``). Launched by ``data_version_sensor`` when ``dvc.lock`` records a
   new data version.
 * ``daily_job``: every daily-partitioned asset — the day's slice, the baseline, the user side and the CTR
-  model with its gate. Launched by ``daily_schedule`` for the day that just ended.
+  model with its gate. Launched by ``daily_schedule`` for the day that just ended, and by
+  ``daily_chain_sensor`` for the newest day of each new data version once ``data_job`` has loaded it.
+  Its gates' blocking ``beats_champion`` checks hold every asset downstream of a gated model in the run.
+* ``champion_age_job``: only the ``champion_age`` checks of the gated models (no asset is materialised).
+  Launched daily by ``champion_age_schedule``. (Selecting a gated model on the command line, e.g.
+  ``dagster asset materialize --select ctr_model``, runs its ``champion_age`` check too: WARN only, no
+  config needed.)
 """
 from dagster import AssetSelection, define_asset_job
 
 from assets import ALL_ASSETS
+from orchestration.freshness import CHAMPION_AGE_CHECKS
 from orchestration.partitions import daily_partitions
 
 DAILY_ASSETS = AssetSelection.assets(*(key for a in ALL_ASSETS if a.partitions_def is not None for key in a.keys))
 DATA_ASSETS = AssetSelection.assets(*(key for a in ALL_ASSETS if a.partitions_def is None for key in a.keys))
 
+# Without champion_age: in a daily run it would only ever run right after a passing gate (a blocking gate that
+# fails stops the steps downstream of its model, this check included), so it would report a fresh champion
+# at the cost of one more step process per model; champion_age_schedule runs it on its own instead.
 daily_job = define_asset_job(
-    "daily_job", selection=DAILY_ASSETS, partitions_def=daily_partitions,
+    "daily_job", selection=DAILY_ASSETS - AssetSelection.checks(*CHAMPION_AGE_CHECKS),
+    partitions_def=daily_partitions,
     description="The partitioned chain for one day: slice, baseline, user side, CTR model and its gate.",
 )
 
 data_job = define_asset_job(
     "data_job", selection=DATA_ASSETS,
     description="Reload the DVC-versioned catalogue and behaviour log and refresh the news side.",
+)
+
+champion_age_job = define_asset_job(
+    "champion_age_job", selection=AssetSelection.checks(*CHAMPION_AGE_CHECKS),
+    description="Warn when a gated model's champion is older than max_age_days behind the newest data day.",
 )

@@ -62,7 +62,8 @@ class Lineage:
 
 _lock = threading.Lock()
 _produced: dict[tuple[str, str, str | None], Lineage] = {}          # (dagster run, asset, partition) -> lineage
-_loaded: dict[tuple[str, str], dict[str, Lineage]] = {}             # (dagster run, step) -> {upstream asset: lineage}
+# (dagster run, step) -> {(upstream asset, partition): lineage}
+_loaded: dict[tuple[str, str], dict[tuple[str, str | None], Lineage]] = {}
 
 
 def announce_output(lineage: Lineage) -> None:
@@ -78,15 +79,25 @@ def take_output(dagster_run_id: str, asset: str, partition: str | None) -> Linea
 
 
 def announce_input(dagster_run_id: str, step_key: str, lineage: Lineage) -> None:
-    """Called by the IO manager when it loads an input of ``step_key``."""
+    """Called by the IO manager when it loads an input of ``step_key`` (once per partition it loads)."""
     with _lock:
-        _loaded.setdefault((dagster_run_id, step_key), {})[lineage.asset] = lineage
+        _loaded.setdefault((dagster_run_id, step_key), {})[(lineage.asset, lineage.partition)] = lineage
 
 
-def take_inputs(dagster_run_id: str, step_key: str) -> dict[str, Lineage]:
-    """The lineage of every value ``step_key`` loaded, by upstream asset name (removed from the store)."""
+def take_inputs(dagster_run_id: str, step_key: str, partition: str | None = None,
+                keep: bool = False) -> dict[str, Lineage]:
+    """The lineage of every value ``step_key`` loaded, by upstream asset name.
+
+    A step over a partition range (a single-run backfill) loads each partitioned upstream once per day;
+    ``partition`` picks that day's values (unpartitioned upstreams always count), and ``keep`` leaves the
+    records for the range's next day. A step over one partition has one value per upstream."""
     with _lock:
-        return _loaded.pop((dagster_run_id, step_key), {})
+        loaded = _loaded.get((dagster_run_id, step_key), {}) if keep else _loaded.pop((dagster_run_id, step_key), {})
+    if partition is None:
+        return {asset: lineage for (asset, _), lineage in loaded.items()}
+    chosen = {asset: lineage for (asset, part), lineage in loaded.items() if part is None}
+    chosen.update({asset: lineage for (asset, part), lineage in loaded.items() if part == partition})
+    return chosen
 
 
 def inputs_data_version(inputs: dict[str, Lineage]) -> str:

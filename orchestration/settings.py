@@ -7,6 +7,11 @@
 | prepared, DVC-tracked tables | ``<root>/data/prepared`` | NEWSFORGE_PREPARED_DIR |
 | first daily partition | 2019-11-09 (MIND-small's first day) | NEWSFORGE_PARTITION_START |
 | recall candidates served online (SQLite, WAL) | ``<home>/serving/candidates.sqlite`` | NEWSFORGE_CANDIDATE_STORE |
+| MLflow tracking (and registry) server | ``sqlite:///<home>/mlflow/mlflow.db`` | NEWSFORGE_MLFLOW_TRACKING_URI |
+| MLflow UI that the assets' ``mlflow_run`` links point at | ``http://127.0.0.1:5000`` | NEWSFORGE_MLFLOW_UI_URL |
+
+A tracking server's credentials stay in MLflow's own variables (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``
+or ``MLFLOW_TRACKING_TOKEN``), never in the repository.
 """
 from __future__ import annotations
 
@@ -31,10 +36,19 @@ def partition_start() -> str:
 
 
 def default_tracking_uri() -> str:
-    """The local MLflow store: ``sqlite:///$NEWSFORGE_HOME/mlflow/mlflow.db``."""
+    """``$NEWSFORGE_MLFLOW_TRACKING_URI`` (e.g. a team's tracking server), else the local store
+    ``sqlite:///$NEWSFORGE_HOME/mlflow/mlflow.db``."""
+    configured = os.environ.get("NEWSFORGE_MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
     path = newsforge_home() / "mlflow" / "mlflow.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def mlflow_ui_url() -> str:
+    """The MLflow UI that run links point at: ``$NEWSFORGE_MLFLOW_UI_URL``, else ``mlflow ui``'s default address."""
+    return os.environ.get("NEWSFORGE_MLFLOW_UI_URL", "http://127.0.0.1:5000")
 
 
 def model_dir(asset: str, partition: str | None, run_id: str) -> Path:

@@ -15,11 +15,12 @@ from pathlib import Path
 import mlflow
 from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue
 from mlflow.tracking import MlflowClient
+from pydantic import Field
 
 from orchestration.lineage import (
     EXPERIMENT_PREFIX, Lineage, announce_output, code_version, inputs_data_version, take_inputs,
 )
-from orchestration.settings import default_tracking_uri, newsforge_home
+from orchestration.settings import default_tracking_uri, mlflow_ui_url, newsforge_home
 
 
 
@@ -33,7 +34,7 @@ class MlflowTracking(ConfigurableResource):
     tracking_uri: str | None = None
     registry_uri: str | None = None
     artifact_root: str | None = None  # local folder or s3://, gs://, ... for new experiments
-    ui_url: str = "http://127.0.0.1:5000"
+    ui_url: str = Field(default_factory=mlflow_ui_url)  # $NEWSFORGE_MLFLOW_UI_URL, else http://127.0.0.1:5000
 
     def configure(self) -> MlflowClient:
         uri = self.tracking_uri or default_tracking_uri()
@@ -56,6 +57,8 @@ class MlflowTracking(ConfigurableResource):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
+        if self.artifact_root is None and not mlflow.get_tracking_uri().startswith("sqlite:///"):
+            return client.create_experiment(name)  # a tracking server keeps artefacts where it is configured to
         root = self.artifact_root or _default_artifact_root()
         location = Path(root, asset_name).resolve().as_uri() if "://" not in root else f"{root.rstrip('/')}/{asset_name}"
         return client.create_experiment(name, artifact_location=location)
@@ -71,15 +74,24 @@ class MlflowTracking(ConfigurableResource):
 
     @contextmanager
     def asset_run(self, context: AssetExecutionContext, *, data_version: str | None = None,
-                  params: dict | None = None) -> Iterator[mlflow.ActiveRun]:
+                  params: dict | None = None, partition: str | None = None) -> Iterator[mlflow.ActiveRun]:
         """Start the MLflow run of this materialisation, tagged with its lineage; fails the run on error.
 
         ``data_version``: given by the data assets (read from ``dvc.lock``); every other asset leaves it out
         and gets the version its loaded inputs were built from (an error if they disagree).
+        ``partition``: in a step over a partition range (a single-run backfill), the day this run is for;
+        each day gets its own run, tagged with that day's upstream runs, and its own stored value.
         """
         asset_name = context.asset_key.to_user_string()
-        partition = context.partition_key if context.assets_def.partitions_def is not None else None
-        inputs = take_inputs(context.run.run_id, context.get_step_execution_context().step.key)
+        step_key = context.get_step_execution_context().step.key
+        if partition is None:
+            partition = context.partition_key if context.assets_def.partitions_def is not None else None
+            inputs = take_inputs(context.run.run_id, step_key)
+        else:
+            keys = context.partition_keys
+            if partition not in keys:
+                raise ValueError(f"{asset_name}: partition {partition} is outside this run's range {keys[0]}...{keys[-1]}")
+            inputs = take_inputs(context.run.run_id, step_key, partition, keep=partition != keys[-1])
         if data_version is None:
             data_version = inputs_data_version(inputs)
         client = self.configure()
@@ -98,7 +110,7 @@ class MlflowTracking(ConfigurableResource):
                               tags=tags) as run:
             if params:
                 mlflow.log_params(params)
-            context.add_output_metadata({
+            context.add_output_metadata({  # over a range: the last day's run (each day's is in the asset's table)
                 "mlflow_run_id": run.info.run_id,
                 "mlflow_run": MetadataValue.url(self.run_url(experiment_id, run.info.run_id)),
                 "data_version": data_version,

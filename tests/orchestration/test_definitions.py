@@ -1,8 +1,10 @@
-"""The code location in process: Definitions load, jobs select exactly their assets, schedule and sensor ticks."""
+"""The code location in process: Definitions load, jobs select exactly their assets and checks, schedule and
+sensor ticks. The automation chain and champion_age are exercised in test_automation.py."""
 from datetime import datetime, timezone
 
 import yaml
-from dagster import Definitions, build_schedule_context, build_sensor_context
+from dagster import AssetSelection, Definitions, build_schedule_context, build_sensor_context
+from dagster._config import validate_config
 
 from orchestration.definitions import defs
 from orchestration.resources import DvcData
@@ -15,24 +17,43 @@ DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embed
                "recall_candidates", "recall_evaluation", "ranking_features", "ranker", "ranking_tradeoff"}
 
 
+GATED = {"ctr_model", "ranking_student", "query_generator", "ranker"}
+GATE_CHECKS = {(model, "beats_champion") for model in GATED}
+AGE_CHECKS = {(model, "champion_age") for model in GATED}
+
+
 def _selected(job_name: str) -> set[str]:
     job = defs.resolve_job_def(job_name)
     return {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+
+def _checks(job_name: str) -> set[tuple[str, str]]:
+    job = defs.resolve_job_def(job_name)
+    return {(key.asset_key.to_user_string(), key.name) for key in job.asset_layer.asset_graph.asset_check_keys}
 
 
 def test_definitions_load_and_validate():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == NEWS_SIDE | DAILY_CHAIN
-    assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == {("ctr_model", "beats_champion"),
-                                                                                   ("ranking_student", "beats_champion"),
-                                                                                   ("query_generator", "beats_champion"),
-                                                                                   ("ranker", "beats_champion")}
+    assert {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys} == GATE_CHECKS | AGE_CHECKS
 
 
 def test_jobs_select_exactly_their_stage():
     assert _selected("daily_job") == DAILY_CHAIN  # the news side is not retrained every day
     assert _selected("data_job") == NEWS_SIDE     # a new data version refreshes the news side
+    assert _checks("daily_job") == GATE_CHECKS    # the gates, not champion_age (its own schedule runs it)
+    assert _checks("data_job") == set()
+    assert _selected("champion_age_job") == set() and _checks("champion_age_job") == AGE_CHECKS
+
+
+def test_champion_age_comes_with_a_gated_model_and_needs_no_config():
+    graph = defs.resolve_asset_graph()
+    # `dagster asset materialize --select ctr_model` runs the model's checks, champion_age included ...
+    assert {k.name for k in AssetSelection.from_string("ctr_model").resolve_checks(graph)} == {"beats_champion",
+                                                                                              "champion_age"}
+    # ... which needs no run config (max_age_days has a default).
+    assert validate_config(defs.resolve_job_def("champion_age_job").run_config_schema.config_type, {}).success
 
 
 def test_schedule_tick_requests_the_day_that_ended():
@@ -41,6 +62,12 @@ def test_schedule_tick_requests_the_day_that_ended():
     context = build_schedule_context(scheduled_execution_time=datetime(2019, 11, 15, 3, 0, tzinfo=timezone.utc))
     requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2019-11-14"]
+
+
+def test_champion_age_schedule_runs_the_checks_after_the_daily_chain():
+    schedule = defs.resolve_schedule_def("champion_age_schedule")
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.job_name == "champion_age_job"
+    assert schedule.execution_timezone == "UTC"
 
 
 def _write_lock(root, md5: str) -> None:

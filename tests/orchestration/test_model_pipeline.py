@@ -1,30 +1,45 @@
-"""PREC + CTR assets end to end through the `dagster` CLI on tiny demo data, with the real MLflow registry."""
+"""PREC + CTR assets end to end on tiny demo data with the real MLflow registry: built by `newsforge retrain`
+(the command CI retraining runs), then driven through the `dagster` CLI, up to a three-day backfill."""
 import json
+import shlex
 
 import pandas as pd
 import pytest
+import yaml
 
-from project import REPO_ROOT, finished_runs, make_project, mlflow_client, run
+from project import REPO_ROOT, TINY_PARAMS, finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-11"
+BACKFILL = ["2019-11-11", "2019-11-12", "2019-11-13"]
+PARAMS = TINY_PARAMS.replace("days: 3", "days: 5")
+# The floor counts the clicks of the days before only (same_day: false): on data this small the CTR model
+# rarely beats same-day popularity, and the backfill must see a champion move to exercise warm starts.
 TINY = """
 ops:
+  popularity_baseline:
+    config: {same_day: false}
   news_encoder:
     config: {hidden_size: 32, num_layers: 1, max_len: 32, max_epochs: 1, batch_size: 64}
   user_encoder:
     config: {hidden_size: 32, num_layers: 1, max_epochs: 1, max_history: 20}
   ctr_model:
-    config: {max_epochs: 2, embedding_dim: 8, seed: SEED}
+    config: {max_epochs: 2, embedding_dim: 8, seed: SEED, warm_start: WARM}
   ctr_evaluation:
     config: {models: [dcn], seeds: [1, 2], max_epochs: 1, embedding_dim: 8}
 """
+DAILY_UPSTREAM = "impressions,popularity_baseline,user_encoder,user_embeddings"
+
+
+def config_file(root, seed=1, warm=False):
+    config = root / f"tiny_{seed}_{str(warm).lower()}.yaml"
+    config.write_text(TINY.replace("SEED", str(seed)).replace("WARM", str(warm).lower()))
+    return config
 
 
 def materialize(root, select, seed=1, partition=DAY, check=True):
-    config = root / f"tiny_{seed}.yaml"
-    config.write_text(TINY.replace("SEED", str(seed)))
     return run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", select,
-                *(["--partition", partition] if partition else []), "-c", str(config)], root, check=check)
+                *(["--partition", partition] if partition else []), "-c", str(config_file(root, seed))], root,
+               check=check)
 
 
 def gate_outcome(proc) -> bool:
@@ -38,13 +53,20 @@ def gate_outcome(proc) -> bool:
     return False
 
 
-FIRST_GATE: dict = {}  # project root -> whether version 1 passed its gate
+FIRST_GATE: dict = {}  # project root -> whether version 1 passed its gate (from the Dagster check evaluation)
+RETRAIN: dict = {}     # project root -> (the retrain command's process, its --out folder, its --summary file)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("models"))
-    FIRST_GATE[root] = gate_outcome(materialize(root, "*ctr_model,*ctr_evaluation", check=False))
+    root = make_project(tmp_path_factory.mktemp("models"), PARAMS)
+    out, summary = root.parent / "retrain-out", root.parent / "step-summary.md"
+    proc = run(["newsforge", "retrain", "--partition", DAY, "--select", "*ctr_model,*ctr_evaluation",
+                "-c", str(config_file(root)), "--out", str(out), "--summary", str(summary)], root, check=False,
+               timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # 0 also when the gate kept no champion
+    (gate,) = [g for g in json.loads((out / "gates.json").read_text())["gates"] if g["asset"] == "ctr_model"]
+    FIRST_GATE[root], RETRAIN[root] = gate["passed"], (proc, out, summary)
     return root
 
 
@@ -178,3 +200,103 @@ def test_report_has_probe_and_table2(project):
     assert "| ctr_model |" in out and "| popularity_baseline |" in out
     assert "linear-probe category accuracy" in out and "prec_untrained" in out
     assert "PREC Table 2" in out and "| dcn | +NP+UP |" in out
+
+
+def test_retrain_command_registers_and_summarises(project):
+    """`newsforge retrain` built this project: its summary and gates.json agree with the registry and MLflow."""
+    proc, out, summary = RETRAIN[project]
+    client = mlflow_client(project)
+    ctr = finished_runs(client, "ctr_model")[-1]  # version 1's run
+    passed = FIRST_GATE[project]
+    assert ctr.data.tags["dagster.partition"] == DAY and ctr.data.tags["gate.candidate"] == "1"
+    assert ctr.data.tags["gate.passed"] == str(passed).lower()
+    gates = json.loads((out / "gates.json").read_text())
+    (gate,) = [g for g in gates["gates"] if g["asset"] == "ctr_model"]
+    assert gate["candidate_version"] == "1" and gate["blocking"] and gate["champion_before"] == ""
+    assert gate["candidate"] == pytest.approx(ctr.data.metrics["auc"])
+    assert gate["floor"] == pytest.approx(ctr.data.metrics["floor_auc"])
+    assert gate["champion_after"] == ("1" if passed else "")
+    assert gates["rejected"] == ([] if passed else ["ctr_model"]) and gates["failed"] == {}
+    text = summary.read_text()
+    assert text == (out / "summary.md").read_text() + "\n"
+    assert "## Champion gates" in text and f"| ctr_model | {'yes' if passed else 'no'} | v1 | auc |" in text
+    for asset in ("news_encoder", "user_embeddings", "popularity_baseline", "ctr_model", "ctr_evaluation"):
+        assert f"| {asset} | http://" in text  # every materialised asset with its MLflow run link
+    if not passed:
+        assert "`ctr_evaluation`" not in text.split("## Not run")[-1]  # not downstream of the gate: it ran
+    assert f"### Partition {DAY}" in text and "PREC Table 2" in (out / "report.md").read_text()
+    assert "data:image/png;base64," in (out / "report.html").read_text()  # the figures, inline
+
+
+def test_retrain_refuses_bad_input_with_clear_errors(project):
+    bad = run(["newsforge", "retrain", "--partition", "11/11/2019"], project, check=False)
+    assert bad.returncode == 2 and "expected YYYY-MM-DD" in bad.stderr
+    report = project / "data" / "prepared" / "prepare_report.json"
+    report.rename(project / "moved.json")
+    try:
+        stale = run(["newsforge", "retrain", "--partition", DAY, "--select", "ctr_model"], project, check=False)
+    finally:
+        (project / "moved.json").rename(report)
+    assert stale.returncode == 2 and "dvc.lock" in stale.stderr and "dagster asset materialize" not in stale.stdout
+
+
+def test_three_day_backfill_gates_in_date_order_with_warm_starts(project):
+    for day in BACKFILL[1:]:
+        materialize(project, DAILY_UPSTREAM, partition=day)
+    client = mlflow_client(project)
+    before = {r.info.run_id for r in finished_runs(client, "ctr_model")}
+    latest = max(int(v.version) for v in client.search_model_versions("name='ctr_model'"))
+    champion_before = str(client.get_registered_model("ctr_model").aliases.get("champion", ""))
+    proc = run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "ctr_model",
+                "--partition-range", f"{BACKFILL[0]}...{BACKFILL[-1]}", "-c", str(config_file(project, 3, True))],
+               project, check=False, timeout=900)
+    new = [r for r in reversed(finished_runs(client, "ctr_model")) if r.info.run_id not in before]  # oldest first
+    assert [r.data.tags["dagster.partition"] for r in new] == BACKFILL, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len({r.data.tags["dagster.run_id"] for r in new}) == 1  # one Dagster run for the whole range
+    assert [r.data.tags["gate.candidate"] for r in new] == [str(latest + i) for i in (1, 2, 3)]
+    # each day is gated against the champion the previous day left, and warm-starts from it
+    expected = champion_before
+    for r in new:
+        tags = r.data.tags
+        assert tags["gate.champion_before"] == expected and tags.get("warm_start.version", "") == expected
+        assert tags["gate.champion_after"] == (tags["gate.candidate"] if tags["gate.passed"] == "true" else expected)
+        expected = tags["gate.champion_after"]
+    assert new[-1].data.tags.get("warm_start.version"), "no champion to warm-start the last day from"
+    aliases = client.get_registered_model("ctr_model").aliases
+    assert str(aliases.get("champion", "")) == expected and str(aliases["candidate"]) == str(latest + 3)
+    assert (proc.returncode == 0) == all(r.data.tags["gate.passed"] == "true" for r in new)
+    # each day's value is stored in its own folder, written by that day's run, with that day's upstream run
+    assets = project / ".newsforge" / "assets"
+    for r in new:
+        day = r.data.tags["dagster.partition"]
+        lineage = json.loads((assets / "ctr_model" / day / "lineage.json").read_text())
+        assert lineage["mlflow_run_id"] == r.info.run_id and lineage["partition"] == day
+        users = json.loads((assets / "user_embeddings" / day / "lineage.json").read_text())
+        assert r.data.tags["upstream.user_embeddings.run_id"] == users["mlflow_run_id"]
+    # the alias history, oldest first, ends with the backfill's three days, each continuing the one before
+    from orchestration.champion_gate import gate_history
+
+    history = gate_history("ctr_model", client)
+    assert [(h.day, h.candidate) for h in history[-3:]] == list(zip(BACKFILL, [str(latest + i) for i in (1, 2, 3)]))
+    assert all(a.champion_after == b.champion_before for a, b in zip(history, history[1:]))
+
+
+def test_workflow_runs_the_retrain_command_on_its_triggers():
+    from newsforge.cli import build_parser
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "retrain.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert triggers["push"] == {"branches": ["main"], "paths": ["dvc.lock"]}
+    assert triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"]  # daily
+    assert "partition" in triggers["workflow_dispatch"]["inputs"]
+    steps = workflow["jobs"]["retrain"]["steps"]
+    assert "make install" in [s.get("run", "").strip() for s in steps]  # the README's set-up
+    (retrain,) = [s for s in steps if "newsforge retrain" in s.get("run", "")]
+    words = shlex.split(retrain["run"].replace("$GITHUB_STEP_SUMMARY", "summary.md"))
+    args = build_parser().parse_args(words[words.index(".venv/bin/newsforge") + 1:])  # flags the CLI knows
+    assert args.func.__name__ == "_cmd_retrain" and args.data == "pull" and args.partition == "$PARTITION"
+    assert retrain["env"]["PARTITION"].startswith("${{ github.event.inputs.partition")
+    upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert upload and upload[0]["with"]["path"].rstrip("/") == str(args.out)
+    env = workflow["jobs"]["retrain"]["env"]
+    assert all(str(v).startswith("${{ secrets.") for k, v in env.items() if k.startswith(("MLFLOW", "NEWSFORGE_MLFLOW", "AWS")))

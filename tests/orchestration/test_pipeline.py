@@ -60,6 +60,21 @@ def test_baseline_metrics_match_an_independent_computation(project):
     assert 0.0 < logged["auc"] < logged["ceiling_auc"]  # the generator's Bayes-optimal ceiling is above the floor
 
 
+def test_impressions_shows_its_click_figures(project):
+    """The heatmaps and treemap are MLflow artifacts of the run and inline PNGs in the Dagster metadata."""
+    from dagster import AssetKey, DagsterInstance
+
+    client = _client(project)
+    figures = {"ctr_heatmap_hour", "ctr_heatmap_history", "treemap"}
+    artifacts = {a.path for a in client.list_artifacts(_latest(client, "impressions").info.run_id)}
+    assert {f"{name}.png" for name in figures} <= artifacts
+    with DagsterInstance.from_config(str(project / ".newsforge" / "dagster")) as instance:
+        event = instance.get_latest_materialization_event(AssetKey("impressions"))
+    metadata = event.asset_materialization.metadata
+    for name in figures:
+        assert metadata[name].value.startswith("![") and "(data:image/png;base64," in metadata[name].value
+
+
 def test_partition_holds_only_its_day(project):
     day = pd.read_parquet(project / ".newsforge" / "assets" / "impressions" / PARTITION / "impressions.parquet")
     assert set(day["day"]) == {PARTITION} and len(day) > 0

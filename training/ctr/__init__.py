@@ -16,11 +16,12 @@ from training.ctr.predict import CtrPredictor
 from training.ctr.registry import MODEL_REGISTRY, build_model, register_model
 from training.ctr.train import CtrTrainResult, train_ctr_model
 from training.ctr.vocabulary import OOV, PAD, Vocabulary
+from training.ctr.warm_start import WarmStartReport
 from training.metrics.ranking import METRIC_KEYS
 
 __all__ = [
     "FIELD_NAMES", "METRIC_KEYS", "MODEL_REGISTRY", "OOV", "PAD", "PREC_VARIANTS",
     "CtrConfig", "CtrData", "CtrFeatures", "CtrLightningModule", "CtrModel", "CtrPredictor",
-    "CtrTrainResult", "FeatureSpace", "Vocabulary", "build_model", "ranking_metrics", "register_model",
-    "train_ctr_model",
+    "CtrTrainResult", "FeatureSpace", "Vocabulary", "WarmStartReport", "build_model", "ranking_metrics",
+    "register_model", "train_ctr_model",
 ]

@@ -18,6 +18,7 @@ from training.ctr.features import CtrData, CtrFeatures, FeatureSpace, table_inde
 from training.ctr.lightning_module import CtrLightningModule
 from training.ctr.predict import CtrPredictor
 from training.ctr.registry import build_model
+from training.ctr.warm_start import WarmStartReport, warm_start
 from training.embedding_table import EmbeddingTable
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,14 @@ class CtrTrainResult:
     num_valid_rows: int
     train_seconds: float
     field_sizes: dict[str, int] = field(default_factory=dict)
+    warm_start: WarmStartReport | None = None  # set when training started from ``init_from``
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "history": self.history, "best_epoch": self.best_epoch,
                 "artefact_dir": str(self.artefact_dir), "config": self.config.to_dict(),
                 "num_train_rows": self.num_train_rows, "num_valid_rows": self.num_valid_rows,
-                "train_seconds": self.train_seconds, "field_sizes": self.field_sizes}
+                "train_seconds": self.train_seconds, "field_sizes": self.field_sizes,
+                "warm_start": None if self.warm_start is None else self.warm_start.to_dict()}
 
 
 def _check_tables(data: CtrData, config: CtrConfig, split: str) -> None:
@@ -91,14 +94,17 @@ def build_features(train: CtrData, valid: CtrData | None, config: CtrConfig) -> 
 
 
 def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, out_dir: str | Path,
-                    loggers: Any = None, features: CtrFeatureSet | None = None) -> CtrTrainResult:
+                    loggers: Any = None, features: CtrFeatureSet | None = None,
+                    init_from: str | Path | None = None) -> CtrTrainResult:
     """Train ``config.model`` on ``train``, early-stop on validation AUC, save the best epoch to ``out_dir``.
 
     Vocabularies and first-seen times come from ``train`` only. The frozen tables of ``train`` are used
     for training and saved in the artefact; ``valid`` is featurised with its own tables (e.g. the user
     table as of the validation day) when given, else with the training ones. ``features``: the output of
     ``build_features(train, valid, ...)`` to reuse across a grid (built here when None). ``loggers`` goes
-    to ``lightning.Trainer(logger=...)`` (e.g. an MLflowLogger); default: no logger.
+    to ``lightning.Trainer(logger=...)`` (e.g. an MLflowLogger); default: no logger. ``init_from``: a
+    previous predictor artefact to start from (see ``training.ctr.warm_start``); its report is kept in
+    ``result.warm_start`` and ``metrics.json``.
     """
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -117,6 +123,7 @@ def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, ou
     model = build_model(config, space.field_sizes(), None if news_table is None else news_table.dim,
                         None if user_table is None else user_table.dim)
     model.set_frozen_vectors(news_table, user_table)
+    report = None if init_from is None else warm_start(model, space, init_from)
     module = CtrLightningModule(model, config)
 
     train_loader = make_loader(train_features, config.batch_size, shuffle=True,
@@ -152,7 +159,7 @@ def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, ou
     result = CtrTrainResult(
         metrics=module.best_metrics, history=module.history, best_epoch=module.best_epoch,
         artefact_dir=out_dir, config=config, num_train_rows=len(train_features), num_valid_rows=num_valid,
-        train_seconds=time.perf_counter() - started, field_sizes=space.field_sizes())
+        train_seconds=time.perf_counter() - started, field_sizes=space.field_sizes(), warm_start=report)
     (out_dir / METRICS_FILE).write_text(json.dumps(result.to_dict(), indent=2, default=float))
     return result
 

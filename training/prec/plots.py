@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 from training.embedding_table import EmbeddingTable  # noqa: E402
+from training.plots.save import save_png  # noqa: E402
 
 
 def plot_news_tsne(vectors: EmbeddingTable, news: pd.DataFrame, path: str | Path, max_points: int = 2000,
@@ -37,9 +38,4 @@ def plot_news_tsne(vectors: EmbeddingTable, news: pd.DataFrame, path: str | Path
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(markerscale=3, fontsize=7, loc="best", frameon=False, ncol=2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
