@@ -143,7 +143,7 @@ def _train_and_decide(context: AssetExecutionContext, config: CtrModelConfig, da
                           _floor(popularity_baseline, split), force_promote=config.force_promote)
         decision.log_to_mlflow(day=day)
         mlflow.log_metrics({f"early_stopping_{k}": float(v) for k, v in result.metrics.items()})
-        curves = log_training_curves(run.info.run_id, out)
+        curves = log_training_curves(run.info.run_id, out, prefix="epoch_", x_label="epoch")
     metadata = {
         "registered_version": model.version, "champion_version": decision.new_champion or "",
         **{k: float(v) for k, v in decision.candidate_metrics.items()},

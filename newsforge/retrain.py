@@ -95,7 +95,7 @@ def prepare_data(mode: str) -> str:
     from orchestration.resources.dvc_data import DvcData
 
     root = project_root()
-    commands = {"pull": [[sys.executable, "-m", "dvc", "pull", "prepare"]],
+    commands = {"pull": [[sys.executable, "-m", "dvc", "pull"]],  # deps too: `dvc status` checks them
                 "repro": [[sys.executable, "-m", "dvc", "repro"]], "present": []}[mode]
     for cmd in commands:
         print(f"$ {' '.join(cmd[2:])}", flush=True)

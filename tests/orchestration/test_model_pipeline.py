@@ -240,6 +240,21 @@ def test_retrain_refuses_bad_input_with_clear_errors(project):
     assert stale.returncode == 2 and "dvc.lock" in stale.stderr and "dagster asset materialize" not in stale.stdout
 
 
+def test_retrain_pulls_the_data_from_the_dvc_remote(project):
+    """CI starts without the data: `--data pull` brings it from the DVC remote before materialising."""
+    import shutil
+
+    run(["dvc", "push", "-q"], project)
+    shutil.rmtree(project / "data" / "prepared")
+    out = project.parent / "pull-out"
+    proc = run(["newsforge", "retrain", "--partition", DAY, "--select", "impressions", "--data", "pull",
+                "--out", str(out)], project, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (project / "data" / "prepared" / "prepare_report.json").is_file()
+    gates = json.loads((out / "gates.json").read_text())
+    assert gates["status"] == "SUCCESS" and gates["gates"] == [] and "| impressions | http://" in (out / "summary.md").read_text()
+
+
 def test_three_day_backfill_gates_in_date_order_with_warm_starts(project):
     for day in BACKFILL[1:]:
         materialize(project, DAILY_UPSTREAM, partition=day)

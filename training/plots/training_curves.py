@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from training.plots.save import save_png  # noqa: E402
 
@@ -52,7 +53,7 @@ def curve_families(histories: Mapping[str, Sequence[tuple[int, float]]]) -> dict
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[tuple[int, float]]], path: str | Path,
-                         title: str) -> Path:
+                         title: str, x_label: str = "step") -> Path:
     """Save the curves of ``histories`` ``{metric: [(step, value), ...]}`` as PNG, one panel per family.
     Raises ``ValueError`` when no metric has more than one point."""
     families = curve_families(histories)
@@ -68,7 +69,8 @@ def plot_training_curves(histories: Mapping[str, Sequence[tuple[int, float]]], p
             ax.plot(steps, values, marker="o" if len(points) <= 20 else None, markersize=3, linewidth=1.2,
                     label=label)
         ax.set_title(family, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps and epochs are whole numbers
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
