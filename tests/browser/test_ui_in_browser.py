@@ -1,7 +1,8 @@
 """The Dagster UI, the MLflow UI and the HTML report as a person sees them, in Debian's Chromium.
 
-One tiny project (git + DVC) gets ``*ctr_model`` materialised for one day through the ``dagster`` CLI; then
-``dagster dev`` and ``mlflow server`` serve it on loopback ports and Playwright drives ``/usr/bin/chromium``
+One tiny project (git + DVC, five days of data) gets ``*ctr_model`` materialised for one day and the daily
+upstream of ``ctr_model`` for the next two through the ``dagster`` CLI; ``dagster dev`` and ``mlflow server``
+serve it on loopback ports and Playwright drives ``/usr/bin/chromium``
 (``apt-get install chromium``; Playwright's own browser download is not used). Every checked page is saved
 as a full-page screenshot under ``$NEWSFORGE_SCREENSHOTS`` (``.ci/run`` keeps ``.ci/screenshots/``), else under
 the test's temporary folder; ``asset_graph.png`` is the picture in the README (``docs/asset_graph.png``).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,10 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from project import finished_runs, make_project, mlflow_client, project_env, run
+from project import TINY_PARAMS, finished_runs, make_project, mlflow_client, project_env, run
 
 CHROMIUM = Path("/usr/bin/chromium")
 DAY = "2019-11-11"
+# ctr_model for day D trains on the days before D (window_days 4: all but the last train, the last early-stops),
+# so the backfill's first day needs two days before it: five days of data, 2019-11-09..13
+PARAMS = TINY_PARAMS.replace("days: 3", "days: 5")
+BACKFILL = ["2019-11-11", "2019-11-12", "2019-11-13"]  # DAY, then the two days materialised upstream only
+DAILY_UPSTREAM = "impressions,popularity_baseline,user_encoder,user_embeddings"  # ctr_model's daily inputs
+BACKFILL_TIMEOUT_MS = 8 * 60_000  # three days trained by the daemon's run, on a busy 2-core machine
 TINY = """
 ops:
   news_encoder:
@@ -96,16 +104,29 @@ def _get(url: str, data: bytes | None = None) -> bytes:
         return resp.read()
 
 
+def _graphql(dagster_url: str, query: str, **variables) -> dict:
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    answer = json.loads(_get(f"{dagster_url}/graphql", body))
+    assert "errors" not in answer, f"GraphQL errors: {answer['errors']}"
+    return answer["data"]
+
+
 def _code_location_loaded(dagster_url: str) -> bool:
-    query = b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"}'
-    entries = json.loads(_get(f"{dagster_url}/graphql", query))["data"]["workspaceOrError"]["locationEntries"]
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+    entries = _graphql(dagster_url, query)["workspaceOrError"]["locationEntries"]
     return bool(entries) and all(entry["loadStatus"] == "LOADED" for entry in entries)
+
+
+def _server_logs(ui: dict) -> str:
+    return "\n".join(f"--- {server.name} ({server.log}), last lines:\n{server.log_tail()}" for server in ui["servers"])
 
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """A tiny project with ``*ctr_model`` materialised for DAY, served by ``dagster dev`` and ``mlflow server``."""
-    root = make_project(tmp_path_factory.mktemp("browser"))
+    """A tiny project with ``*ctr_model`` materialised for DAY and ctr_model's daily upstream for the other
+    BACKFILL days, served by ``dagster dev`` and ``mlflow server``."""
+    assert "days: 5" in PARAMS, f"five days of demo data expected (tests/project.py changed?):\n{PARAMS}"
+    root = make_project(tmp_path_factory.mktemp("browser"), PARAMS)
     logs = tmp_path_factory.mktemp("server_logs")
     mlflow_url, dagster_url = f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}"
     env = {**project_env(root), "NEWSFORGE_MLFLOW_UI_URL": mlflow_url}  # the assets' `mlflow_run` links
@@ -124,13 +145,20 @@ def ui(tmp_path_factory):
         servers[1].wait_until(lambda: _code_location_loaded(dagster_url), "loaded code location")
         config = root / "tiny.yaml"
         config.write_text(TINY)
-        proc = subprocess.run(["dagster", "asset", "materialize", "-m", "orchestration.definitions",
-                               "--select", "*ctr_model", "--partition", DAY, "-c", str(config)],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=1200)
-        out = proc.stdout + proc.stderr
+
+        def materialize(select: str, day: str) -> tuple[int, str]:
+            proc = subprocess.run(["dagster", "asset", "materialize", "-m", "orchestration.definitions",
+                                   "--select", select, "--partition", day, "-c", str(config)],
+                                  cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+            return proc.returncode, proc.stdout + proc.stderr
+
+        code, out = materialize("*ctr_model", DAY)
         # a lost gate fails the run (blocking check) after ctr_model was materialised; nothing else may fail
-        assert proc.returncode == 0 or "Steps failed: ['ctr_model']." in out, out[-4000:]
-        yield {"root": root, "mlflow_url": mlflow_url, "dagster_url": dagster_url}
+        assert code == 0 or "Steps failed: ['ctr_model']." in out, out[-4000:]
+        for day in BACKFILL[1:]:  # what ctr_model reads on the backfill's other days
+            code, out = materialize(DAILY_UPSTREAM, day)
+            assert code == 0, f"{DAILY_UPSTREAM} for {day} failed ({code}):\n{out[-4000:]}"
+        yield {"root": root, "mlflow_url": mlflow_url, "dagster_url": dagster_url, "servers": servers}
     finally:
         for server in servers:
             server.stop()
@@ -244,7 +272,8 @@ def test_ctr_model_page_and_its_mlflow_run(ui, context, shots):
         expect(tag.first).to_be_visible()
         expect(tag.first).to_have_text(f"{key}: {tags[key]}")
     assert tags["dagster.partition"] == DAY
-    assert tags["upstream.user_embeddings.run_id"] == finished_runs(client, "user_embeddings")[0].info.run_id
+    users = [r for r in finished_runs(client, "user_embeddings") if r.data.tags.get("dagster.partition") == DAY]
+    assert tags["upstream.user_embeddings.run_id"] == users[0].info.run_id  # DAY's, not a later day's
     mlflow_page.screenshot(path=shots / "mlflow_ctr_model_run.png", full_page=True)
 
 
@@ -264,3 +293,101 @@ def test_html_report_renders_tables_and_figures(ui, context, shots, tmp_path):
     assert all(page.evaluate("Array.from(document.images).map(img => img.src.startsWith('data:image/'))")), \
         "the report must embed its figures"
     page.screenshot(path=shots / "report.png", full_page=True)
+
+
+BACKFILL_RUNS = """
+query ($backfill: String!) {
+  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $backfill}]}) { ... on Runs { results { runId status } } }
+}"""
+STEP_FAILURES = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection { events { ... on ExecutionStepFailureEvent { stepKey error { message } } } }
+  }
+}"""
+
+
+def _ctr_model_state(client) -> tuple[set[str], int, str]:
+    """(ids of ctr_model's finished MLflow runs, its latest registered version, its champion version or '')."""
+    versions = [int(v.version) for v in client.search_model_versions("name='ctr_model'")]
+    aliases = client.get_registered_model("ctr_model").aliases
+    return {r.info.run_id for r in finished_runs(client, "ctr_model")}, max(versions), str(aliases.get("champion", ""))
+
+
+def test_three_day_backfill_launched_from_the_ui(ui, context, shots):
+    """ctr_model's Materialize… dialog: the range BACKFILL typed into the partition field, one backfill
+    launched (single-run policy: one run); the daemon runs it, its page shows it finished, and the asset's
+    Partitions tab shows the three days materialised by that run. MLflow: one run per day, in date order,
+    consecutive registered versions, each day gated against the champion the day before left."""
+    client = mlflow_client(ui["root"])
+    before, latest, champion = _ctr_model_state(client)
+    page = context.new_page()
+    page.goto(f"{ui['dagster_url']}/assets/ctr_model")
+    page.get_by_role("button", name="Materialize…").click()  # a partitioned asset: the partition dialog
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Launch runs to materialize ctr_model")
+    dialog.get_by_role("button", name="Show all partitions").click()  # it offers the last 90 days first
+    field = dialog.get_by_role("textbox")
+    field.fill(f"[{BACKFILL[0]}...{BACKFILL[-1]}]")
+    field.press("Enter")
+    expect(dialog.get_by_text(f"{len(BACKFILL)} partitions", exact=True)).to_be_visible()
+    expect(dialog.get_by_text("Backfills all partitions in a single run.")).to_be_visible()  # BackfillPolicy
+    page.screenshot(path=shots / "ctr_model_backfill_dialog.png", full_page=True)
+    dialog.get_by_role("button", name="Launch backfill").click()
+
+    view = page.locator("a[href^='/runs/b/']").filter(has_text="View")  # the toast: "Created backfill <id>"
+    expect(view).to_be_visible()
+    backfill = view.get_attribute("href").rstrip("/").rsplit("/", 1)[1]
+    view.click()
+    expect(page).to_have_url(re.compile(rf"/runs/b/{backfill}/?(\?.*)?$"))
+    expect(page.get_by_text("Partition selection", exact=True).locator("..")).to_have_text(
+        re.compile(rf"Partition selection\s*{BACKFILL[0]}(\.\.\.|…){BACKFILL[-1]}"))
+    status = page.get_by_text("Status", exact=True).locator("..")
+    try:  # the page polls; the daemon launches the run and the run trains the three days
+        expect(status).to_have_text(re.compile(r"^Status\s*(Succeeded|Completed|Failed)$"), timeout=BACKFILL_TIMEOUT_MS)
+    except AssertionError as err:
+        page.screenshot(path=shots / "ctr_model_backfill.png", full_page=True)
+        raise AssertionError(f"backfill {backfill} not finished: {err}\n{_server_logs(ui)}") from None
+    row = page.locator("[class*='VirtualizedTable_row']").filter(has=page.locator("a[href='/assets/ctr_model']"))
+    cells = row.locator("[class*='VirtualizedTable_cellBox']")
+    expect(cells).to_have_text([re.compile("ctr_model"), "3", "0", "3", "0"])  # targeted, in progress, ok, failed
+    page.screenshot(path=shots / "ctr_model_backfill.png", full_page=True)
+
+    # one Dagster run; it succeeded, or only ctr_model's blocking gate check failed it (a lost gate)
+    runs = _graphql(ui["dagster_url"], BACKFILL_RUNS, backfill=backfill)["runsOrError"]["results"]
+    assert len(runs) == 1, f"backfill {backfill} launched {runs}, expected one run (single-run policy)"
+    (dagster_run,) = runs
+    failures = [e for e in _graphql(ui["dagster_url"], STEP_FAILURES, runId=dagster_run["runId"])
+                ["logsForRun"]["events"] if e]
+    assert dagster_run["status"] in ("SUCCESS", "FAILURE"), f"{dagster_run}\n{_server_logs(ui)}"
+    if dagster_run["status"] == "FAILURE":
+        assert failures and all(e["stepKey"] == "ctr_model" and "blocking asset check failed" in e["error"]["message"]
+                                and "ctr_model: beats_champion" in e["error"]["message"] for e in failures), \
+            f"run {dagster_run['runId']} failed otherwise than by its gate: {failures}\n{_server_logs(ui)}"
+
+    # MLflow: one ctr_model run per day, in date order, from that one Dagster run, gated one after another
+    new = [r for r in reversed(finished_runs(client, "ctr_model")) if r.info.run_id not in before]  # oldest first
+    tags = [r.data.tags for r in new]
+    assert [t["dagster.partition"] for t in tags] == BACKFILL, f"new ctr_model MLflow runs: {tags}"
+    assert {t["dagster.run_id"] for t in tags} == {dagster_run["runId"]}
+    assert [t["gate.candidate"] for t in tags] == [str(latest + i) for i in range(1, len(BACKFILL) + 1)]
+    expected = champion
+    for t in tags:  # each day is gated against the champion that the day before left
+        assert t["gate.champion_before"] == expected, f"{t['dagster.partition']}: {t}"
+        assert t["gate.champion_after"] == (t["gate.candidate"] if t["gate.passed"] == "true" else expected), t
+        expected = t["gate.champion_after"]
+    assert str(client.get_registered_model("ctr_model").aliases.get("champion", "")) == expected
+    assert (dagster_run["status"] == "SUCCESS") == all(t["gate.passed"] == "true" for t in tags)
+
+    # the asset's Partitions tab, materialised partitions only: the three days, each by the backfill's run
+    page.goto(f"{ui['dagster_url']}/assets/ctr_model")
+    page.get_by_role("tab", name="Partitions").click()
+    expect(page.get_by_text(f"Materialized ({len(BACKFILL)})", exact=True)).to_be_visible()
+    for other in ("Failed", "Materializing", "Missing"):
+        page.get_by_text(re.compile(rf"^{other} \(\d+\)$")).click()  # untick: show materialised only
+    expect(page.get_by_text(f"{len(BACKFILL)} Partitions Selected", exact=True)).to_be_visible()
+    for day in BACKFILL:  # the list, then the day's detail: its latest materialisation is the backfill's run
+        page.get_by_text(day, exact=True).first.click()
+        expect(page).to_have_url(re.compile(rf"[?&]partition={day}(&|$)"))
+        expect(page.get_by_role("link", name=dagster_run["runId"][:8], exact=True)).to_be_visible()
+    page.screenshot(path=shots / "ctr_model_backfill_partitions.png", full_page=True)
