@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,12 +116,12 @@ def materialise(select: str, partition: str | None, partition_range: str | None,
         cmd += ["-c", config]
     print("$ " + " ".join(cmd[1:]), flush=True)
     started = datetime.now(timezone.utc)
-    time.sleep(0.01)
-    subprocess.run(cmd, cwd=project_root())  # its exit status is read back from the run itself
+    proc = subprocess.run(cmd, cwd=project_root())  # a run's outcome is read back from the run itself
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(created_after=started), limit=1)
-    if not runs:
-        raise RuntimeError(f"`dagster asset materialize` made no run (see its output above); select {select!r}")
+    if not runs:  # e.g. a selection or config Dagster refused before starting a run
+        raise ValueError(f"`dagster asset materialize` made no run (exit {proc.returncode}; its output is above) "
+                         f"for --select {select!r}")
     return runs[0].run_id
 
 
