@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from newsforge.markdown_html import markdown_to_html
 from orchestration.lineage import EXPERIMENT_PREFIX, latest_finished_run
-from orchestration.settings import default_tracking_uri, mlflow_ui_url, prepared_dir
+from orchestration.resources import MlflowTracking
+from orchestration.settings import default_tracking_uri, prepared_dir
 from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
 from training.metrics.ranking import METRIC_KEYS, format_metrics_table
@@ -112,7 +113,7 @@ class RunFigure:
 
     @property
     def run_url(self) -> str:
-        return f"{mlflow_ui_url().rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        return MlflowTracking().run_url(self.experiment_id, self.run_id)
 
 
 def partition_figures(client: MlflowClient, partition: str) -> list[RunFigure]:
