@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data demo test test-slow test-browser bench bench-serving serve clean
+.PHONY: install data demo test test-slow test-browser bench bench-serving bench-scale serve clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 # constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
@@ -79,6 +79,12 @@ serve: install
 # The service benchmark over the demo's champions (after `make demo`): 32 closed-loop clients, p50/p95/p99.
 bench-serving: install
 	$(BIN)/python benchmarks/bench_serving.py --seconds 20
+
+# Every asset of one partition at the mind-small preset, one child process each, in a scratch project outside
+# the repo (README "## Scale"; about an hour on 2 cores). SCALE_ARGS="--preset demo --skip-grids" for a quick look.
+SCALE_ARGS ?=
+bench-scale: install
+	$(BIN)/python benchmarks/bench_scale.py --partition $(PARTITION) $(SCALE_ARGS)
 
 clean:
 	rm -rf $(NEWSFORGE_HOME) data/demo data/prepared

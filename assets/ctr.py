@@ -26,8 +26,10 @@ from orchestration.run_figures import log_training_curves
 from orchestration.settings import model_dir
 from serving.ctr_model import CtrPyfunc, candidate_rows
 from training.ctr.experiment import CtrSplit, split_for_day, table2_grid, table2_markdown
+from training.ctr.stream import CtrParquetData
 from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
+from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
 from training.metrics.ranking import mind_metrics
 
@@ -46,6 +48,10 @@ class CtrModelConfig(Config):
     seed: int = 42
     force_promote: bool = False     # let this version replace a champion that can no longer be loaded or scored
     warm_start: bool = False        # start from ctr_model@champion's weights (ids mapped by vocabulary)
+    strategy: str = "auto"          # auto | ddp_spawn | ddp_fork (plain ddp would re-run the Dagster command)
+    devices: int = 1                # processes per node (batch_size is per process); > 1 needs a ddp strategy
+    num_nodes: int = 1
+    data_loading: str = "memory"    # memory | stream: read the training days from the prepared parquet in batches
 
 
 class CtrEvaluationConfig(Config):
@@ -59,9 +65,12 @@ class CtrEvaluationConfig(Config):
 
 
 def _ctr_params(config: CtrModelConfig) -> dict:
+    check_in_process(config.strategy, "ctr_model config")
     return {"model": config.model, "prec": config.prec, "embedding_dim": config.embedding_dim,
             "max_epochs": config.max_epochs, "batch_size": config.batch_size,
-            "negative_ratio": config.negative_ratio, "seed": config.seed, "progress_bar": True}
+            "negative_ratio": config.negative_ratio, "seed": config.seed, "progress_bar": True,
+            "strategy": config.strategy, "devices": config.devices, "num_nodes": config.num_nodes,
+            "data_loading": config.data_loading}
 
 
 def _score_version(name: str, version: str, split: CtrSplit) -> dict:
@@ -102,7 +111,7 @@ def _champion_predictor(out: Path) -> tuple[str, Path] | None:
 def _train_and_decide(context: AssetExecutionContext, config: CtrModelConfig, day: str, mind_news: pd.DataFrame,
                       mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable,
                       user_embeddings: EmbeddingTable, popularity_baseline: pd.DataFrame,
-                      mlflow_tracking: MlflowTracking, ranged: bool) -> _GatedDay:
+                      mlflow_tracking: MlflowTracking, ranged: bool, prepared_dir: Path) -> _GatedDay:
     """One day: train, register (no alias yet) and take the gate decision, in that day's MLflow run."""
     from training.ctr import CtrConfig, train_ctr_model
     from training.ctr.warm_start import check_compatible
@@ -125,7 +134,12 @@ def _train_and_decide(context: AssetExecutionContext, config: CtrModelConfig, da
         if previous is not None:
             mlflow.set_tags({"warm_start.version": previous[0]})
             context.log.info(f"{day}: warm start from ctr_model@{CHAMPION} (version {previous[0]})")
-        result = train_ctr_model(split.data("train", mind_news, news_embeddings, user_embeddings),
+        if config.data_loading == "stream" and config.split != "chronological":
+            raise ValueError("data_loading='stream' needs split='chronological' (it reads whole days)")
+        train = (CtrParquetData(prepared_dir, tuple(split.train_days), mind_news, news_embeddings, user_embeddings)
+                 if config.data_loading == "stream"  # the training days stay on disk, read in record batches
+                 else split.data("train", mind_news, news_embeddings, user_embeddings))
+        result = train_ctr_model(train,
                                  split.data("valid", mind_news, news_embeddings, user_embeddings),
                                  params, out / "predictor", loggers=[mlflow_tracking.lightning_logger(run)],
                                  init_from=previous[1] if previous else None)
@@ -162,7 +176,7 @@ def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news:
               mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable,
               user_embeddings: Any,      # EmbeddingTable, or {day: EmbeddingTable} over a range
               popularity_baseline: Any,  # pd.DataFrame, or {day: pd.DataFrame} over a range
-              mlflow_tracking: MlflowTracking):
+              dvc_data: DvcData, mlflow_tracking: MlflowTracking):
     """Train on the window before the partition (early stopping on its last day), register a ``ctr_model``
     version and gate it on the partition day against the champion and the popularity floor.
 
@@ -176,7 +190,8 @@ def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news:
     gated: dict[str, _GatedDay] = {}
     for day in days:
         gated[day] = _train_and_decide(context, config, day, mind_news, mind_behaviors, news_embeddings,
-                                       users[day], floors[day], mlflow_tracking, ranged)
+                                       users[day], floors[day], mlflow_tracking, ranged,
+                                       dvc_data.prepared_path)
         context.log.info(f"{day}: {gated[day].decision.reason}")
         if day != days[-1]:
             promote(gated[day].decision)  # day D+1 is gated against (and warm-starts from) what day D left

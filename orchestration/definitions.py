@@ -2,6 +2,7 @@
 from dagster import Definitions
 
 from assets import ALL_ASSETS
+from orchestration.executors import configured_executor
 from orchestration.freshness import CHAMPION_AGE_CHECKS
 from orchestration.io_manager import NewsforgeIOManager
 from orchestration.jobs import champion_age_job, daily_job, data_job
@@ -20,4 +21,5 @@ defs = Definitions(
     jobs=[daily_job, data_job, champion_age_job],
     schedules=[daily_schedule, champion_age_schedule],
     sensors=[data_version_sensor, daily_chain_sensor],
+    executor=configured_executor(),   # $NEWSFORGE_EXECUTOR: multiprocess (default), in_process, docker, k8s
 )

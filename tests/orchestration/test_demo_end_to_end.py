@@ -11,7 +11,7 @@ DAY = "2019-11-14"
 CONFIG = """
 ops:
   ctr_evaluation:
-    config: {seeds: [1]}
+    config: {seeds: [1], variants: [none, news+user]}   # the two the assertions compare
   judge_evaluation:
     config: {llm_variants: []}   # the LLM judge has its own tests; here the simulated judge labels
   ranking_evaluation:
@@ -29,7 +29,7 @@ def test_table2_on_default_demo(tmp_path):
     (root / "run.yaml").write_text(CONFIG)
     run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select",
          "*ctr_evaluation,*ranking_evaluation,*recall_evaluation,*ranking_tradeoff", "--partition", DAY, "-c", "run.yaml"], root,
-        timeout=3000)
+        timeout=3000, executor="multiprocess")   # what `make demo` runs: a process per step
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
     floor = pd.read_parquet(root / ".newsforge" / "assets" / "popularity_baseline" / DAY / "table.parquet")

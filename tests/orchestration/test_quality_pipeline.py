@@ -9,9 +9,6 @@ from project import finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-11"
 TINY = """
-execution:
-  config:
-    in_process: {}
 ops:
   news_encoder:
     config: {hidden_size: 32, num_layers: 1, max_len: 32, max_epochs: 1, batch_size: 64}

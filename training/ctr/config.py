@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from training.ctr.registry import MODEL_REGISTRY
+from training.distributed import check_strategy
 
+#: How training rows are loaded (``training.ctr.stream`` for ``stream``).
+DATA_LOADING = ("memory", "stream")
 #: PREC plug-in variants (paper Table 2): ``none`` = base, ``news`` = +NP, ``news+user`` = +NP+UP.
 PREC_VARIANTS = ("none", "news", "news+user")
 
@@ -34,15 +37,24 @@ class CtrConfig:
     patience: int = 2                       # EarlyStopping patience on validation AUC
     seed: int = 42
     accelerator: str = "cpu"                # passed to lightning.Trainer
+    strategy: str = "auto"                  # "auto" | "ddp_spawn" | "ddp_fork" | "ddp" (training.distributed)
+    devices: int = 1                        # processes per node; batch_size is per process
+    num_nodes: int = 1
     progress_bar: bool = True
+    data_loading: str = "memory"            # "memory": one in-memory split | "stream": parquet record batches
+    stream_read_rows: int = 65_536          # stream: rows per parquet record batch read
+    shuffle_buffer_rows: int = 262_144      # stream: rows shuffled together (seeded per epoch)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_REGISTRY:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODEL_REGISTRY)}")
         if self.prec not in PREC_VARIANTS:
             raise ValueError(f"unknown prec variant {self.prec!r}; choose one of {PREC_VARIANTS}")
+        check_strategy(self.strategy, self.devices, self.num_nodes)
+        if self.data_loading not in DATA_LOADING:
+            raise ValueError(f"data_loading={self.data_loading!r}; expected one of {DATA_LOADING}")
         for name in ("embedding_dim", "history_length", "min_count", "batch_size", "eval_batch_size",
-                     "max_epochs"):
+                     "max_epochs", "stream_read_rows", "shuffle_buffer_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.negative_ratio < 0 or self.cross_layers < 0 or self.patience < 0:

@@ -1,13 +1,28 @@
-"""In-memory batch loading: whole batches are gathered by index tensors (no per-row Python work)."""
+"""In-memory batch loading: whole batches are gathered by index tensors (no per-row Python work).
+
+Under DDP every rank walks the same seeded global batches of ``world_size * batch_size`` rows and keeps
+its own contiguous share of each, so the ranks see disjoint rows, take the same number of steps, and
+their averaged gradient is the one-process gradient of the global batch (``training_step`` weighs each
+share's loss by its size in the global batch: ``row_weight``).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from training.ctr.features import CtrFeatures
+from training.distributed import rank_and_world_size
+
+
+class RowShard(NamedTuple):
+    """This rank's rows of one global batch and the global batch's size."""
+
+    rows: torch.Tensor
+    global_rows: int
 
 
 class CtrDataset(Dataset):
@@ -19,21 +34,34 @@ class CtrDataset(Dataset):
     def __len__(self) -> int:
         return len(self.features)
 
-    def __getitem__(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.features.batch(rows)
+    def __getitem__(self, shard: RowShard) -> dict[str, torch.Tensor]:
+        """Model inputs of the shard's rows plus ``row`` (their indices, to put gathered validation
+        scores back in order) and ``row_weight`` (1 / global batch size, to weigh the summed loss)."""
+        batch = self.features.batch(shard.rows)
+        batch["row"] = shard.rows
+        batch["row_weight"] = torch.full((len(shard.rows),), 1.0 / max(shard.global_rows, 1))
+        return batch
 
 
-class CandidateBatchSampler(Sampler[torch.Tensor]):
-    """Yields row-index batches; shuffles per epoch and optionally keeps, per impression, all positives
-    and at most ``negative_ratio`` × (#positives) randomly drawn negatives of the same impression."""
+class CandidateBatchSampler(Sampler[RowShard]):
+    """Yields this rank's ``RowShard`` of each global batch; shuffles per epoch and optionally keeps, per
+    impression, all positives and at most ``negative_ratio`` × (#positives) randomly drawn negatives of
+    the same impression.
+
+    ``batch_size`` is per rank. ``rank``/``world_size`` default to the process group's at iteration time
+    (one process: 0/1), so a sampler built before Lightning spawns its ranks shards correctly in each.
+    Every rank draws the same rows (same seed and epoch), so the shares are disjoint and cover them.
+    """
 
     def __init__(self, label: torch.Tensor, impression_id: torch.Tensor, batch_size: int, shuffle: bool,
-                 negative_ratio: int = 0, seed: int = 0) -> None:
+                 negative_ratio: int = 0, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None) -> None:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.negative_ratio = negative_ratio
         self.seed = seed
         self.epoch = 0
+        self.rank, self.world_size = rank, world_size
         self._n = int(label.shape[0])
         if negative_ratio > 0:
             positive = label.numpy() > 0.5
@@ -58,17 +86,23 @@ class CandidateBatchSampler(Sampler[torch.Tensor]):
         kept = self._negatives[order][rank < self._quota[grouped]]
         return np.sort(np.concatenate([self._positives, kept]))
 
-    def __len__(self) -> int:
-        return -(-self._n // self.batch_size)
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        return rank_and_world_size(self.rank, self.world_size)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __len__(self) -> int:
+        return -(-self._n // (self.batch_size * self._rank_and_world_size()[1]))
+
+    def __iter__(self) -> Iterator[RowShard]:
+        rank, world = self._rank_and_world_size()
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         rows = self._rows(rng)
         if self.shuffle:
             rows = rows[rng.permutation(len(rows))]
         rows_t = torch.from_numpy(rows.astype(np.int64))
-        yield from torch.split(rows_t, self.batch_size)
+        for global_batch in torch.split(rows_t, self.batch_size * world):
+            # contiguous shares of sizes differing by at most one; a rank may get none of a short last batch
+            yield RowShard(torch.tensor_split(global_batch, world)[rank], len(global_batch))
 
 
 def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -76,8 +110,9 @@ def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def make_loader(features: CtrFeatures, batch_size: int, shuffle: bool, negative_ratio: int = 0,
-                seed: int = 0) -> DataLoader:
-    """DataLoader over ``features`` yielding dict batches (single process; batches are tensor gathers)."""
+                seed: int = 0, rank: int | None = None, world_size: int | None = None) -> DataLoader:
+    """DataLoader over ``features`` yielding dict batches (batches are tensor gathers, no worker processes);
+    under DDP each rank gets its share of every global batch (see ``CandidateBatchSampler``)."""
     sampler = CandidateBatchSampler(features.label, features.impression_id, batch_size, shuffle,
-                                    negative_ratio, seed)
+                                    negative_ratio, seed, rank, world_size)
     return DataLoader(CtrDataset(features), sampler=sampler, batch_size=None, collate_fn=_whole_batch)

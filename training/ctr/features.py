@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from training.ctr.config import CtrConfig
-from training.ctr.vocabulary import FIRST_KNOWN, OOV, PAD, Vocabulary
+from training.ctr.vocabulary import FIRST_KNOWN, OOV, PAD, Vocabulary, value_counts
 from training.embedding_table import EmbeddingTable
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,39 @@ def _join_histories(impressions: pd.DataFrame, histories: pd.DataFrame | None) -
     return _Joined(items, lengths, _epoch_seconds(rows["time"]), local[inverse.reshape(-1)])
 
 
+@dataclass(frozen=True)
+class FitCounts:
+    """What ``FeatureSpace.fit`` learns from: user counts (per impression), news counts (candidate rows plus
+    history mentions) and first-seen times. Counts of disjoint chunks of whole impressions ``merge`` into
+    the counts of their union, so a stream of record batches fits the same space as one frame."""
+
+    users: pd.Series       # user_id -> impressions
+    news: pd.Series        # news_id -> mentions
+    first_seen: pd.Series  # news_id -> epoch seconds, sorted by id
+    rows: int              # candidate rows counted
+
+    @classmethod
+    def of(cls, impressions: pd.DataFrame, histories: pd.DataFrame | None) -> "FitCounts":
+        joined = _join_histories(impressions, histories)
+        candidates = impressions["news_id"].to_numpy(dtype=object)
+        users = impressions.drop_duplicates("impression_id")["user_id"]
+        first_seen = _first_seen(candidates, _epoch_seconds(impressions["time"]), joined.history_items,
+                                 np.repeat(joined.history_s, joined.history_lengths))
+        return cls(value_counts(users), value_counts(np.concatenate([candidates, joined.history_items])),
+                   first_seen, len(impressions))
+
+    @classmethod
+    def merge(cls, parts: list["FitCounts"]) -> "FitCounts":
+        if len(parts) == 1:
+            return parts[0]
+        def total(series: list[pd.Series]) -> pd.Series:
+            return pd.concat(series).groupby(level=0, sort=False).sum()
+        first_seen = pd.concat([p.first_seen for p in parts]).groupby(level=0, sort=True).min()
+        first_seen.index.name = "news_id"
+        return cls(total([p.users for p in parts]), total([p.news for p in parts]), first_seen,
+                   sum(p.rows for p in parts))
+
+
 class FeatureSpace:
     """Vocabularies, first-seen times and bucket edges learned from the training split."""
 
@@ -152,19 +185,18 @@ class FeatureSpace:
         fewer than ``config.min_count`` times map to OOV, so the OOV embeddings get trained.
         Categories come from the catalogue rows of the training news (min count 1).
         """
-        imps = train.impressions
-        joined = _join_histories(imps, train.histories)
-        users = imps.drop_duplicates("impression_id")["user_id"]
-        news_mentions = pd.Series(np.concatenate([imps["news_id"].to_numpy(dtype=object), joined.history_items]))
-        news_vocab = Vocabulary.fit(news_mentions, config.min_count)
-        catalogue = train.news.drop_duplicates("news_id")
-        known = catalogue[catalogue["news_id"].isin(pd.unique(news_mentions.dropna()))]
-        first_seen = _first_seen(imps["news_id"].to_numpy(dtype=object), _epoch_seconds(imps["time"]),
-                                 joined.history_items, np.repeat(joined.history_s, joined.history_lengths))
+        return cls.from_counts(FitCounts.of(train.impressions, train.histories), train.news, config)
+
+    @classmethod
+    def from_counts(cls, counts: "FitCounts", news: pd.DataFrame, config: CtrConfig) -> "FeatureSpace":
+        """The space ``fit`` learns, from the training rows' ``FitCounts`` (summed over chunks by a stream)."""
+        catalogue = news.drop_duplicates("news_id")
+        known = catalogue[catalogue["news_id"].isin(counts.news.index)]
         return cls(
-            {"user_id": Vocabulary.fit(users, config.min_count), "news_id": news_vocab,
+            {"user_id": Vocabulary.from_counts(counts.users, config.min_count),
+             "news_id": Vocabulary.from_counts(counts.news, config.min_count),
              "category": Vocabulary.fit(known["category"]), "subcategory": Vocabulary.fit(known["subcategory"])},
-            first_seen, config.history_length, config.age_bucket_hours)
+            counts.first_seen, config.history_length, config.age_bucket_hours)
 
     def field_sizes(self) -> dict[str, int]:
         """Embedding rows per field (PAD and OOV included)."""

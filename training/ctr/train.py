@@ -18,7 +18,9 @@ from training.ctr.features import CtrData, CtrFeatures, FeatureSpace, table_inde
 from training.ctr.lightning_module import CtrLightningModule
 from training.ctr.predict import CtrPredictor
 from training.ctr.registry import build_model
+from training.ctr.stream import CtrParquetData, fit_stream, make_stream_loader
 from training.ctr.warm_start import WarmStartReport, warm_start
+from training.distributed import trainer_kwargs
 from training.embedding_table import EmbeddingTable
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class CtrFeatureSet:
     carries; a model ignores the rows of a table it does not use."""
 
     space: FeatureSpace
-    train: CtrFeatures
+    train: CtrFeatures | int  # int: the row count of a streamed split (``_stream_features``)
     valid: CtrFeatures | None
     settings: tuple  # values of FEATURE_SETTINGS they were built with
 
@@ -93,7 +95,18 @@ def build_features(train: CtrData, valid: CtrData | None, config: CtrConfig) -> 
     return CtrFeatureSet(space, train_features, valid_features, _feature_settings(config))
 
 
-def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, out_dir: str | Path,
+def _stream_features(train: CtrParquetData, valid: CtrData | None, config: CtrConfig) -> CtrFeatureSet:
+    """The space fitted in one pass over the parquet batches; ``train`` holds the row count (the rows
+    themselves are read again every epoch), ``valid`` is featurised in memory."""
+    space, num_rows = fit_stream(train, config)
+    valid_features = None
+    if valid is not None:
+        news, user = _valid_tables(train, valid)
+        valid_features = space.transform(valid, table_index(news), table_index(user))
+    return CtrFeatureSet(space, num_rows, valid_features, _feature_settings(config))
+
+
+def train_ctr_model(train: CtrData | CtrParquetData, valid: CtrData | None, config: CtrConfig, out_dir: str | Path,
                     loggers: Any = None, features: CtrFeatureSet | None = None,
                     init_from: str | Path | None = None) -> CtrTrainResult:
     """Train ``config.model`` on ``train``, early-stop on validation AUC, save the best epoch to ``out_dir``.
@@ -104,12 +117,19 @@ def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, ou
     ``build_features(train, valid, ...)`` to reuse across a grid (built here when None). ``loggers`` goes
     to ``lightning.Trainer(logger=...)`` (e.g. an MLflowLogger); default: no logger. ``init_from``: a
     previous predictor artefact to start from (see ``training.ctr.warm_start``); its report is kept in
-    ``result.warm_start`` and ``metrics.json``.
+    ``result.warm_start`` and ``metrics.json``. With ``config.data_loading == "stream"``, ``train`` is a
+    ``CtrParquetData`` read in record batches (``training.ctr.stream``); ``valid`` stays in memory.
     """
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     _check_tables(train, config, "train")
-    if features is None:
+    if config.data_loading == "stream":
+        if not isinstance(train, CtrParquetData) or features is not None:
+            raise ValueError("data_loading='stream' needs train as CtrParquetData and no shared features")
+        features = _stream_features(train, valid, config)
+    elif isinstance(train, CtrParquetData):
+        raise ValueError("train is a CtrParquetData: set data_loading='stream'")
+    elif features is None:
         features = build_features(train, valid, config)
     elif features.settings != _feature_settings(config):
         raise ValueError(f"the shared features were built with {dict(zip(FEATURE_SETTINGS, features.settings))}, "
@@ -126,8 +146,13 @@ def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, ou
     report = None if init_from is None else warm_start(model, space, init_from)
     module = CtrLightningModule(model, config)
 
-    train_loader = make_loader(train_features, config.batch_size, shuffle=True,
-                               negative_ratio=config.negative_ratio, seed=config.seed)
+    if isinstance(train_features, int):  # streamed: only the row count is known here
+        num_train = train_features
+        train_loader = make_stream_loader(train, config, space, num_train)
+    else:
+        num_train = len(train_features)
+        train_loader = make_loader(train_features, config.batch_size, shuffle=True,
+                                   negative_ratio=config.negative_ratio, seed=config.seed)
     valid_loader, callbacks, num_valid = None, [], 0
     valid_news = valid_user = None
     if valid is not None:
@@ -140,25 +165,29 @@ def train_ctr_model(train: CtrData, valid: CtrData | None, config: CtrConfig, ou
         callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=config.patience))
         if valid_news is not news_table or valid_user is not user_table:
             callbacks.append(_ValidationTables(model, (news_table, user_table), (valid_news, valid_user)))
-    log.info("training %s (prec=%s) on %d rows, validating on %d", config.model, config.prec,
-             len(train_features), num_valid)
+    log.info("training %s (prec=%s) on %d rows (%s), validating on %d", config.model, config.prec,
+             num_train, config.data_loading, num_valid)
 
     trainer = L.Trainer(
-        max_epochs=config.max_epochs, accelerator=config.accelerator, devices=1, logger=loggers or False,
+        max_epochs=config.max_epochs, accelerator=config.accelerator, logger=loggers or False,
         callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=config.progress_bar,
         enable_model_summary=False, num_sanity_val_steps=0,
         deterministic=True if config.accelerator == "cpu" else "warn",
         log_every_n_steps=max(1, min(50, len(train_loader))),
+        use_distributed_sampler=False,  # CandidateBatchSampler / CtrStreamDataset shard every global batch
+        **trainer_kwargs(config.strategy, config.devices, config.num_nodes, config.accelerator,
+                         sync_buffers_each_step=False),  # the frozen vector tables: buffers every rank holds
     )
+    # the best epoch's weights are in ``model`` after fit, also under spawn-based strategies (see
+    # CtrLightningModule.on_fit_end / get_extra_state)
     trainer.fit(module, train_loader, valid_loader)
-    module.restore_best()
     model.set_frozen_vectors(news_table, user_table)
 
     out_dir = Path(out_dir)
     CtrPredictor(model, space, config, news_table, user_table).save(out_dir)
     result = CtrTrainResult(
         metrics=module.best_metrics, history=module.history, best_epoch=module.best_epoch,
-        artefact_dir=out_dir, config=config, num_train_rows=len(train_features), num_valid_rows=num_valid,
+        artefact_dir=out_dir, config=config, num_train_rows=num_train, num_valid_rows=num_valid,
         train_seconds=time.perf_counter() - started, field_sizes=space.field_sizes(), warm_start=report)
     (out_dir / METRICS_FILE).write_text(json.dumps(result.to_dict(), indent=2, default=float))
     return result

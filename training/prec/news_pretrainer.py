@@ -90,6 +90,8 @@ class NewsPretrainSetup:
 def build_tokenizer(config: NewsPretrainConfig, texts: list[list[str]]) -> NewsTokenizer:
     if config.pretrained:
         return NewsTokenizer.from_pretrained(minilm_dir(config.pretrained_dir), len(config.views))
+    if config.tokenizer_dir:
+        return NewsTokenizer.from_local(config.tokenizer_dir, len(config.views))
     corpus = [t for column in texts for t in column if t]
     return NewsTokenizer.train(corpus, len(config.views), config.vocab_size, config.min_frequency,
                                config.tokenizer_model)

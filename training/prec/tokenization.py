@@ -6,16 +6,24 @@ view id ``i + 1`` marks the tokens of view ``i`` and its closing ``[SEP]``.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 TOKENIZER_FILE = "tokenizer.json"
 _BRACKETED = re.compile(r"^\[.*\]$")
+#: Always in a scratch vocabulary, seen in the corpus or not: lower-case Latin letters with diacritics
+#: (Latin-1 and Latin Extended-A: æ ø å ä ö ü é ł ...) and typographic punctuation, so a Norwegian, Danish
+#: or German word is never [UNK] only because its letter was rare in the training titles.
+EXTRA_ALPHABET = sorted({c for c in map(chr, range(0xDF, 0x180)) if c.islower()} | set("«»“”„‘’‚–—…•·€£$%§°"))
+#: Symbols (emoji, currency, math) become tokens of their own, so an unseen one is one [UNK] beside the
+#: word it touches instead of turning the whole word into [UNK].
+_SYMBOLS = Regex(r"[\p{So}\p{Sk}\p{Sm}\p{Sc}]")
 
 
 def view_mask_token(view_index: int) -> str:
@@ -44,6 +52,9 @@ class NewsTokenizer:
         self.tokenizer = tokenizer
         self.n_views = n_views
         ids = {tok: tokenizer.token_to_id(tok) for tok in (PAD, UNK, CLS, SEP, MASK)}
+        model_unk = json.loads(tokenizer.to_str())["model"].get("unk_token")  # e.g. "<unk>" of a local tokenizer
+        if isinstance(model_unk, str) and tokenizer.token_to_id(model_unk) is not None:
+            ids[UNK] = tokenizer.token_to_id(model_unk)
         ids.update({view_mask_token(i): tokenizer.token_to_id(view_mask_token(i)) for i in range(n_views)})
         missing = [tok for tok, i in ids.items() if i is None]
         if missing:
@@ -73,9 +84,13 @@ class NewsTokenizer:
                                                 special_tokens=specials, show_progress=False)
         else:
             raise ValueError(f"unknown tokenizer model {model!r}")
-        tok.normalizer = normalizers.Lowercase()  # keeps accents (e.g. Norwegian); ~40 % faster than BertNormalizer
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        # NFC (å typed as a + ring is å) then lower case; keeps accents (e.g. Norwegian), unlike BertNormalizer
+        tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(_SYMBOLS, "isolated"),
+                                                     pre_tokenizers.BertPreTokenizer()])
         tok.train_from_iterator(corpus, trainer=trainer)
+        if model == "wordpiece":
+            _add_continuations(tok)
         return cls(tok, n_views)
 
     @classmethod
@@ -87,6 +102,34 @@ class NewsTokenizer:
         tok = Tokenizer.from_file(str(path))
         tok.add_special_tokens([AddedToken(view_mask_token(i), special=True) for i in range(n_views)])
         return cls(tok, n_views)
+
+    @classmethod
+    def from_local(cls, path: str | Path, n_views: int) -> "NewsTokenizer":
+        """Any tokenizer the user already has on disk (e.g. a multilingual one), never downloaded: a
+        ``tokenizer.json`` file, or a Hugging Face tokenizer folder (``tokenizer.json``, or files
+        ``transformers`` converts offline). Missing ``[PAD]/[UNK]/[CLS]/[SEP]/[MASK]`` roles and the
+        ``[MASK_i]`` tokens are added as special tokens; the model's own unknown token counts as [UNK]."""
+        path = Path(path)
+        file = path if path.is_file() else path / TOKENIZER_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"tokenizer_dir {path} does not exist (a tokenizer.json file or a local "
+                                    "Hugging Face tokenizer folder)")
+        if file.is_file():
+            try:
+                tok = Tokenizer.from_file(str(file))
+            except Exception as err:  # tokenizers raises a bare Exception on bad JSON
+                raise ValueError(f"tokenizer_dir: {file} is not a tokenizers JSON file ({err})") from err
+        else:
+            tok = _converted_offline(path)
+        tok.add_special_tokens([AddedToken(t, special=True) for t in (PAD, UNK, CLS, SEP, MASK)
+                                if tok.token_to_id(t) is None])
+        tok.add_special_tokens([AddedToken(view_mask_token(i), special=True) for i in range(n_views)])
+        return cls(tok, n_views)
+
+    def unknown_rate(self, texts: list[str]) -> float:
+        """Share of tokens of ``texts`` that are the unknown token (0 when there are no tokens)."""
+        ids = [i for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False) for i in e.ids]
+        return sum(i == self.unk_id for i in ids) / len(ids) if ids else 0.0
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / TOKENIZER_FILE
@@ -120,6 +163,33 @@ class NewsTokenizer:
             ids.append(self.sep_id)
             view_ids.extend([i + 1] * (budget + 1))
         return ids, view_ids
+
+
+def _add_continuations(tok: Tokenizer) -> None:
+    """Append :data:`EXTRA_ALPHABET` and the ``##`` form of every single character to the trained vocabulary
+    (after the merges, so they cost no merge budget): a letter seen only word-initially, or never, does not
+    make a word [UNK]."""
+    vocab = tok.get_vocab(with_added_tokens=True)
+    for char in EXTRA_ALPHABET:
+        vocab.setdefault(char, len(vocab))
+    for char in sorted(t for t in vocab if len(t) == 1):
+        vocab.setdefault(f"##{char}", len(vocab))
+    tok.model = models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=100)
+
+
+def _converted_offline(directory: Path) -> Tokenizer:
+    """The fast tokenizer ``transformers`` builds from a local folder's files (vocab.txt, sentencepiece...)."""
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, use_fast=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"tokenizer_dir {directory}: no {TOKENIZER_FILE} and transformers cannot load a tokenizer "
+                         f"from it offline ({err})") from err
+    if not getattr(hf, "is_fast", False):
+        raise ValueError(f"tokenizer_dir {directory}: only a slow tokenizer could be built; save it with a "
+                         f"{TOKENIZER_FILE} (tokenizer.save_pretrained with a fast tokenizer)")
+    return Tokenizer.from_str(hf.backend_tokenizer.to_str())
 
 
 def fair_budgets(lengths: Sequence[int], total: int) -> list[int]:

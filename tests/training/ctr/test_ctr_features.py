@@ -107,7 +107,7 @@ def test_negative_sampling_keeps_positives_and_k_negatives_per_impression(ratio)
     imp = torch.tensor([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3])
     sampler = CandidateBatchSampler(label, imp, batch_size=4, shuffle=True, negative_ratio=ratio, seed=0)
     for _ in range(3):
-        rows = torch.cat(list(sampler))
+        rows = torch.cat([shard.rows for shard in sampler])
         assert len(rows) == len(set(rows.tolist()))
         kept_labels, kept_imps = label[rows], imp[rows]
         assert kept_labels.sum() == 3 and 3 not in kept_imps.tolist()  # impression 3 has no positive

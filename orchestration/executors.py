@@ -1,0 +1,49 @@
+"""The Dagster executor that runs each run's steps, chosen by ``$NEWSFORGE_EXECUTOR`` (code stays as it is).
+
+| value | executor | steps run | needs |
+|---|---|---|---|
+| ``multiprocess`` (default) | Dagster's ``multi_or_in_process_executor`` | one subprocess per step, independent steps side by side | nothing |
+| ``in_process`` | ``in_process_executor`` | one after another in the run's process | nothing |
+| ``docker`` | ``dagster_docker.docker_executor`` | one container per step | ``pip install dagster-docker``, an image of this project |
+| ``k8s`` | ``dagster_k8s.k8s_job_executor`` | one Kubernetes Job per step | ``pip install dagster-k8s``, an image, a cluster |
+
+Each executor's own settings (``max_concurrent``, ``image``, ``env_vars``, ``job_namespace`` …) come from the
+run config's ``execution: config:`` block or a Dagster deployment's ``run_launcher``; nothing else changes.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+from dagster import ExecutorDefinition, in_process_executor, multi_or_in_process_executor
+
+EXECUTOR_VARIABLE = "NEWSFORGE_EXECUTOR"
+
+#: name -> (module, attribute, pip package) for the executors that live in Dagster's integration libraries.
+_LIBRARY_EXECUTORS = {
+    "docker": ("dagster_docker", "docker_executor", "dagster-docker"),
+    "k8s": ("dagster_k8s", "k8s_job_executor", "dagster-k8s"),
+}
+EXECUTOR_NAMES = ("multiprocess", "in_process", *_LIBRARY_EXECUTORS)
+
+
+def executor_named(name: str) -> ExecutorDefinition:
+    """The executor called ``name`` (one of :data:`EXECUTOR_NAMES`); a clear error for anything else."""
+    if name == "multiprocess":
+        return multi_or_in_process_executor
+    if name == "in_process":
+        return in_process_executor
+    if name not in _LIBRARY_EXECUTORS:
+        raise ValueError(f"${EXECUTOR_VARIABLE}={name!r} is not an executor newsforge knows; "
+                         f"use one of {', '.join(EXECUTOR_NAMES)}")
+    module, attribute, package = _LIBRARY_EXECUTORS[name]
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(f"${EXECUTOR_VARIABLE}={name} needs the {package!r} package: "
+                           f"pip install {package} (same release line as dagster)") from exc
+
+
+def configured_executor() -> ExecutorDefinition:
+    """The executor ``$NEWSFORGE_EXECUTOR`` names (``multiprocess`` when unset)."""
+    return executor_named(os.environ.get(EXECUTOR_VARIABLE, "").strip() or "multiprocess")

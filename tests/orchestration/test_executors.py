@@ -1,0 +1,51 @@
+"""$NEWSFORGE_EXECUTOR picks the executor of every job; unknown names and missing libraries are clear errors."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from dagster import in_process_executor, multi_or_in_process_executor
+
+from orchestration.executors import EXECUTOR_NAMES, configured_executor, executor_named
+from project import REPO_ROOT
+
+_JOB_EXECUTORS = """
+import json
+from orchestration.definitions import defs
+repo = defs.get_repository_def()
+print(json.dumps(sorted({job.executor_def.name for job in repo.get_all_jobs()})))
+"""
+
+
+def test_default_is_multiprocess(monkeypatch):
+    monkeypatch.delenv("NEWSFORGE_EXECUTOR", raising=False)
+    assert configured_executor() is multi_or_in_process_executor
+    monkeypatch.setenv("NEWSFORGE_EXECUTOR", "in_process")
+    assert configured_executor() is in_process_executor
+
+
+def test_unknown_executor_names_the_known_ones():
+    with pytest.raises(ValueError) as err:
+        executor_named("spark")
+    assert "'spark'" in str(err.value) and all(name in str(err.value) for name in EXECUTOR_NAMES)
+
+
+@pytest.mark.parametrize("name,package", [("docker", "dagster-docker"), ("k8s", "dagster-k8s")])
+def test_library_executor_needs_its_package(name, package, monkeypatch):
+    module = package.replace("-", "_")
+    try:
+        __import__(module)
+    except ModuleNotFoundError:
+        with pytest.raises(RuntimeError, match=f"pip install {package}"):
+            executor_named(name)
+    else:  # installed: the real executor definition
+        assert executor_named(name).name
+
+
+def test_every_job_of_the_code_location_uses_it():
+    env = {**os.environ, "NEWSFORGE_EXECUTOR": "in_process"}
+    out = subprocess.run([sys.executable, "-c", _JOB_EXECUTORS], cwd=REPO_ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["in_process"]
