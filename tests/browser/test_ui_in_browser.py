@@ -205,6 +205,20 @@ def _shows(label: str, name: str) -> bool:
     return name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail)
 
 
+def _menu_item(page, toolbar, item: str, attempts: int = 4) -> None:
+    """Pick ``item`` from the graph's settings menu. While the graph lays itself out again (slow on a loaded
+    machine) the menu re-renders and detaches its items, so reopen it and retry a few times."""
+    for attempt in range(attempts):
+        try:
+            toolbar.get_by_role("button", name="settings").click()
+            page.get_by_role("menuitem").filter(has_text=item).click(timeout=20_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def test_asset_graph_shows_every_asset(ui, context, shots):
     """The global lineage with every group expanded, laid out top-down and fitted: one node per asset."""
     names, groups = _asset_keys_and_groups()
@@ -216,8 +230,7 @@ def test_asset_graph_shows_every_asset(ui, context, shots):
     page.get_by_role("button").filter(has=page.get_by_role("img", name="panel_show_right")).click()  # asset tree
     toolbar = page.locator("#zoom-slider-container")
     for item in ("Expand all groups", "Change graph to vertical orientation"):
-        toolbar.get_by_role("button", name="settings").click()
-        page.get_by_role("menuitem").filter(has_text=item).click()
+        _menu_item(page, toolbar, item)
     viewport = page.locator("[data-svg-viewport]")
     box = viewport.bounding_box()
     viewport.dblclick(position={"x": 10, "y": box["height"] - 10})  # double-click on the background: fit all
