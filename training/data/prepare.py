@@ -173,12 +173,7 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, *, max_bad_fraction: float
         report = PrepareReport(
             raw_dir=str(raw_dir),
             n_news=len(ingested.news),
-            n_impressions=summary.n_impressions,
-            n_candidates=summary.n_candidates,
-            n_users=summary.n_users,
-            n_clicks=summary.n_clicks,
-            days=summary.days,
-            candidates_per_day=summary.candidates_per_day,
+            **asdict(summary),   # the behaviour counts DuckDB computed over the written day files
             missing_news=missing,
             bad_rows={Path(v.file).name: v.n_bad for v in ingested.validations},
             issues_by_field=issues_by_field,
