@@ -35,3 +35,34 @@ def test_version_push_pull_and_change(tmp_path):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "repro", "-q"], root)
     assert data.data_version() != version
+
+
+def test_committed_lock_matches_the_code(tmp_path):
+    """On a clean checkout (no data), ``dvc status`` may only miss the data itself: a stage whose code or
+    params changed without ``dvc repro`` means the committed data version is not what the code produces."""
+    import json
+    import subprocess
+
+    from project import REPO_ROOT
+
+    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    for rel in files.split():
+        if (REPO_ROOT / rel).is_file() and not rel.startswith(("tests/", "benchmarks/", "docs/")):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / rel, tmp_path / rel)
+    outs = {out["path"] for stage in yaml.safe_load((REPO_ROOT / "dvc.lock").read_text())["stages"].values()
+            for out in stage.get("outs", [])}
+    run(["git", "init", "-q"], tmp_path)
+    status = json.loads(run(["dvc", "status", "--json"], tmp_path).stdout or "{}")
+    stale = {}
+    for stage, changes in status.items():
+        for change in changes:
+            if not isinstance(change, dict):
+                stale.setdefault(stage, []).append(change)
+                continue
+            deps = {p: s for p, s in change.get("changed deps", {}).items() if not (s == "deleted" and p in outs)}
+            if deps:
+                stale.setdefault(stage, []).append(deps)
+            if "changed params" in change:
+                stale.setdefault(stage, []).append(change["changed params"])
+    assert not stale, f"dvc.lock is stale (run `dvc repro` and commit dvc.lock): {stale}"
