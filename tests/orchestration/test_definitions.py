@@ -45,6 +45,37 @@ def test_jobs_select_exactly_their_stage():
     assert _checks("daily_job") == GATE_CHECKS    # the gates, not champion_age (its own schedule runs it)
     assert _checks("data_job") == set()
     assert _selected("champion_age_job") == set() and _checks("champion_age_job") == AGE_CHECKS
+    assert _selected("reproduce_job") == NEWS_SIDE | DAILY_CHAIN and _checks("reproduce_job") == GATE_CHECKS
+
+
+def test_reproduce_config_is_valid_and_widens_every_demo_grid():
+    """reproduce.yaml is a valid run config of the whole graph, and for every grid it names it runs more than
+    the demo's defaults (which the report then calls the demo schedule)."""
+    from orchestration.grid_schedules import reproduce_run_config, schedule_note
+
+    run_config = reproduce_run_config()
+    schema = defs.resolve_job_def("reproduce_job").run_config_schema
+    assert validate_config(schema.config_type, run_config).success
+    grids = {name: node.definition for name, node in
+             ((n.name, n) for n in defs.resolve_job_def("reproduce_job").graph.nodes)}
+    for asset, block in run_config["ops"].items():
+        config_type = grids[asset].config_schema.config_type   # the asset's Dagster Config class, as a schema
+        assert set(block["config"]) <= set(config_type.fields), asset
+        demo = _demo_config(asset)
+        assert schedule_note(asset, demo).startswith("_Demo schedule"), asset
+        assert schedule_note(asset, type(demo)(**block["config"])).startswith("_Full grid"), asset
+
+
+def _demo_config(asset: str):
+    from assets.ctr import CtrEvaluationConfig
+    from assets.quality import JudgeEvaluationConfig
+    from assets.ranker import RankingTradeoffConfig
+    from assets.ranking import RankingEvaluationConfig
+    from assets.recall import RecallEvaluationConfig
+
+    return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig,
+            "ranking_evaluation": RankingEvaluationConfig, "recall_evaluation": RecallEvaluationConfig,
+            "ranking_tradeoff": RankingTradeoffConfig}[asset]()
 
 
 def test_champion_age_comes_with_a_gated_model_and_needs_no_config():

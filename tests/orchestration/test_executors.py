@@ -25,6 +25,24 @@ def test_default_is_multiprocess(monkeypatch):
     assert configured_executor() is in_process_executor
 
 
+def test_steps_side_by_side_get_one_thread_each(monkeypatch):
+    """Under the multiprocess executor the step processes inherit OMP_NUM_THREADS=1 (torch, LightGBM and faiss
+    read it), unless the user set it; in process, nothing is set."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("NEWSFORGE_EXECUTOR", "in_process")
+    configured_executor()
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.delenv("NEWSFORGE_EXECUTOR")
+    configured_executor()
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    child = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    configured_executor()
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+
+
 def test_unknown_executor_names_the_known_ones():
     with pytest.raises(ValueError) as err:
         executor_named("spark")

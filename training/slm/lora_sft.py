@@ -48,9 +48,11 @@ class LoraSftConfig(ConfigDict):
     top_layers: int = 0   # > 0: adapters only in the last N decoder layers, so backward stops there (CPU time)
 
     def __post_init__(self) -> None:
-        for name in ("rank", "batch_size", "max_len", "torch_threads", "epochs"):
+        for name in ("rank", "batch_size", "max_len", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LoraSftConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.torch_threads < 0:
+            raise ValueError(f"LoraSftConfig.torch_threads must be >= 0 (0: unchanged), got {self.torch_threads}")
         if self.top_layers < 0:
             raise ValueError(f"LoraSftConfig.top_layers must be >= 0, got {self.top_layers}")
         if self.max_steps < 0 or self.lr <= 0 or not 0 <= self.dropout < 1:

@@ -1,0 +1,36 @@
+"""The two schedules of the comparison grids. The grid assets' config defaults are the demo's (one seed and
+short schedules where a grid would be slow); ``reproduce.yaml`` beside this module is the run config of the
+full grids (``make reproduce``, ``reproduce_job``). :func:`schedule_note` says which one produced a table."""
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+from dagster import Config
+
+REPRODUCE_FILE = Path(__file__).with_name("reproduce.yaml")
+
+
+@cache
+def reproduce_run_config() -> dict:
+    """The full grids' run config (``ops: {asset: {config: {...}}}``)."""
+    return yaml.safe_load(REPRODUCE_FILE.read_text())
+
+
+def _settings(values: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in values.items())
+
+
+def schedule_note(asset: str, config: Config) -> str:
+    """One Markdown line for beside ``asset``'s table: the grid settings it ran with, and whether they are
+    the full grid of ``reproduce.yaml`` or the demo's shorter one (then what ``make reproduce`` runs)."""
+    full = reproduce_run_config()["ops"][asset]["config"]
+    ran = config.model_dump()
+    unknown = set(full) - set(ran)
+    if unknown:
+        raise KeyError(f"{REPRODUCE_FILE.name}: {asset} has no config field {sorted(unknown)}")
+    used = {key: ran[key] for key in full}
+    if used == full:
+        return f"_Full grid (`make reproduce`): {_settings(used)}._"
+    return f"_Demo schedule: {_settings(used)}; `make reproduce` runs {_settings(full)}._"
