@@ -32,15 +32,13 @@ from training.quality.evaluation import (
     metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions, summarise,
 )
 
-PATHS = ("coclick", "embedding", "qprime")
-
-
 class RankingFeaturesConfig(Config):
     windows_days: list[int] = [1, 3, 7]   # count windows (days before the row's day)
     train_impressions: int = 0            # 0: every impression of the training days; else a seeded sample
     ctr_mask_fraction: float = 0.5        # share of training impressions without the CTR score (as /v1/related)
+    batch_impressions: int = 2000         # impressions (union lists: triggers) featurised at a time; 0: a part at once
     seed: int = 0
-    torch_threads: int = 2
+    torch_threads: int = 0                # 0: the step's default (orchestration/executors.py)
 
 
 class RankerConfig(Config):
@@ -54,7 +52,7 @@ class RankerConfig(Config):
     eval_impressions: int = 2000      # gate slice: sampled partition-day impressions with quality labels
     click_tolerance: float = 0.01
     seed: int = 42
-    threads: int = 2
+    threads: int = 0                  # 0: the step's default (orchestration/executors.py)
     force_promote: bool = False
 
 
@@ -99,10 +97,13 @@ def _ctr_scorer(ctr_model: RegisteredModel, behaviors: BehaviorLog):
 
     def score(pairs: pd.DataFrame) -> np.ndarray:
         keys = pairs[["impression_id", "position"]]
-        imps = keys.merge(behaviors.impressions, on=["impression_id", "position"], how="left", validate="1:1")
+        ids = keys["impression_id"].unique()
+        logged = behaviors.impressions[behaviors.impressions["impression_id"].isin(ids)]  # not the whole log's join
+        imps = keys.merge(logged, on=["impression_id", "position"], how="left", validate="1:1")
+        del logged
         if imps["news_id"].isna().any():
             raise ValueError("some pairs have no impression row in mind_behaviors")
-        hist = behaviors.histories[behaviors.histories["impression_id"].isin(keys["impression_id"].unique())]
+        hist = behaviors.histories[behaviors.histories["impression_id"].isin(ids)]
         scores = np.asarray(model.score_tables(imps, hist), dtype=np.float32)
         known = model.predictor.features.vocabularies["user_id"].encode(imps["user_id"].to_numpy(dtype=object))
         return np.where(known >= FIRST_KNOWN, scores, np.nan).astype(np.float32)
@@ -133,37 +134,40 @@ def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConf
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
     """Stage-2 feature rows, ``part`` = ``train`` (the window's days but the last), ``valid`` (its last day),
     ``test`` (the partition day) and ``related`` (the candidate store's union lists as served, counts as of
-    the partition day's end, no user). Counts come from days strictly before each row's day."""
-    from training.ranking.count_features import LogCounts
+    the partition day's end, no user). Counts come from days strictly before each row's day. Each part is
+    featurised ``batch_impressions`` impressions at a time (``training.ranking.rows``)."""
+    from training.ranking.count_features import LogCounts, PathRanks
     from training.ranking.rows import logged_rows, related_rows
 
     day = context.partition_key
     counts = LogCounts.from_logs(mind_behaviors.impressions, pair_logs.pairs, tuple(config.windows_days))
     times = mind_behaviors.histories.drop_duplicates("impression_id").set_index("impression_id")["time"]
-    path_ranks = recall_candidates[recall_candidates["path"].isin(PATHS)]
+    path_ranks = PathRanks(recall_candidates)  # indexed once for every part and batch
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
         student, student_version = _student_scorer(ranking_student, config.torch_threads)
         ctr, ctr_version = _ctr_scorer(ctr_model, mind_behaviors)
         truth = load_quality_truth(dvc_data.raw_path())
-        pairs = pair_logs.pairs.copy()
         valid_day = pair_logs.train_days[-1]
-        pairs["part"] = np.where(pairs["part"] == "test", "test", np.where(pairs["day"] == valid_day, "valid", "train"))
-        train = pairs[pairs["part"] == "train"]
-        if config.train_impressions:
-            train = sample_impressions(train, config.train_impressions, config.seed)
-        pairs = pd.concat([train, pairs[pairs["part"] != "train"]], ignore_index=True)
-        pairs["quality"] = _quality(pairs, truth, mind_news, quality_labels).to_numpy()
+        logged = pair_logs.pairs
+        parts = np.where(logged["part"] == "test", "test", np.where(logged["day"] == valid_day, "valid", "train"))
         frames = []
         for part in ("train", "valid", "test"):
-            chunk = pairs[pairs["part"] == part]
+            chunk = logged[parts == part].assign(part=part)
+            if part == "train" and config.train_impressions:
+                chunk = sample_impressions(chunk, config.train_impressions, config.seed)
+            chunk["quality"] = _quality(chunk, truth, mind_news, quality_labels).to_numpy()
             frames.append(logged_rows(chunk, times, counts, news_embeddings, path_ranks, student, ctr,
-                                      config.ctr_mask_fraction if part == "train" else 0.0, config.seed))
+                                      config.ctr_mask_fraction if part == "train" else 0.0, config.seed,
+                                      config.batch_impressions))
             context.log.info(f"{part}: {len(chunk):,} pairs, {chunk['impression_id'].nunique():,} impressions")
+            del chunk
         union = recall_candidates[recall_candidates["path"] == "union"]
         next_day = (pd.Timestamp(day) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-        related = related_rows(union, counts, next_day, news_embeddings, path_ranks, student).assign(part="related")
+        related = related_rows(union, counts, next_day, news_embeddings, path_ranks, student,
+                               config.batch_impressions).assign(part="related")
         frames.append(related)
         rows = pd.concat(frames, ignore_index=True)
+        del frames
         sizes = rows.groupby("part").size().to_dict()
         mlflow.log_metrics({f"rows_{k}": int(v) for k, v in sizes.items()})
         mlflow.set_tags({"ranking_student.version": student_version, "ctr_model.version": ctr_version})

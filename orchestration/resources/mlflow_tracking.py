@@ -8,6 +8,7 @@ loaded (see :mod:`orchestration.lineage`), never from a search for "the latest r
 from __future__ import annotations
 
 import fcntl
+import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,13 @@ from orchestration.lineage import (
 )
 from orchestration.settings import default_tracking_uri, mlflow_ui_url, newsforge_home
 
+#: MLflow metric of every materialisation: the peak resident memory of the step's process, in MB.
+PEAK_RSS_METRIC = "peak_rss_mb"
 
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _default_artifact_root() -> str:
     return str(newsforge_home() / "mlflow" / "artifacts")
@@ -117,4 +124,6 @@ class MlflowTracking(ConfigurableResource):
                 "git_commit": commit,
             }, output_name="result")
             yield run
+            # the step's process peak so far (the step alone under the multiprocess executor)
+            mlflow.log_metric(PEAK_RSS_METRIC, peak_rss_mb())
             announce_output(Lineage(asset_name, partition, run.info.run_id, data_version, context.run.run_id))

@@ -1,12 +1,15 @@
-"""Seeded synthetic ranking rows and a tiny registered ``ranker`` (tests of the ranker, the service, benchmarks)."""
+"""Seeded synthetic ranking rows, the raw inputs of ``ranking_features`` and a tiny registered ``ranker``
+(tests of the ranker, the service, benchmarks)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from training.embedding_table import EmbeddingTable
 from training.ranking.count_features import STAGE2_EXTRA, count_feature_names, pair_feature_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +70,60 @@ def synthetic_ranking_rows(n_groups: int = 300, group_size: int = 20, seed: int 
     })
     features = pd.DataFrame({name: feats[name].astype(np.float32) for name in STAGE2_FEATURES})
     return pd.concat([frame, features], axis=1)
+
+
+@dataclass(frozen=True)
+class LoggedInputs:
+    """What ``ranking_features`` featurises, drawn with numpy (vectorised: mind-small's size takes seconds)."""
+
+    impressions: pd.DataFrame   # every logged candidate row: impression_id, position, news_id, day, time, label
+    times: pd.Series            # impression_id -> UTC time
+    pairs: pd.DataFrame         # PairLogs.pairs: impression_id, day, position, trigger_id, candidate_id, clicked, part
+    path_ranks: pd.DataFrame    # the candidate store: trigger_id, path, rank (0-based), news_id; union included
+    news_vectors: EmbeddingTable
+
+    def part(self, day: str) -> pd.DataFrame:
+        return self.pairs[self.pairs["day"] == day].reset_index(drop=True)
+
+
+def logged_inputs(n_news: int = 60, impressions_per_day: int = 30, days: int = 4, candidates: tuple[int, int] = (2, 9),
+                  path_k: int = 8, union_k: int = 6, dim: int = 8, seed: int = 0) -> LoggedInputs:
+    """``days`` days of ``impressions_per_day`` impressions from ``START_DAY``, each with a uniform
+    ``candidates`` range of candidates (popular news more often) and a trigger; the last day is the ``test``
+    part. Every news is a trigger of ``coclick`` and ``embedding`` lists of ``path_k`` news, a tenth of them of
+    a ``qprime`` list, and of a ``union`` of ``union_k``; news 0 has no vector."""
+    rng = np.random.default_rng(seed)
+    news = np.array([f"N{i}" for i in range(n_news)], dtype=object)
+    n_imps = impressions_per_day * days
+    sizes = rng.integers(candidates[0], candidates[1] + 1, size=n_imps)
+    imp = np.repeat(np.arange(n_imps), sizes)
+    position = (np.arange(imp.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
+    picks = (n_news * rng.random(imp.size) ** 2).astype(np.int64)          # skewed popularity
+    day_of = imp // impressions_per_day
+    day_names = np.array([(START_DAY + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in range(days)], dtype=object)
+    stamp = (pd.Timestamp(START_DAY, tz="UTC") + pd.to_timedelta(day_of[np.cumsum(sizes) - 1], unit="D")
+             + pd.to_timedelta(rng.integers(0, 86_400, size=n_imps), unit="s"))
+    ids = pd.Index(np.arange(1, n_imps + 1, dtype=np.int64), name="impression_id")
+    times = pd.Series(stamp, index=ids, name="time")
+    label = (rng.random(imp.size) < 0.05).astype(np.int8)
+    impressions = pd.DataFrame({"impression_id": imp + 1, "position": position, "news_id": news[picks],
+                                "day": day_names[day_of], "time": times.to_numpy()[imp], "label": label})
+    trigger = news[rng.integers(0, n_news, size=n_imps)][imp]
+    pairs = pd.DataFrame({"impression_id": imp + 1, "day": day_names[day_of], "position": position,
+                          "trigger_id": trigger, "candidate_id": news[picks], "clicked": label,
+                          "part": np.where(day_of == days - 1, "test", "train").astype(object)})
+
+    def lists(path: str, triggers: np.ndarray, k: int) -> pd.DataFrame:
+        return pd.DataFrame({"trigger_id": np.repeat(news[triggers], k), "path": path,
+                             "rank": np.tile(np.arange(k, dtype=np.int64), triggers.size),
+                             "news_id": news[rng.integers(0, n_news, size=triggers.size * k)]})
+
+    every = np.arange(n_news)
+    path_ranks = pd.concat([lists("coclick", every, path_k), lists("embedding", every, path_k),
+                            lists("qprime", every[::10], path_k), lists("union", every, union_k)], ignore_index=True)
+    vectors = rng.normal(size=(n_news, dim)).astype(np.float32)
+    vectors[0] = 0.0
+    return LoggedInputs(impressions, times, pairs, path_ranks, EmbeddingTable(news.tolist(), vectors))
 
 
 def tiny_ranker(seed: int = 0):

@@ -43,6 +43,7 @@ def test_every_asset_is_an_mlflow_run_with_lineage(project):
         assert r.info.status == "FINISHED"
         assert tags["dagster.asset"] == asset and tags["data.version"] == version
         assert tags["git.commit"] == commit and tags["dagster.run_id"]
+        assert 50 < r.data.metrics["peak_rss_mb"] < 24 * 1024  # the step's process: Python, pandas, Dagster at least
     assert runs["mind_news"].data.tags["dagster.partition"] == ""  # unpartitioned
     assert runs["impressions"].data.tags["dagster.partition"] == PARTITION
     base = runs["popularity_baseline"].data.tags

@@ -39,6 +39,8 @@ ops:
     config: {k: 50}
   recall_evaluation:
     config: {compare_seeds: [1]}
+  user_encoder:
+    config: {hidden_size: 32, num_layers: 1, max_epochs: 1, max_history: 20}
   ctr_model:
     config: {model: dcn, embedding_dim: 8, max_epochs: 1}
   ranker:

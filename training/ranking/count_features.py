@@ -7,7 +7,8 @@ time minus the first time the news was shown, counting only days before the row'
 was never shown before), for the same reason.
 
 Lookups are vectorised: every (key, day) count sits in one array sorted by ``key * DAY_SPAN + day``, with
-running sums beside it, so a window sum is two ``searchsorted`` calls and a difference.
+running sums beside it, so a window sum is two ``searchsorted`` calls and a difference. A (trigger, candidate)
+pair is one int64 (``PairIndex``), never a string: the logs hold millions of pairs.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ CTR_PRIOR = (1.0, 20.0)
 DAY_SPAN = 1 << 20  # day numbers (days since 1970) stay below this in the packed (key, day) sort key
 _NS_PER_HOUR = 3_600 * 10**9
 NAT_NS = np.iinfo(np.int64).min  #: int64 view of NaT
-_SEP = "\x1f"  # unit separator between the two ids of a pair key
+_COSINE_CHUNK = 32_768  # rows per float64 slab of ``embedding_cosine`` (two slabs of 32 MiB at 128 dimensions)
 _SNAPSHOT_FILES = ("candidates.parquet", "pairs.parquet", "first_seen.parquet", "snapshot.json")
 
 
@@ -60,7 +61,8 @@ def _check_windows(windows_days: Sequence[int]) -> tuple[int, ...]:
 
 def _day_numbers(days: ArrayLike, name: str = "days") -> np.ndarray:
     """'YYYY-MM-DD' strings -> int64 days since 1970 (parsed once per distinct day)."""
-    inverse, distinct = pd.factorize(np.asarray(days, dtype=object).reshape(-1), use_na_sentinel=False)
+    values = days if isinstance(days, pd.Series) else np.asarray(days, dtype=object).reshape(-1)
+    inverse, distinct = pd.factorize(values, use_na_sentinel=False)
     try:
         parsed = pd.to_datetime(pd.Series(np.asarray(distinct, dtype=object)), format="%Y-%m-%d")
     except (ValueError, TypeError) as exc:
@@ -98,30 +100,74 @@ def _ids(values: ArrayLike) -> np.ndarray:
     return np.asarray(values, dtype=object).reshape(-1)
 
 
-def _pair_codes(trigger_ids: np.ndarray, candidate_ids: np.ndarray) -> np.ndarray:
-    """A string key per (trigger, candidate) pair: ``trigger + _SEP + candidate`` (news ids hold no ``_SEP``)."""
-    return np.array([f"{t}{_SEP}{c}" for t, c in zip(trigger_ids.tolist(), candidate_ids.tolist())], dtype=object)
+class PairIndex:
+    """Distinct (trigger, candidate) pairs, each the int64 ``trigger * n + candidate`` over the ``n`` news ids
+    the index was built from, numbered in key order and found by binary search: no string and no hash table
+    per pair. Built from pandas string columns it makes no Python object per row either (millions of small
+    strings, which the allocator keeps once they are freed)."""
+
+    def __init__(self, news: pd.Index, keys: np.ndarray) -> None:
+        self.news = news                  # news position -> news id
+        self.keys = keys                  # pair number -> int64 key, sorted
+        self._n = max(len(news), 1)
+
+    @classmethod
+    def numbered(cls, trigger_ids: ArrayLike, candidate_ids: ArrayLike) -> tuple[PairIndex, np.ndarray]:
+        """The index of the given pairs and each input row's pair number (-1: a missing id)."""
+        triggers, candidates = pd.Series(trigger_ids), pd.Series(candidate_ids)
+        if len(triggers) != len(candidates):
+            raise ValueError(f"trigger_ids has {len(triggers)} entries for {len(candidates)} candidate_ids")
+        codes, news = pd.factorize(pd.concat([triggers, candidates], ignore_index=True))
+        index = cls(pd.Index(np.asarray(news, dtype=object), dtype=object), np.empty(0, dtype=np.int64))
+        key = index._key(codes[:len(triggers)], codes[len(triggers):])
+        index.keys, rows = np.unique(key[key >= 0], return_inverse=True)
+        return index, _scatter(rows, key >= 0)
+
+    def __len__(self) -> int:
+        return self.keys.size
+
+    def _key(self, trigger_pos: np.ndarray, candidate_pos: np.ndarray) -> np.ndarray:
+        known = (trigger_pos >= 0) & (candidate_pos >= 0)
+        return np.where(known, trigger_pos.astype(np.int64) * self._n + candidate_pos, -1)
+
+    def positions(self, trigger_ids: ArrayLike, candidate_ids: ArrayLike) -> np.ndarray:
+        """Pair number of each (trigger, candidate); -1 for a pair not in the index."""
+        triggers, candidates = _aligned_ids(trigger_ids, candidate_ids)
+        key = self._key(self.news.get_indexer(triggers), self.news.get_indexer(candidates))
+        found = np.minimum(np.searchsorted(self.keys, key), max(self.keys.size - 1, 0))
+        hit = (key >= 0) & (self.keys[found] == key) if self.keys.size else np.zeros(key.size, dtype=bool)
+        return np.where(hit, found, -1)
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """(trigger ids, candidate ids) in pair-number order."""
+        news = self.news.to_numpy(dtype=object)
+        return news[self.keys // self._n], news[self.keys % self._n]
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``values`` at the True places of ``where``, -1 elsewhere."""
+    out = np.full(where.size, -1, dtype=np.int64)
+    out[where] = values.reshape(-1)
+    return out
 
 
 @dataclass(frozen=True)
 class _DailyCounts:
     """Clicks and impressions per (key, day), packed and sorted, with running sums for window lookups."""
 
-    keys: pd.Index              # key position -> key
     packed: np.ndarray          # int64 sorted: key position * DAY_SPAN + day number
     cum_clicks: np.ndarray      # float64 running sums, one longer than ``packed`` (leading 0)
     cum_shown: np.ndarray
 
     @classmethod
-    def from_frame(cls, keys: np.ndarray, days: np.ndarray, clicks: np.ndarray) -> _DailyCounts:
-        day_num = _day_numbers(days)
-        codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
-        packed = codes.astype(np.int64) * DAY_SPAN + day_num
+    def from_positions(cls, positions: np.ndarray, day_num: np.ndarray, clicks: np.ndarray) -> _DailyCounts:
+        """Counts of rows whose key is at ``positions`` (an index kept beside these counts) on ``day_num``."""
+        packed = positions.astype(np.int64) * DAY_SPAN + day_num
         cells, inverse = np.unique(packed, return_inverse=True)
+        del packed
         click_sum = np.bincount(inverse, weights=np.asarray(clicks, dtype=np.float64), minlength=cells.size)
         shown_sum = np.bincount(inverse, minlength=cells.size).astype(np.float64)
-        return cls(pd.Index(uniques, dtype=object), cells, np.concatenate(([0.0], np.cumsum(click_sum))),
-                   np.concatenate(([0.0], np.cumsum(shown_sum))))
+        return cls(cells, np.concatenate(([0.0], np.cumsum(click_sum))), np.concatenate(([0.0], np.cumsum(shown_sum))))
 
     def window_sums(self, positions: np.ndarray, day_num: np.ndarray,
                     windows: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -171,10 +217,11 @@ class LogCounts:
     """Daily click/impression counts of candidates (all impressions) and of (trigger, candidate) pairs
     (pair logs), plus each news' first-seen time; ``features`` turns them into stage-1 count features."""
 
-    def __init__(self, candidates: _DailyCounts, pairs: _DailyCounts, first_seen: pd.DataFrame,
-                 windows_days: Sequence[int] = WINDOWS_DAYS, ctr_prior: tuple[float, float] = CTR_PRIOR) -> None:
-        self.candidates = candidates
-        self.pairs = pairs
+    def __init__(self, candidate_keys: pd.Index, candidates: _DailyCounts, pair_keys: PairIndex, pairs: _DailyCounts,
+                 first_seen: pd.DataFrame, windows_days: Sequence[int] = WINDOWS_DAYS,
+                 ctr_prior: tuple[float, float] = CTR_PRIOR) -> None:
+        self.candidate_keys, self.candidates = candidate_keys, candidates
+        self.pair_keys, self.pairs = pair_keys, pairs
         #: news_id, first_seen_ns (UTC ns of its first impression), first_day (day number of its first day)
         self.first_seen = first_seen
         self.windows_days = _check_windows(windows_days)
@@ -193,18 +240,23 @@ class LogCounts:
             missing = [c for c in needed if c not in frame.columns]
             if missing:
                 raise ValueError(f"{frame_name} lacks column(s) {missing}; expected {list(needed)}")
-        news = _ids(impressions["news_id"])
-        days = impressions["day"].to_numpy(object)
-        candidates = _DailyCounts.from_frame(news, days, impressions["label"].to_numpy(np.float64))
-        pair_keys = _pair_codes(_ids(pairs["trigger_id"]), _ids(pairs["candidate_id"]))
-        pair_counts = _DailyCounts.from_frame(pair_keys, pairs["day"].to_numpy(object),
-                                              pairs["clicked"].to_numpy(np.float64))
+        # the id and day columns are factorised as they are: no Python object per row (see ``PairIndex``)
+        news_pos, news_keys = pd.factorize(impressions["news_id"].reset_index(drop=True))
+        day_num = _day_numbers(impressions["day"].reset_index(drop=True))
+        candidates = _DailyCounts.from_positions(news_pos, day_num, impressions["label"].to_numpy(np.float64))
+        pair_keys, pair_pos = PairIndex.numbered(pairs["trigger_id"], pairs["candidate_id"])
+        pair_counts = _DailyCounts.from_positions(pair_pos, _day_numbers(pairs["day"].reset_index(drop=True)),
+                                                  pairs["clicked"].to_numpy(np.float64))
+        del pair_pos
         times = _utc_ns(impressions["time"], len(impressions), "impressions.time")
         if (times == NAT_NS).any():
             raise ValueError(f"impressions.time is missing on row {int(np.argmax(times == NAT_NS))}")
-        first = (pd.DataFrame({"news_id": news, "first_seen_ns": times, "first_day": _day_numbers(days)})
-                 .groupby("news_id", sort=True).min().reset_index())
-        return cls(candidates, pair_counts, first, windows_days, ctr_prior)
+        first = (pd.DataFrame({"news": news_pos, "first_seen_ns": times, "first_day": day_num})
+                 .groupby("news", sort=True).min())
+        first.insert(0, "news_id", np.asarray(news_keys, dtype=object)[first.index.to_numpy()])
+        first = first[first.index >= 0].sort_values("news_id", kind="stable").reset_index(drop=True)
+        return cls(pd.Index(np.asarray(news_keys, dtype=object), dtype=object), candidates, pair_keys, pair_counts,
+                   first, windows_days, ctr_prior)
 
     def feature_names(self) -> list[str]:
         return count_feature_names(self.windows_days)
@@ -217,8 +269,8 @@ class LogCounts:
         day_num = _day_numbers(days)
         if day_num.size != n:
             raise ValueError(f"days has {day_num.size} entries for {n} candidate_ids")
-        cand_pos = self.candidates.keys.get_indexer(candidates)
-        pair_pos = self.pairs.keys.get_indexer(_pair_codes(triggers, candidates))
+        cand_pos = self.candidate_keys.get_indexer(candidates)
+        pair_pos = self.pair_keys.positions(triggers, candidates)
         cand = self.candidates.window_sums(cand_pos, day_num, self.windows_days)
         pair = self.pairs.window_sums(pair_pos, day_num, self.windows_days)
         seen_pos = self._first_index.get_indexer(candidates)
@@ -233,16 +285,15 @@ class LogCounts:
         """The counts as of the start of ``as_of_day`` (its previous day included) as lookup tables."""
         day = int(_day_numbers([as_of_day], "as_of_day")[0])
 
-        def sums(counts: _DailyCounts) -> list[tuple[np.ndarray, np.ndarray]]:
-            every = np.arange(len(counts.keys))
+        def sums(counts: _DailyCounts, n_keys: int) -> list[tuple[np.ndarray, np.ndarray]]:
+            every = np.arange(n_keys)
             return counts.window_sums(every, np.full(every.size, day, dtype=np.int64), self.windows_days)
 
-        cand_frame = _window_frame({"news_id": np.asarray(self.candidates.keys, dtype=object)},
-                                   sums(self.candidates), self.windows_days)
-        pair_keys = pd.Series(np.asarray(self.pairs.keys, dtype=object), dtype=object)
-        trigger, candidate = pair_keys.str.partition(_SEP)[0], pair_keys.str.partition(_SEP)[2]
-        pair_frame = _window_frame({"trigger_id": trigger.to_numpy(object), "candidate_id": candidate.to_numpy(object)},
-                                   sums(self.pairs), self.windows_days)
+        cand_frame = _window_frame({"news_id": self.candidate_keys.to_numpy(dtype=object)},
+                                   sums(self.candidates, len(self.candidate_keys)), self.windows_days)
+        trigger, candidate = self.pair_keys.ids()
+        pair_frame = _window_frame({"trigger_id": trigger, "candidate_id": candidate},
+                                   sums(self.pairs, len(self.pair_keys)), self.windows_days)
         before = self.first_seen[self.first_seen["first_day"] < day]
         first = before[["news_id", "first_seen_ns"]].reset_index(drop=True)
         return CountSnapshot(as_of_day, self.windows_days, self.ctr_prior, cand_frame, pair_frame, first)
@@ -285,8 +336,9 @@ class CountSnapshot:
         self.candidates, self.pairs, self.first_seen = candidates, pairs, first_seen
         _day_numbers([self.as_of_day], "as_of_day")
         self._cand_index = pd.Index(candidates["news_id"].to_numpy(object), dtype=object)
-        self._pair_index = pd.Index(_pair_codes(pairs["trigger_id"].to_numpy(object),
-                                                pairs["candidate_id"].to_numpy(object)), dtype=object)
+        self._pair_index, numbers = PairIndex.numbered(pairs["trigger_id"], pairs["candidate_id"])
+        self._pair_rows = np.full(len(self._pair_index), -1, dtype=np.int64)  # pair number -> row of ``pairs``
+        self._pair_rows[numbers[numbers >= 0]] = np.flatnonzero(numbers >= 0)
         self._first_index = pd.Index(first_seen["news_id"].to_numpy(object), dtype=object)
         self._first_ns = first_seen["first_seen_ns"].to_numpy(np.int64)
         self._cand = {c: candidates[c].to_numpy(np.float64) for c in candidates.columns if c != "news_id"}
@@ -301,7 +353,8 @@ class CountSnapshot:
         triggers, candidates = _aligned_ids(trigger_ids, candidate_ids)
         n = candidates.size
         cand_pos = self._cand_index.get_indexer(candidates)
-        pair_pos = self._pair_index.get_indexer(_pair_codes(triggers, candidates))
+        pair_pos = self._pair_index.positions(triggers, candidates)
+        pair_pos[pair_pos >= 0] = self._pair_rows[pair_pos[pair_pos >= 0]]
         cand = [(_gather(self._cand[f"clicks_{w}d"], cand_pos), _gather(self._cand[f"shown_{w}d"], cand_pos))
                 for w in self.windows_days]
         pair = [(_gather(self._pair[f"clicks_{w}d"], pair_pos), _gather(self._pair[f"shown_{w}d"], pair_pos))
@@ -335,45 +388,69 @@ class CountSnapshot:
                    pd.read_parquet(directory / _SNAPSHOT_FILES[2]))
 
 
+class PathRanks:
+    """The 1-based rank of each (trigger, candidate) on each recall path, indexed once: ``path_ranks`` is the
+    candidate store's frame (``trigger_id, path, rank, news_id``, ``rank`` 0-based as
+    ``training.retrieval.recall_paths`` writes it; other paths are ignored); a pair listed twice on a path
+    keeps its best rank."""
+
+    def __init__(self, path_ranks: pd.DataFrame) -> None:
+        missing = [c for c in ("trigger_id", "path", "rank", "news_id") if c not in path_ranks.columns]
+        if missing:
+            raise ValueError(f"path_ranks lacks column(s) {missing}; expected trigger_id, path, rank, news_id")
+        self._paths: dict[str, tuple[PairIndex, np.ndarray]] = {}
+        for path in RECALL_PATHS:
+            on_path = path_ranks.loc[path_ranks["path"] == path, ["trigger_id", "news_id", "rank"]]
+            index, rows = PairIndex.numbered(on_path["trigger_id"], on_path["news_id"])
+            best = np.full(len(index), np.inf)
+            known = rows >= 0
+            np.minimum.at(best, rows[known], on_path["rank"].to_numpy(np.float64)[known])
+            self._paths[path] = (index, best + 1.0)
+
+    @classmethod
+    def of(cls, path_ranks: PathRanks | pd.DataFrame | None) -> PathRanks | None:
+        """``path_ranks`` indexed (a frame) or as given."""
+        return cls(path_ranks) if isinstance(path_ranks, pd.DataFrame) else path_ranks
+
+    def ranks(self, trigger_ids: np.ndarray, candidate_ids: np.ndarray) -> list[np.ndarray]:
+        """Per path of ``RECALL_PATHS``, the candidate's 1-based rank on the trigger's list (NaN: absent)."""
+        return [_gather(best, index.positions(trigger_ids, candidate_ids), np.nan)
+                for index, best in self._paths.values()]
+
+
 def pair_features(trigger_ids: ArrayLike, candidate_ids: ArrayLike, news_vectors: EmbeddingTable | None,
-                  path_ranks: pd.DataFrame | None) -> tuple[np.ndarray, list[str]]:
+                  path_ranks: PathRanks | pd.DataFrame | None) -> tuple[np.ndarray, list[str]]:
     """float32 (n, 7) pair features that need no logs, and their names (``pair_feature_names()``).
 
     ``embedding_cosine``: cosine of the two news vectors (NaN when either is missing or zero).
     ``in_<path>`` / ``rank_<path>``: whether the candidate is on the trigger's ``path`` list and its 1-based
-    rank there (NaN when absent). ``path_ranks`` is the candidate store's frame (``trigger_id, path, rank,
-    news_id``, ``rank`` 0-based as ``training.retrieval.recall_paths`` writes it); None: absent everywhere.
+    rank there (NaN when absent). ``path_ranks``: a ``PathRanks`` (build it once when featurising in
+    batches) or the candidate store's frame it is built from; None: absent everywhere.
     """
-    triggers, candidates = _ids(trigger_ids), _ids(candidate_ids)
+    triggers, candidates = _aligned_ids(trigger_ids, candidate_ids)
     n = candidates.size
-    if triggers.size != n:
-        raise ValueError(f"trigger_ids has {triggers.size} entries for {n} candidate_ids")
+    path_ranks = PathRanks.of(path_ranks)
+    ranks = path_ranks.ranks(triggers, candidates) if path_ranks is not None and n else \
+        [np.full(n, np.nan) for _ in RECALL_PATHS]
     columns = [_cosine(triggers, candidates, news_vectors)]
-    if path_ranks is not None:
-        missing = [c for c in ("trigger_id", "path", "rank", "news_id") if c not in path_ranks.columns]
-        if missing:
-            raise ValueError(f"path_ranks lacks column(s) {missing}; expected trigger_id, path, rank, news_id")
-    keys = _pair_codes(triggers, candidates) if n else np.empty(0, dtype=object)
-    for path in RECALL_PATHS:
-        rank = np.full(n, np.nan)
-        if path_ranks is not None and n:
-            on_path = path_ranks[path_ranks["path"] == path]
-            keys_on_path = _pair_codes(_ids(on_path["trigger_id"]), _ids(on_path["news_id"]))
-            best = pd.Series(on_path["rank"].to_numpy(np.float64), index=keys_on_path).groupby(level=0).min()
-            rank = _gather(best.to_numpy() + 1.0, pd.Index(best.index, dtype=object).get_indexer(keys), np.nan)
+    for rank in ranks:
         columns += [(~np.isnan(rank)).astype(np.float64), rank]
     return np.column_stack(columns).astype(np.float32).reshape(n, len(columns)), pair_feature_names()
 
 
 def _cosine(triggers: np.ndarray, candidates: np.ndarray, table: EmbeddingTable | None) -> np.ndarray:
-    if table is None or triggers.size == 0:
-        return np.full(triggers.size, np.nan)
-    if not table.ids:
-        return np.full(triggers.size, np.nan)
+    """float64 cosines, computed ``_COSINE_CHUNK`` rows at a time: gathering every row's two vectors at once
+    would take 2 x 8 x dim bytes per row (4 GB for 1.5M rows of 128 dimensions)."""
+    out = np.full(triggers.size, np.nan)
+    if table is None or triggers.size == 0 or not table.ids:
+        return out
     index = pd.Index(table.ids, dtype=object)
     a_pos, b_pos = index.get_indexer(triggers), index.get_indexer(candidates)
-    a = table.vectors[np.maximum(a_pos, 0)].astype(np.float64)
-    b = table.vectors[np.maximum(b_pos, 0)].astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    ok = (a_pos >= 0) & (b_pos >= 0) & (norms > 0)
-    return np.where(ok, np.einsum("ij,ij->i", a, b) / np.where(ok, norms, 1.0), np.nan)
+    for start in range(0, triggers.size, _COSINE_CHUNK):
+        rows = slice(start, start + _COSINE_CHUNK)
+        a = table.vectors[np.maximum(a_pos[rows], 0)].astype(np.float64)
+        b = table.vectors[np.maximum(b_pos[rows], 0)].astype(np.float64)
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        ok = (a_pos[rows] >= 0) & (b_pos[rows] >= 0) & (norms > 0)
+        out[rows] = np.where(ok, np.einsum("ij,ij->i", a, b) / np.where(ok, norms, 1.0), np.nan)
+    return out

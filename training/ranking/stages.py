@@ -54,9 +54,11 @@ class RankerConfig(ConfigDict):
         if not 1 <= self.max_group_size <= LIGHTGBM_MAX_GROUP:
             raise ValueError(f"max_group_size must be in [1, {LIGHTGBM_MAX_GROUP}] (LightGBM's lambdarank limit), "
                              f"got {self.max_group_size}")
-        for name in ("num_leaves", "n_estimators", "min_data_in_leaf", "threads"):
+        for name in ("num_leaves", "n_estimators", "min_data_in_leaf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: OpenMP's default, OMP_NUM_THREADS), got {self.threads}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.early_stopping_rounds < 0:

@@ -131,6 +131,9 @@ def test_snapshot_gives_exactly_what_features_give_for_that_day(counts, day, tmp
     one_time = times[0]
     np.testing.assert_array_equal(loaded.features(triggers, candidates, one_time),
                                   counts.features(triggers, candidates, [day] * 60, [one_time] * 60))
+    shuffled = CountSnapshot(day, snapshot.windows_days, snapshot.ctr_prior, snapshot.candidates.iloc[::-1],
+                             snapshot.pairs.iloc[::-1].reset_index(drop=True), snapshot.first_seen)
+    np.testing.assert_array_equal(shuffled.features(triggers, candidates, times), expected)  # any row order
 
 
 def test_snapshot_save_writes_no_pickle(counts, tmp_path):
