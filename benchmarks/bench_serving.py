@@ -3,8 +3,9 @@ checked against the service's own ``/metrics`` histogram, and PASS/MISS against 
 
 Starts the service on loopback as a subprocess, then drives each endpoint in turn with ``--clients``
 concurrent keep-alive clients (each sends its next request when the last one is answered; pre-encoded HTTP/1.1
-on asyncio streams, or aiohttp with ``--client aiohttp``: the client shares the machine's cores) for
-``--seconds`` after ``--warmup`` seconds: ``POST /v1/rank`` with ``--candidates`` random catalogue ids and a
+on asyncio streams, or aiohttp with ``--client aiohttp``) for ``--seconds`` after ``--warmup`` seconds. The
+clients run in a load-generator process of their own (a fresh interpreter: no torch or mlflow heap; it
+shares the machine's cores with the service): ``POST /v1/rank`` with ``--candidates`` random catalogue ids and a
 random history, ``GET /v1/related/{id}`` for random known triggers. Between phases all clients stop, so the
 ``/metrics`` deltas cover exactly the measured requests.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import itertools
 import json
 import logging
 import math
@@ -25,13 +26,15 @@ import shutil
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
 import numpy as np
 
-TARGETS_MS = {"/v1/rank": 50.0, "/v1/related/{news_id}": 20.0}
+TARGETS_MS = {"/v1/rank": 25.0, "/v1/related/{news_id}": 10.0}
 QUANTILES = (0.5, 0.95, 0.99)
 DURATION = "newsforge_request_duration_seconds"
 
@@ -88,13 +91,18 @@ def _http_requests(host: str, port: int, endpoint: str, payloads: list) -> list[
     return [f"GET /v1/related/{quote(str(t), safe='')} HTTP/1.1\r\n{head}\r\n".encode() for t in payloads]
 
 
+def _picks(n: int, seed: int) -> itertools.cycle:
+    """Random indices in ``range(n)``, drawn up front (no random draw per request)."""
+    return itertools.cycle(np.random.default_rng(seed).integers(n, size=4096).tolist())
+
+
 async def _raw_client(host: str, port: int, requests_: list[bytes], index: int, stop_at: float, latencies: list,
                       errors: dict) -> None:
     """One closed-loop client on one keep-alive connection (reopened when the server closes it)."""
-    rng = np.random.default_rng(index)
+    picks = _picks(len(requests_), index)
     reader = writer = None
     while time.perf_counter() < stop_at:
-        request = requests_[int(rng.integers(len(requests_)))]
+        request = requests_[next(picks)]
         started = time.perf_counter()
         try:
             if writer is None:
@@ -130,9 +138,9 @@ async def _raw_client(host: str, port: int, requests_: list[bytes], index: int, 
 
 async def _aiohttp_client(url: str, endpoint: str, payloads: list, session, index: int, stop_at: float,
                           latencies: list, errors: dict) -> None:
-    rng = np.random.default_rng(index)
+    picks = _picks(len(payloads), index)
     while time.perf_counter() < stop_at:
-        payload = payloads[int(rng.integers(len(payloads)))]
+        payload = payloads[next(picks)]
         started = time.perf_counter()
         try:
             if endpoint == "/v1/rank":
@@ -179,6 +187,13 @@ def _run(coroutine):
     except ImportError:
         return asyncio.run(coroutine)
     return uvloop.run(coroutine)
+
+
+def _load(url: str, endpoint: str, payloads: list, clients: int, seconds: float, kind: str) -> dict:
+    """One phase of closed-loop load, run in the load-generator process; adds its CPU seconds and pid."""
+    cpu = time.process_time()
+    result = _run(_closed_loop(url, endpoint, payloads, clients, seconds, kind))
+    return {**result, "cpu": time.process_time() - cpu, "pid": os.getpid()}
 
 
 def _scrape(url: str) -> list:
@@ -244,25 +259,29 @@ def _measure(args: argparse.Namespace, work: Path) -> dict:
         health = requests.get(f"{service.url}/healthz", timeout=30).json()
         versions = {name: m["version"] for name, m in health["models"].items()}
         news, users, triggers = _served_ids(uri, versions)
-        gc.collect()
-        gc.freeze()  # the client's heap (mlflow, torch) out of the cyclic collector: no 0.4 s client pauses
         print(f"service {service.url}: {versions}, store {health['store']['version']}; workers {args.workers}, "
               f"handlers {args.handlers}; {args.clients} closed-loop clients, {args.seconds:g} s per endpoint "
               f"after {args.warmup:g} s warm-up; {os.cpu_count()} CPUs visible")
         phases = {"rank": ("/v1/rank", _rank_bodies(news, users, args.candidates, args.history, 2000, seed=0)),
                   "related": ("/v1/related/{news_id}", triggers)}
         results = {}
-        for phase in [p.strip() for p in args.endpoints.split(",") if p.strip()]:
-            endpoint, payloads = phases[phase]
-            _run(_closed_loop(service.url, endpoint, payloads, args.clients, args.warmup, args.client))
-            before, cpu0 = _scrape(service.url), _cpu_seconds(service.proc.pid)
-            run = _run(_closed_loop(service.url, endpoint, payloads, args.clients, args.seconds, args.client))
-            cpu = _cpu_seconds(service.proc.pid) - cpu0
-            after = _scrape(service.url)
-            forwards = _counter_delta(before, after, "newsforge_rank_forwards_total")
-            batch = _counter_delta(before, after, "newsforge_rank_forward_requests_total") / forwards \
-                if forwards > 0 and args.workers == 1 else 0  # with workers, two scrapes may see two workers
-            results[endpoint] = {**run, "server": _server_delta(before, after, endpoint), "cpu": cpu, "batch": batch}
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as load_generator:
+            for phase in [p.strip() for p in args.endpoints.split(",") if p.strip()]:
+                endpoint, payloads = phases[phase]
+                load = (service.url, endpoint, payloads, args.clients)
+                load_generator.submit(_load, *load, args.warmup, args.client).result()
+                before, cpu0 = _scrape(service.url), _cpu_seconds(service.proc.pid)
+                run = load_generator.submit(_load, *load, args.seconds, args.client).result()
+                cpu = _cpu_seconds(service.proc.pid) - cpu0
+                after = _scrape(service.url)
+                forwards = _counter_delta(before, after, "newsforge_rank_forwards_total")
+                batch = _counter_delta(before, after, "newsforge_rank_forward_requests_total") / forwards \
+                    if forwards > 0 and args.workers == 1 else 0  # with workers, two scrapes may see two workers
+                results[endpoint] = {**run, "server": _server_delta(before, after, endpoint), "cpu": cpu,
+                                     "client_cpu": run["cpu"], "batch": batch}
+        pids = sorted({r["pid"] for r in results.values()})
+        print(f"load generator: process {', '.join(map(str, pids))}; service: process {service.proc.pid}; "
+              f"this script: process {os.getpid()}")
     return results
 
 
@@ -295,7 +314,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'endpoint':<24}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'errors':>8}{'server CPU':>12}{'batch':>7}")
+          f"{'errors':>8}{'server CPU':>12}{'client CPU':>12}{'batch':>7}")
     for endpoint, r in results.items():
         lat = r["latencies"]
         q = np.quantile(lat, QUANTILES) if lat.size else [math.nan] * 3
@@ -303,9 +322,10 @@ def main() -> None:
         batch = f"{r['batch']:.1f}" if r["batch"] else "-"
         print(f"{endpoint:<24}{lat.size:>9}{lat.size / r['seconds']:>9.1f}{_ms(q[0]):>9}{_ms(q[1]):>9}{_ms(q[2]):>9}"
               f"{_ms(lat.max() if lat.size else math.nan):>9}{n_err:>8}{r['cpu'] / r['seconds']:>11.0%}"
-              f"{batch:>7}" + (f"  {r['errors']}" if n_err else ""))
+              f"{r['client_cpu'] / r['seconds']:>11.0%}{batch:>7}" + (f"  {r['errors']}" if n_err else ""))
 
-    print("(server CPU: the service's processes, 100% = one core; batch: mean /v1/rank requests per model forward)")
+    print("(server CPU: the service's processes, client CPU: the load-generator process, 100% = one core; "
+          "batch: mean /v1/rank requests per model forward)")
     print("\nclient vs service (/metrics histogram deltas; the client adds the network and the event-loop queue, "
           "so its quantiles should be >= the service's bucket)")
     print(f"{'endpoint':<24}{'count client/service':>22}" + "".join(f"{f'p{round(q * 100)} client/service ms':>26}"

@@ -1,5 +1,6 @@
 """Fast per-request CTR scoring for the online service: every lookup is precomputed at load, so a call is
-dict lookups, a few small numpy arrays and one model forward (no pandas).
+dict lookups, a few small numpy arrays and one model forward (no pandas). A request's history is pooled once,
+not once per candidate (``SharedHistory``), and several requests can share one forward (``probabilities``).
 
 It reproduces ``CtrPyfunc.predict`` on the rows of one impression (``serving/ctr_model.py``:
 ``tables_from_rows`` → ``CtrPredictor.score`` → ``FeatureSpace.transform``) with the stored frozen tables
@@ -18,12 +19,15 @@ and the catalogue the registered model knew:
 from __future__ import annotations
 
 import datetime
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from training.ctr.base_model import CtrModel
 from training.ctr.features import FIELD_NAMES, table_index
@@ -34,6 +38,9 @@ if TYPE_CHECKING:
     from serving.ctr_model import CtrPyfunc
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_NEWS_FIELDS = ("news_id", "category", "subcategory")  # the fields a news row determines
+_COLUMN = {name: i for i, name in enumerate(FIELD_NAMES)}
+_NEWS_COLUMNS = [_COLUMN[name] for name in _NEWS_FIELDS]
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
 
@@ -69,8 +76,54 @@ def _with_sentinel(values: np.ndarray, missing: float) -> np.ndarray:
     return np.append(values, np.asarray([missing], dtype=values.dtype))
 
 
+class RequestInputs(NamedTuple):
+    """One request's model inputs before they are repeated per candidate: ``fields`` (n, fields), the
+    ``history`` line (history_length,), ``news_vector_row`` (n,) and the user's ``user_vector_row``."""
+
+    fields: np.ndarray
+    history: np.ndarray
+    news_vector_row: np.ndarray
+    user_vector_row: int
+
+
+class SharedHistory(NamedTuple):
+    """The ``history`` input of a batch of requests: each request's line once, and the request of each row."""
+
+    lines: torch.Tensor  # (requests, history_length)
+    rows: torch.Tensor   # (candidates,) index into ``lines``
+
+
+class _SharedHistoryPooling(nn.Module):
+    """The model's history pooling, run once per request line for a ``SharedHistory`` (the same numbers
+    as pooling the line repeated per candidate); a plain ``(B, L)`` tensor is pooled as before."""
+
+    def __init__(self, pooling: nn.Module) -> None:
+        super().__init__()
+        self.pooling = pooling
+
+    def forward(self, history: torch.Tensor | SharedHistory) -> torch.Tensor:
+        if isinstance(history, SharedHistory):
+            return self.pooling(history.lines).index_select(0, history.rows)
+        return self.pooling(history)
+
+
+class _ProjectedVectors(nn.Module):
+    """A ``FrozenVectorProjection`` whose projection is applied to its whole frozen table once, at load: a
+    row's output is one gather, and row ``-1`` ("no vector") gathers the ``missing`` embedding, appended last."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        with torch.no_grad():
+            projected = layer.projection(layer.vectors)
+            self.register_buffer("table", torch.cat([projected, layer.missing[None]]), persistent=False)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.table[rows]
+
+
 def _own_model(predictor: CtrPredictor) -> CtrModel:
-    """A model instance sharing the predictor's weights (no copy) with the stored frozen tables installed.
+    """A model instance sharing the predictor's weights (no copy) with the stored frozen tables installed,
+    projected once (``_ProjectedVectors``), and a history pooling that takes a ``SharedHistory``.
 
     Its own ``FrozenVectorProjection`` buffers mean later table swaps of ``predictor`` (``score`` with
     other tables) never reach this scorer.
@@ -81,7 +134,18 @@ def _own_model(predictor: CtrPredictor) -> CtrModel:
     model = type(source)(predictor.config, predictor.features.field_sizes(), news_dim, user_dim)
     model.load_state_dict(source.state_dict(), assign=True)
     model.set_frozen_vectors(predictor.news_embeddings, predictor.user_embeddings)
+    model.history_pooling = _SharedHistoryPooling(model.history_pooling)
+    for name in ("news_vector", "user_vector"):
+        if getattr(model, name) is not None:
+            setattr(model, name, _ProjectedVectors(getattr(model, name)))
     return model.to(predictor.device).eval()
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    if device.type == "cpu":
+        return batch
+    return {key: SharedHistory(*(t.to(device) for t in value)) if isinstance(value, SharedHistory)
+            else value.to(device) for key, value in batch.items()}
 
 
 class CtrRequestScorer:
@@ -117,9 +181,11 @@ class CtrRequestScorer:
 
         seen = np.array(space.first_seen.reindex(pd.Index(news_ids, dtype=object)), dtype=np.float64)
         self._news_index = _with_sentinel(news_vocab.encode(news_ids), OOV)
-        self._news_category = _with_sentinel(space.vocabularies["category"].encode(catalogue_column("category")), OOV)
-        self._news_subcategory = _with_sentinel(
-            space.vocabularies["subcategory"].encode(catalogue_column("subcategory")), OOV)
+        # each news row's ``fields`` row with its news-dependent columns filled: one gather per request
+        self._news_fields = np.zeros((len(news_ids) + 1, len(FIELD_NAMES)), dtype=np.int64)
+        self._news_fields[:, _NEWS_COLUMNS] = np.stack([self._news_index, *(
+            _with_sentinel(space.vocabularies[name].encode(catalogue_column(name)), OOV)
+            for name in _NEWS_FIELDS[1:])], axis=1)
         self._news_first_seen = _with_sentinel(seen, np.nan)  # NaN: unseen in training
         self._news_vector_row = _with_sentinel(self._vector_rows(news_table, news_ids), -1)
         self._in_catalogue = frozenset(catalogue["news_id"].tolist())
@@ -149,56 +215,70 @@ class CtrRequestScorer:
         """Whether ``news_id`` has a row in the catalogue the model was registered with."""
         return news_id in self._in_catalogue
 
+    def unknown_news(self, candidates: list[str]) -> list[str]:
+        """The candidates missing from the catalogue, in candidate order, each once."""
+        return list(dict.fromkeys(c for c in candidates if c not in self._in_catalogue))
+
     def _news_rows(self, ids: list[str]) -> np.ndarray:
-        sentinel = len(self._news_index) - 1
-        get = self._news_row.get
-        return np.array([get(i, sentinel) for i in ids], dtype=np.int64)
+        sentinel = itertools.repeat(len(self._news_index) - 1)
+        return np.fromiter(map(self._news_row.get, ids, sentinel), dtype=np.int64, count=len(ids))
+
+    def request_inputs(self, user_id: str, history: list[str], candidates: list[str],
+                       time: datetime.datetime | None) -> RequestInputs:
+        """One request's inputs (lookups only); ``model_inputs`` repeats them per candidate."""
+        if isinstance(history, str) or isinstance(candidates, str):
+            raise TypeError("history and candidates must be lists of news ids, not strings")
+        when = _request_time(time)
+        rows = self._news_rows(candidates)
+        user = self._user_row.get(user_id, len(self._user_index) - 1)
+
+        fields = self._news_fields.take(rows, axis=0)
+        fields[:, _COLUMN["user_id"]] = self._user_index[user]
+        fields[:, _COLUMN["hour"]] = when.hour
+        fields[:, _COLUMN["weekday"]] = when.weekday
+        if np.isnan(when.seconds):
+            fields[:, _COLUMN["news_age"]] = OOV
+        else:  # news unseen in training (NaN) count as first seen now: age 0
+            age_h = np.fmax(when.seconds - self._news_first_seen[rows], 0.0) / 3600.0
+            fields[:, _COLUMN["news_age"]] = FIRST_KNOWN + np.searchsorted(self._age_edges, age_h, side="right")
+        clicks = " ".join(history).split()[-self.history_length:]
+        line = np.full(self.history_length, PAD, dtype=np.int64)
+        line[:len(clicks)] = self._news_index[self._news_rows(clicks)]
+        return RequestInputs(fields, line, self._news_vector_row[rows], int(self._user_vector_row[user]))
 
     def model_inputs(self, user_id: str, history: list[str], candidates: list[str],
                      time: datetime.datetime | None) -> dict[str, torch.Tensor]:
         """The model batch of one request (``fields``, ``history``, ``news_vector_row``, ``user_vector_row``),
         equal to ``CtrPredictor.featurize(...).batch(...)`` of the same impression."""
-        if isinstance(history, str) or isinstance(candidates, str):
-            raise TypeError("history and candidates must be lists of news ids, not strings")
+        inputs = self.request_inputs(user_id, history, candidates, time)
         n = len(candidates)
-        when = _request_time(time)
-        rows = self._news_rows(candidates)
-        user = self._user_row.get(user_id, len(self._user_index) - 1)
-
-        seen = self._news_first_seen[rows]
-        seen = np.where(np.isnan(seen), when.seconds, seen)  # unseen in training: first seen now
-        age_h = np.maximum(when.seconds - seen, 0.0) / 3600.0
-        buckets = np.searchsorted(self._age_edges, np.nan_to_num(age_h), side="right")
-        columns = {
-            "user_id": np.full(n, self._user_index[user], dtype=np.int64),
-            "news_id": self._news_index[rows],
-            "category": self._news_category[rows],
-            "subcategory": self._news_subcategory[rows],
-            "hour": np.full(n, when.hour, dtype=np.int64),
-            "weekday": np.full(n, when.weekday, dtype=np.int64),
-            "news_age": np.where(np.isnan(age_h), OOV, FIRST_KNOWN + buckets).astype(np.int64),
-        }
-        clicks = " ".join(history).split()[-self.history_length:]
-        line = np.full(self.history_length, PAD, dtype=np.int64)
-        line[:len(clicks)] = self._news_index[self._news_rows(clicks)]
-        fields = np.stack([columns[name] for name in FIELD_NAMES], axis=1)
         return {
-            "fields": torch.from_numpy(fields),
-            "history": torch.from_numpy(np.tile(line, (n, 1))),
-            "news_vector_row": torch.from_numpy(self._news_vector_row[rows]),
-            "user_vector_row": torch.from_numpy(np.full(n, self._user_vector_row[user], dtype=np.int64)),
+            "fields": torch.from_numpy(inputs.fields),
+            "history": torch.from_numpy(np.tile(inputs.history, (n, 1))),
+            "news_vector_row": torch.from_numpy(inputs.news_vector_row),
+            "user_vector_row": torch.from_numpy(np.full(n, inputs.user_vector_row, dtype=np.int64)),
         }
+
+    def probabilities(self, requests: Sequence[RequestInputs]) -> np.ndarray:
+        """Click probabilities (float32) of the candidates of ``requests``, concatenated, in one forward."""
+        sizes = np.array([len(r.fields) for r in requests], dtype=np.int64)
+        batch = {
+            "fields": torch.from_numpy(np.concatenate([r.fields for r in requests])),
+            "history": SharedHistory(torch.from_numpy(np.stack([r.history for r in requests])),
+                                     torch.from_numpy(np.repeat(np.arange(len(requests)), sizes))),
+            "news_vector_row": torch.from_numpy(np.concatenate([r.news_vector_row for r in requests])),
+            "user_vector_row": torch.from_numpy(np.repeat(
+                np.array([r.user_vector_row for r in requests], dtype=np.int64), sizes)),
+        }
+        with torch.inference_mode():
+            logits = self.model(_to_device(batch, self.device))
+        return torch.sigmoid(logits).float().cpu().numpy()
 
     def score(self, user_id: str, history: list[str], candidates: list[str],
               time: datetime.datetime | None) -> tuple[np.ndarray, list[str]]:
         """Click probabilities (float32, candidate order) and the candidate ids missing from the catalogue
         (in candidate order, each once; they are scored with out-of-vocabulary features, never dropped)."""
-        missing = list(dict.fromkeys(c for c in candidates if c not in self._in_catalogue))
+        missing = self.unknown_news(candidates)
         if not candidates:
             return np.empty(0, dtype=np.float32), missing
-        batch = self.model_inputs(user_id, history, candidates, time)
-        if self.device.type != "cpu":
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-        with torch.inference_mode():
-            logits = self.model(batch)
-        return torch.sigmoid(logits).float().cpu().numpy(), missing
+        return self.probabilities([self.request_inputs(user_id, history, candidates, time)]), missing

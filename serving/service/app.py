@@ -1,7 +1,8 @@
 """The FastAPI app: ``POST /v1/rank``, ``GET /v1/related/{news_id}``, ``GET /healthz``, ``GET /metrics``.
 
 Client errors answer ``{"detail": "<field>: <message>", "field": "<field>"}`` (``schemas.RequestError``); the
-two scoring routes are plain Starlette routes (see ``create_app``), so there is no OpenAPI document.
+two scoring routes are answered by ``scoring_routes.ScoringRoutes`` in front of FastAPI (which keeps them as
+plain Starlette routes for the other methods), so there is no OpenAPI document.
 
 ``handlers``: ``"batched"`` runs the work on the event loop and lets the ``/v1/rank`` requests of one loop
 iteration share a model forward (``rank_batching``); ``"inline"`` runs each request's (millisecond) scoring
@@ -38,12 +39,17 @@ from serving.service.schemas import (
     parse_rank_request,
     parse_related_query,
 )
+from serving.service.scoring_routes import (
+    RANK_PATH,
+    RELATED_ROUTE,
+    ScoringRoutes,
+    related_news_id,
+)
 from serving.service.server import HANDLERS
 from serving.service.store_status import StoreStatus
 
 #: Attributes a ranker may expose naming the candidate-store version its candidates were snapshotted from.
 SNAPSHOT_ATTRIBUTES = ("candidate_version", "store_version", "snapshot_version")
-_RELATED_PREFIX = "/v1/related/"
 _JSON = "application/json"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before its request was read
 
@@ -52,15 +58,37 @@ log = logging.getLogger("newsforge.serve")
 
 def endpoint_of(path: str) -> str:
     """The metrics label of a request path: the route template, or ``other`` (bounded cardinality)."""
-    if path in ("/v1/rank", "/healthz", "/metrics"):
+    if path in (RANK_PATH, "/healthz", "/metrics"):
         return path
-    if path.startswith(_RELATED_PREFIX) and len(path) > len(_RELATED_PREFIX) and "/" not in path[len(_RELATED_PREFIX):]:
-        return "/v1/related/{news_id}"
+    if related_news_id(path) is not None:
+        return RELATED_ROUTE
     return "other"
 
 
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type=_JSON)
+
+
+async def _request_error(request: Request, err: RequestError) -> Response:
+    return _json(err.payload(), err.status)
+
+
+async def _body_too_large(request: Request, err: BodyTooLarge) -> Response:
+    return Response(too_large_message(err.limit), status_code=413, media_type=_JSON)
+
+
+async def _client_gone(request: Request, err: ClientDisconnect) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it; counted apart from server errors
+
+
+async def _server_error(request: Request, err: Exception) -> Response:
+    log.error("newsforge serve: %s %s failed", request.method, request.url.path, exc_info=err)
+    return _json({"detail": f"internal error ({type(err).__name__})", "field": "server"}, 500)
+
+
+#: The client-error answers (FastAPI's exception handlers, also used by ``ScoringRoutes``); any other
+#: exception gets ``_server_error``'s 500.
+ERROR_HANDLERS = {RequestError: _request_error, BodyTooLarge: _body_too_large, ClientDisconnect: _client_gone}
 
 
 def _unavailable(name: str) -> Response:
@@ -78,8 +106,8 @@ def ranker_snapshot_version(ranker: Any) -> str | None:
 
 def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics | None = None,
                handlers: str = "batched") -> ASGIApp:
-    """The service as an ASGI app (FastAPI inside the body-size guard and the request metrics). The lifespan
-    starts and stops ``champions``' polling thread and closes ``store``."""
+    """The service as an ASGI app (``ScoringRoutes`` and FastAPI behind it, inside the body-size guard and the
+    request metrics). The lifespan starts and stops ``champions``' polling thread and closes ``store``."""
     if handlers not in HANDLERS:
         raise ValueError(f"handlers must be one of {HANDLERS}, got {handlers!r}")
     metrics = metrics or champions.metrics
@@ -94,24 +122,8 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
             store.close()
 
     app = FastAPI(title="newsforge", summary="News ranking and related news from the registry's champions.",
-                  redirect_slashes=False, lifespan=lifespan, openapi_url=None)
-
-    @app.exception_handler(RequestError)
-    async def _request_error(request: Request, err: RequestError) -> Response:
-        return _json(err.payload(), err.status)
-
-    @app.exception_handler(BodyTooLarge)
-    async def _body_too_large(request: Request, err: BodyTooLarge) -> Response:
-        return Response(too_large_message(err.limit), status_code=413, media_type=_JSON)
-
-    @app.exception_handler(ClientDisconnect)
-    async def _client_gone(request: Request, err: ClientDisconnect) -> Response:
-        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it; counted apart from server errors
-
-    @app.exception_handler(Exception)
-    async def _server_error(request: Request, err: Exception) -> Response:
-        log.error("newsforge serve: %s %s failed", request.method, request.url.path, exc_info=err)
-        return _json({"detail": f"internal error ({type(err).__name__})", "field": "server"}, 500)
+                  redirect_slashes=False, lifespan=lifespan, openapi_url=None,
+                  exception_handlers={**ERROR_HANDLERS, Exception: _server_error})
 
     def rank_response(candidates: list[str], scores: Any, unknown: list[str], version: str) -> Response:
         scores = np.asarray(scores, dtype=np.float32)
@@ -168,9 +180,9 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
         async def answer_related(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
             return related_items(news_id, k_text, lam_text)
 
-    # The two hot routes are plain Starlette routes: FastAPI's per-request dependency machinery costs about
-    # 0.08 ms a request here (a fifth of /v1/related's CPU); their contracts are ``schemas.RankRequest``,
-    # ``RankResponse``, ``RelatedResponse`` and ``ErrorResponse``.
+    # The scoring endpoints: called by ScoringRoutes for POST /v1/rank and GET /v1/related/{news_id}, and by
+    # these plain Starlette routes (no FastAPI dependency machinery) for the other methods (HEAD). Their
+    # contracts are ``schemas.RankRequest``, ``RankResponse``, ``RelatedResponse`` and ``ErrorResponse``.
     async def rank(request: Request) -> Response:
         return await answer_rank(await request.body())
 
@@ -178,8 +190,8 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
         query = request.query_params
         return await answer_related(request.path_params["news_id"], query.get("k"), query.get("lambda"))
 
-    app.add_route("/v1/rank", rank, methods=["POST"])
-    app.add_route("/v1/related/{news_id}", related, methods=["GET"])
+    app.add_route(RANK_PATH, rank, methods=["POST"])
+    app.add_route(RELATED_ROUTE, related, methods=["GET"])
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -190,7 +202,8 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(champions.versions(), store.version()), media_type=CONTENT_TYPE)
 
-    return RequestMetrics(BodySizeLimit(app, MAX_BODY_BYTES), metrics, endpoint_of)
+    scoring = ScoringRoutes(app, rank, related, ERROR_HANDLERS, _server_error)
+    return RequestMetrics(BodySizeLimit(scoring, MAX_BODY_BYTES), metrics, endpoint_of)
 
 
 def health(champions: Champions, store: StoreStatus) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """Micro-batching of ``/v1/rank`` on the event loop: the requests whose handlers run in the same loop iteration
 share one model forward, with no added wait.
 
-Each handler builds its own model inputs (``CtrRequestScorer.model_inputs``: lookups only), queues them and
-awaits a future; the first one queued schedules a flush with ``loop.call_soon``, which runs after every handler
-already ready in this iteration. The flush concatenates the inputs (per scorer, so a reload never mixes
-versions; at most ``max_rows`` rows per forward), runs ``scorer.model`` once and hands each request its slice
-of ``sigmoid(logits)``, as ``CtrRequestScorer.score`` computes them. Under load, while one forward runs the next
-requests queue up, so the batch grows with the load and the per-request Python overhead of the forward is
-shared.
+Each handler builds its own inputs (``CtrRequestScorer.request_inputs``: lookups only), queues them and awaits
+a future; the first one queued schedules a flush with ``loop.call_soon``, which runs after every handler
+already ready in this iteration. The flush scores the queued inputs per scorer (so a reload never mixes
+versions; at most ``max_rows`` rows per forward) with one ``CtrRequestScorer.probabilities`` call and hands
+each request its slice, the numbers ``CtrRequestScorer.score`` computes. Under load, while one forward runs
+the next requests queue up, so the batch grows with the load and the per-request Python overhead of the
+forward is shared.
 """
 from __future__ import annotations
 
@@ -16,18 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from serving.ctr_request import RequestInputs
 from serving.service.prometheus import ServiceMetrics
 from serving.service.schemas import RankRequest
 
-DEFAULT_MAX_ROWS = 8192
+#: Rows per forward: past about 2,000 rows (20 requests of 100 candidates) a forward costs more per row (its
+#: activations leave the cache), so a larger queue is scored in several forwards.
+DEFAULT_MAX_ROWS = 2048
 
 
 @dataclass
 class _Pending:
     scorer: Any
-    inputs: dict[str, torch.Tensor]
+    inputs: RequestInputs
     rows: int
     future: asyncio.Future
 
@@ -45,7 +47,7 @@ class RankBatcher:
         """``scorer.score(...)`` of one request (click probabilities in candidate order, unknown ids), computed
         in a forward shared with the other requests queued in this loop iteration."""
         candidates = request.candidates
-        inputs = scorer.model_inputs(request.user_id, request.history, candidates, request.time)
+        inputs = scorer.request_inputs(request.user_id, request.history, candidates, request.time)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append(_Pending(scorer, inputs, len(candidates), future))
@@ -53,7 +55,7 @@ class RankBatcher:
             self._scheduled = True
             loop.call_soon(self._flush)
         scores = await future
-        return scores, [c for c in candidates if not scorer.known_news(c)]
+        return scores, scorer.unknown_news(candidates)
 
     def _flush(self) -> None:
         pending, self._pending, self._scheduled = self._pending, [], False
@@ -72,17 +74,8 @@ class RankBatcher:
             self._forward(chunk)
 
     def _forward(self, items: list[_Pending]) -> None:
-        scorer = items[0].scorer
         try:
-            if len(items) == 1:
-                batch = items[0].inputs
-            else:
-                batch = {key: torch.cat([item.inputs[key] for item in items]) for key in items[0].inputs}
-            device = getattr(scorer, "device", None)
-            if device is not None and torch.device(device).type != "cpu":
-                batch = {key: value.to(device) for key, value in batch.items()}
-            with torch.inference_mode():
-                probabilities = torch.sigmoid(scorer.model(batch)).float().cpu().numpy()
+            probabilities = items[0].scorer.probabilities([item.inputs for item in items])
         except Exception as err:  # noqa: BLE001 - every request of the batch gets the error (a 500)
             for item in items:
                 if not item.future.done():

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 HANDLERS = ("batched", "inline", "threadpool")
 OPTIONS_ENV = "NEWSFORGE_SERVE_OPTIONS"
+#: uvicorn's httptools protocol sending each response in one write (``http_protocol``).
+HTTP_PROTOCOL = "serving.service.http_protocol:CoalescingHttpToolsProtocol"
 
 
 class ServeRefused(RuntimeError):
@@ -136,7 +138,7 @@ def serve(options: ServeOptions) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     limit_threads()
     common = {"host": options.host, "port": options.port, "log_level": options.log_level, "access_log": False,
-              "timeout_graceful_shutdown": 5, "server_header": False}
+              "timeout_graceful_shutdown": 5, "server_header": False, "http": HTTP_PROTOCOL}
     if options.workers == 1:
         app, champions = build_app(options)
         loaded = ", ".join(f"{name} v{version}" for name, version in champions.versions().items())

@@ -153,6 +153,18 @@ def test_model_inputs_equal_the_feature_space_tensors(trained_predictor, case):
         assert got[key].dtype == torch.int64 and torch.equal(got[key], want[key]), key
 
 
+def test_one_forward_of_many_requests_equals_each_request_scored_alone(predictor):
+    """``probabilities`` pools each request's history once (``SharedHistory``): the concatenated scores of a
+    batch of requests (cold, long, empty and duplicated histories, no time) equal each ``score``."""
+    scorer = CtrRequestScorer(predictor, TRAIN.news)
+    cases = [CASES[name] for name in ("known_user_long_history", "cold_user_empty_history", "no_time",
+                                      "single_candidate", "vector_only_user", "known_user_long_history")]
+    batched = scorer.probabilities([scorer.request_inputs(*case) for case in cases])
+    alone = np.concatenate([scorer.score(*case)[0] for case in cases])
+    assert batched.dtype == np.float32 and batched.shape == alone.shape
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-6)
+
+
 def test_trained_artefact_scores_match_and_features_vary(trained_predictor):
     scorer = CtrRequestScorer.from_pyfunc(_pyfunc(trained_predictor))
     for request in CASES.values():

@@ -137,6 +137,7 @@ def test_concurrent_ranks_share_forwards_and_keep_their_own_scores(registry, ser
 
     def send(case):
         with requests.Session() as session:
+            session.get(f"{service.url}/healthz", timeout=10)  # connected before the barrier: the posts overlap
             barrier.wait(timeout=30)
             return _rank(session, service, case)
 
@@ -212,6 +213,20 @@ def test_related_errors(registry, service, http):
         assert response.status_code == 422 and response.json()["field"] == field, (query, response.text)
     everything = http.get(f"{service.url}/v1/related/{trigger}", params={"k": 100}, timeout=10).json()["items"]
     assert len(everything) == len(registry["ranker"].candidate_rows(trigger))
+
+
+def test_other_methods_on_the_scoring_paths_reach_fastapi(registry, service, http):
+    """GET /v1/related and POST /v1/rank skip FastAPI's stack; HEAD, wrong methods and near-miss paths still
+    get FastAPI's answers."""
+    url = f"{service.url}/v1/related/{min(registry['ranker'].triggers)}"
+    get, head = http.get(url, params={"k": 3}, timeout=10), http.head(url, params={"k": 3}, timeout=10)
+    assert get.status_code == head.status_code == 200 and head.content == b""
+    assert {k: head.headers[k] for k in ("content-type", "content-length")} == \
+        {k: get.headers[k] for k in ("content-type", "content-length")}
+    for method, path in [("GET", "/v1/rank"), ("POST", "/v1/related/N1")]:
+        response = http.request(method, f"{service.url}{path}", timeout=10)
+        assert response.status_code == 405 and "allow" in response.headers, (method, path)
+    assert http.get(f"{url}/", timeout=10).status_code == 404
 
 
 def _counts(text: str) -> dict:

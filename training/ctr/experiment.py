@@ -122,7 +122,8 @@ def table2_markdown(table: pd.DataFrame, extra: dict[str, dict]) -> str:
     lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS) + " |",
              "|---|---|" + "---:|" * len(METRIC_KEYS)]
     for r in table.to_dict("records"):
-        cells = [f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in METRIC_KEYS]
+        # one seed has no spread: print the value alone rather than a std of 0
+        cells = [f"{r[m + '_mean']:.4f}" + (f" ± {r[m + '_std']:.4f}" if r["n_seeds"] > 1 else "") for m in METRIC_KEYS]
         lines.append(f"| {r['model']} | {r['variant_label']} | " + " | ".join(cells) + " |")
     for name, row in extra.items():
         lines.append(f"| {name} | | " + " | ".join(f"{row[m]:.4f}" for m in METRIC_KEYS) + " |")

@@ -43,3 +43,17 @@ def test_split_errors_name_the_problem():
         split_for_day(_log(), "2019-11-11", window_days=3)
     with pytest.raises(ValueError, match="no impressions on 2019-11-20"):
         split_for_day(_log(), "2019-11-20", window_days=3)
+
+
+def test_table2_shows_a_spread_only_over_several_seeds():
+    from training.ctr.experiment import table2_markdown
+    from training.metrics.ranking import METRIC_KEYS
+
+    def row(n_seeds, std):
+        return {"model": "dcn", "variant": "none", "variant_label": "base", "n_seeds": n_seeds,
+                **{f"{m}_mean": 0.5 for m in METRIC_KEYS}, **{f"{m}_std": std for m in METRIC_KEYS}}
+
+    one = table2_markdown(pd.DataFrame([row(1, 0.0)]), {}).splitlines()[2]
+    three = table2_markdown(pd.DataFrame([row(3, 0.01)]), {}).splitlines()[2]
+    assert one == "| dcn | base | " + " | ".join(["0.5000"] * len(METRIC_KEYS)) + " |"
+    assert three.count("0.5000 ± 0.0100") == len(METRIC_KEYS)
