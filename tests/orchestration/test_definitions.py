@@ -56,8 +56,7 @@ def test_reproduce_config_is_valid_and_widens_every_demo_grid():
     run_config = reproduce_run_config()
     schema = defs.resolve_job_def("reproduce_job").run_config_schema
     assert validate_config(schema.config_type, run_config).success
-    grids = {name: node.definition for name, node in
-             ((n.name, n) for n in defs.resolve_job_def("reproduce_job").graph.nodes)}
+    grids = {node.name: node.definition for node in defs.resolve_job_def("reproduce_job").graph.nodes}
     for asset, block in run_config["ops"].items():
         config_type = grids[asset].config_schema.config_type   # the asset's Dagster Config class, as a schema
         assert set(block["config"]) <= set(config_type.fields), asset
