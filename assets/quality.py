@@ -4,8 +4,9 @@ accuracy and speed) and ``quality_labels`` (a sample of pairs scored 0-4 by the 
 
 Judges: ``simulated`` (demo only: the generator's true grade plus noise calibrated to a pairwise accuracy,
 tagged ``judge=simulated`` in MLflow), ``llm`` (a local causal LM, SmolLM2-135M-Instruct by default, prompt
-variant A, B or C) and ``labels_file`` (a TSV a user brings from a stronger judge or human raters). ``auto``
-is ``simulated`` on the demo data and ``llm`` elsewhere.
+variant A, B or C), ``openai`` (the same prompts on an OpenAI-compatible chat-completions server, e.g. vLLM
+serving a larger model: ``training/quality/openai_judge.py``) and ``labels_file`` (a TSV a user brings from a
+stronger judge or human raters). ``auto`` is ``simulated`` on the demo data and ``llm`` elsewhere.
 """
 
 import time
@@ -29,7 +30,7 @@ from training.quality.pair_files import parse_score, read_pair_file
 from training.quality.simulated_judge import SimulatedJudge
 
 
-JUDGES = ("auto", "simulated", "llm", "labels_file")
+JUDGES = ("auto", "simulated", "llm", "openai", "labels_file")
 #: The paper's pairwise accuracy per prompt variant (Table 1 of "Towards Web-scale Recommendations with LLMs").
 PAPER_PA = {"A": 0.77, "B": 0.79, "C": 0.87}
 
@@ -54,8 +55,27 @@ class LlmJudgeConfig(Config):
     torch_threads: int = 0        # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
+class OpenAIJudgeConfig(Config):
+    base_url: str = ""            # the API root, e.g. http://localhost:8000/v1 (vLLM, SGLang, llama.cpp); "": not configured
+    model: str = ""               # the served model's name
+    api_key_env: str = "OPENAI_API_KEY"   # NAME of the variable holding the API key (the key is never logged); unset: no key
+    variant: str = "B"            # prompt A or B; C needs answer_prefill
+    answer_prefill: bool = True   # end with the assistant turn "Rating: " for the server to continue (vLLM/SGLang
+                                  # continue_final_message); false for APIs without it (api.openai.com)
+    answer_space: bool = True     # the prefix ends with a space: right where " 3" is a space token + "3" (SmolLM2, Llama 3, Qwen)
+    system_role: bool = True      # false for chat templates without a system turn (the instructions open the user turn)
+    top_logprobs: int = 20        # log-probs of the answer's first token (OpenAI: at most 20)
+    max_reason_tokens: int = 32   # prompt C's reasoning budget
+    timeout_s: float = 60.0       # per request
+    concurrency: int = 8          # requests in flight
+    max_retries: int = 4          # retries of 408/429/5xx and connection failures, with exponential backoff
+    backoff_s: float = 1.0
+    max_error_share: float = 0.1  # pairs without a label token among the top log-probs (scored NaN, dropped) above which the run fails
+
+
 class JudgeEvaluationConfig(Config):
     llm: LlmJudgeConfig = LlmJudgeConfig()
+    openai: OpenAIJudgeConfig = OpenAIJudgeConfig()   # a Table 1 row for the openai judge when base_url is set
     llm_variants: list[str] = ["A", "B", "C"]
     llm_pairs: int = 16           # balanced golden pairs the LLM variants score (slow on CPU; reproduce.yaml: more)
     simulated_pa: float = 0.87
@@ -63,9 +83,10 @@ class JudgeEvaluationConfig(Config):
 
 
 class QualityLabelsConfig(Config):
-    judge: str = "auto"           # auto | simulated | llm | labels_file
+    judge: str = "auto"           # auto | simulated | llm | openai | labels_file
     labels_file: str = ""         # labels_file judge: TSV trigger_id, candidate_id, score (0-4)
     llm: LlmJudgeConfig = LlmJudgeConfig()
+    openai: OpenAIJudgeConfig = OpenAIJudgeConfig()   # openai judge: base_url and model needed
     llm_variant: str = "B"
     simulated_pa: float = 0.87
     n_pairs: int = 2000           # training pairs judged (seeded sample of distinct pairs)
@@ -87,6 +108,19 @@ def _llm_judge(config: LlmJudgeConfig, variant: str):
     model_dir = config.model_dir or smollm2_dir(cache_dir("llm"))
     return LlmJudge(model_dir, variant=variant, max_reason_tokens=config.max_reason_tokens,
                     batch_size=config.batch_size, torch_threads=config.torch_threads)
+
+
+def _openai_judge(config: OpenAIJudgeConfig):
+    from training.quality.openai_judge import OpenAIJudge
+
+    if not config.base_url or not config.model:
+        raise ValueError("judge: openai needs openai.base_url (e.g. http://localhost:8000/v1) and openai.model")
+    return OpenAIJudge(config.base_url, config.model, config.variant, api_key_env=config.api_key_env,
+                       answer_prefill=config.answer_prefill, answer_space=config.answer_space,
+                       system_role=config.system_role,
+                       top_logprobs=config.top_logprobs, max_reason_tokens=config.max_reason_tokens,
+                       timeout_s=config.timeout_s, concurrency=config.concurrency, max_retries=config.max_retries,
+                       backoff_s=config.backoff_s, max_error_share=config.max_error_share)
 
 
 def _simulated(golden: pd.DataFrame, target_pa: float, seed: int) -> SimulatedJudge:
@@ -164,6 +198,18 @@ def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConf
                                                   "C": "+ reasoning over aspects first"}.get(variant, variant)})
                 context.log.info(f"llm judge {variant}: PA {rows[-1]['pairwise_accuracy']:.3f} "
                                  f"at {rows[-1]['pairs_per_second']:.2f} pairs/s")
+            if config.openai.base_url:
+                remote = _openai_judge(config.openai)
+                result = remote.score_details(triggers, candidates)
+                ok = ~np.isnan(result.scores)
+                errors = f"; {result.n_errors} pairs without a label token left out" if result.n_errors else ""
+                rows.append({"judge": f"openai {remote.variant} ({remote.model})", "pairs": int(ok.sum()),
+                             "pairwise_accuracy": pairwise_accuracy(subset["label"].to_numpy()[ok], result.scores[ok]),
+                             "pairs_per_second": result.pairs_per_second,
+                             "paper_pa": PAPER_PA.get(remote.variant, np.nan),
+                             "note": f"prompt {remote.variant} on {remote.url}{errors}"})
+                context.log.info(f"openai judge {remote.variant} ({remote.model}): PA {rows[-1]['pairwise_accuracy']:.3f} "
+                                 f"at {rows[-1]['pairs_per_second']:.2f} pairs/s{errors}")
             if not golden_set["grade"].isna().any():
                 start = time.perf_counter()
                 sim = _simulated(golden_set, config.simulated_pa, config.seed)
@@ -217,6 +263,17 @@ def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, 
             model = _llm_judge(config.llm, config.llm_variant)
             scores = model.score(news_texts(mind_news, pairs["trigger_id"]), news_texts(mind_news, pairs["candidate_id"]))
             mlflow.set_tag("judge.model", model.model_dir.name)
+        elif judge == "openai":
+            remote = _openai_judge(config.openai)
+            result = remote.score_details(news_texts(mind_news, pairs["trigger_id"]),
+                                          news_texts(mind_news, pairs["candidate_id"]))
+            ok = ~np.isnan(result.scores)
+            if result.n_errors:   # counted, logged and left out: never a default score
+                context.log.warning(f"openai judge: {result.n_errors} of {len(pairs)} pairs have no label token "
+                                    f"among the top log-probs and are left out; first: {result.errors[0].message}")
+            pairs, scores = pairs[ok].reset_index(drop=True), result.scores[ok]
+            mlflow.set_tags({"judge.model": remote.model, "judge.url": remote.url, "judge.variant": remote.variant})
+            mlflow.log_metric("judge_errors", result.n_errors)
         else:
             if not config.labels_file:
                 raise ValueError("judge: labels_file needs the labels_file config (TSV trigger_id, candidate_id, score)")

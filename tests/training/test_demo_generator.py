@@ -172,6 +172,12 @@ def test_labels_follow_bernoulli_conditioned_on_a_click():
     (dict(clickbait_weight=-0.5), "clickbait_weight"),
     (dict(spam_rate=1.0), "spam_rate"),
     (dict(spam_rate=0.6, duplicate_rate=0.6), "duplicate_rate"),
+    (dict(story_rate=0.7), "story_rate"),
+    (dict(session_rate=-0.1), "session_rate"),
+    (dict(story_click_bonus=11.0), "story_click_bonus"),
+    (dict(story_candidate_share=1.5), "story_candidate_share"),
+    (dict(visible_quality=1), "visible_quality"),
+    (dict(hidden_quality_share=1.0), "hidden_quality_share"),
 ])
 def test_config_validation(bad, message):
     with pytest.raises(ValueError, match=message):

@@ -109,6 +109,26 @@ def _truncate(text: str, max_chars: int) -> str:
     return cut.rstrip() + "..."
 
 
+def judge_messages(trigger: str, candidate: str, variant: str, max_text_chars: int = 300) -> tuple[str, str]:
+    """(system, user) texts of one pair for ``variant``: the instructions (A/B: answer with the label, C:
+    reason first) and the pair, each text cut to ``max_text_chars``. The answer starts after them with
+    :data:`ANSWER_PREFIX` (A/B) or :data:`REASON_PREFIX` (C). Shared by :class:`LlmJudge` and the
+    OpenAI-compatible judge (``training/quality/openai_judge.py``)."""
+    if variant not in PROMPT_VARIANTS:
+        raise ValueError(f"variant must be one of {PROMPT_VARIANTS}, got {variant!r}")
+    user = PAIR_TEMPLATE.format(trigger=_truncate(trigger, max_text_chars),
+                                candidate=_truncate(candidate, max_text_chars))
+    return (PROMPT_REASON if variant == "C" else PROMPT_LABEL), user
+
+
+def chat_messages(system: str, user: str, *, system_role: bool = True) -> list[dict[str, str]]:
+    """The chat turns of one prompt; without ``system_role`` (templates that reject one) the instructions
+    open the user turn."""
+    if system_role:
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "user", "content": f"{system}\n\n{user}"}]
+
+
 class LlmJudge:
     """Scores (trigger, candidate) news pairs 0-4 with a local causal LM; see the module docstring.
 
@@ -192,23 +212,18 @@ class LlmJudge:
         from jinja2 import TemplateError
 
         try:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(chat_messages(system, user), tokenize=False,
+                                                      add_generation_prompt=True)
         except (TemplateError, ValueError):  # templates without a system role
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": f"{system}\n\n{user}"}],
-                tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(chat_messages(system, user, system_role=False),
+                                                      tokenize=False, add_generation_prompt=True)
         return text + assistant_prefix
 
     def prompt(self, trigger: str, candidate: str) -> str:
         """The full text fed to the model for one pair, ending where the model continues: at the label
         (A/B, after :attr:`answer_prefix`) or at the reasoning (C, after ``"Reasoning:"``)."""
-        user = PAIR_TEMPLATE.format(trigger=_truncate(trigger, self.max_text_chars),
-                                    candidate=_truncate(candidate, self.max_text_chars))
-        if self.variant == "C":
-            return self._messages_text(PROMPT_REASON, user, REASON_PREFIX)
-        return self._messages_text(PROMPT_LABEL, user, self.answer_prefix)
+        system, user = judge_messages(trigger, candidate, self.variant, self.max_text_chars)
+        return self._messages_text(system, user, REASON_PREFIX if self.variant == "C" else self.answer_prefix)
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         add_special = not self.uses_chat_template   # chat templates already hold their special tokens

@@ -243,15 +243,10 @@ def test_converted_folder_is_returned_from_the_cache(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_smollm2_scores_two_pairs_with_variant_b(tmp_path):
-    try:
-        smollm.smollm2_gguf_path()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    folder = smollm.smollm2_dir(tmp_path)
+def test_real_smollm2_scores_two_pairs_with_variant_b(smollm2_cache):
+    folder = smollm.smollm2_dir(smollm2_cache)   # converted once per session by the fixture: found, not redone
     assert (folder / "config.json").is_file() and (folder / smollm.MARKER_FILE).is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no staging left behind
-    assert smollm.smollm2_dir(tmp_path) == folder
+    assert not [p for p in smollm2_cache.iterdir() if p.name.startswith(".")]   # no staging left behind
     judge = LlmJudge(folder, "B", torch_threads=2)
     assert judge.uses_chat_template
     scores = judge.score(

@@ -5,6 +5,17 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
+#: The fields of the realism features (stories, sessions, story candidates, visible quality). Their defaults
+#: switch every feature off, and then they are left out of :meth:`DemoConfig.to_dict` (so of
+#: ``demo_report.json``): a default dataset keeps the bytes it had before the features existed.
+REALISM_FIELDS = ("story_rate", "session_rate", "story_click_bonus", "story_candidate_share", "visible_quality",
+                  "hidden_quality_share")
+#: The intended "on" values of the realism features (``DemoConfig(**REALISM_ON)``; see docs/demo_data.md).
+REALISM_ON: dict[str, Any] = {"story_rate": 0.4, "session_rate": 0.8, "story_click_bonus": 2.0,
+                              "story_candidate_share": 0.15, "visible_quality": True}
+#: Above this share of follow-ups, stories would need more news than a dataset has.
+MAX_STORY_RATE = 0.6
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -15,6 +26,15 @@ class DemoConfig:
     ``[start_day, start_day + n_days)``. The ``*_weight`` fields are the coefficients of the click
     logit documented in :mod:`training.data.demo.generator`; ``spam_rate`` and ``duplicate_rate`` are
     the shares of off-topic spam and near-duplicate news (see its quality model).
+
+    The realism fields (``REALISM_FIELDS``, all off by default; intended values in ``REALISM_ON``):
+    ``story_rate`` is the share of news that are follow-ups of a story, ``session_rate`` the share of
+    impressions whose user read a live article (the *session trigger*) just before, ``story_click_bonus``
+    the click-logit bonus of a candidate in the trigger's story (half of it for the trigger's entity),
+    ``story_candidate_share`` the share of a triggered impression's candidates drawn from the trigger's
+    neighbourhood, ``visible_quality`` makes the grade mostly visible evidence (source, clickbait marker,
+    thin body, near-duplicate), ``hidden_quality_share`` being the variance share of the rest (used only
+    when ``visible_quality`` is on).
     """
 
     seed: int = 42
@@ -43,6 +63,12 @@ class DemoConfig:
     interest_drift: float = 0.15
     spam_rate: float = 0.04
     duplicate_rate: float = 0.05
+    story_rate: float = 0.0
+    session_rate: float = 0.0
+    story_click_bonus: float = 0.0
+    story_candidate_share: float = 0.0
+    visible_quality: bool = False
+    hidden_quality_share: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("n_news", "n_users", "n_days", "impressions_per_day", "min_candidates", "history_days", "max_history"):
@@ -90,6 +116,29 @@ class DemoConfig:
             value = getattr(self, name)
             if not 0 <= value <= 10:
                 raise ValueError(f"DemoConfig.{name} must be in [0, 10], got {value}")
+        self._check_realism()
+
+    def _check_realism(self) -> None:
+        if not 0 <= self.story_rate <= MAX_STORY_RATE:
+            raise ValueError(f"DemoConfig.story_rate (share of news that are story follow-ups) must be in "
+                             f"[0, {MAX_STORY_RATE}], got {self.story_rate}")
+        for name in ("session_rate", "story_candidate_share"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"DemoConfig.{name} must be in [0, 1], got {value}")
+        if not 0 <= self.story_click_bonus <= 10:
+            raise ValueError(f"DemoConfig.story_click_bonus must be in [0, 10], got {self.story_click_bonus}")
+        if not isinstance(self.visible_quality, bool):
+            raise ValueError(f"DemoConfig.visible_quality must be True or False, got {self.visible_quality!r}")
+        if not 0 <= self.hidden_quality_share < 1:
+            raise ValueError(f"DemoConfig.hidden_quality_share (hidden variance share of the grade latent) must be "
+                             f"in [0, 1), got {self.hidden_quality_share}")
+
+    @property
+    def realism(self) -> bool:
+        """Whether any realism feature is on (then ``to_dict`` and the report carry the realism fields)."""
+        return (self.story_rate > 0 or self.session_rate > 0 or self.story_click_bonus > 0
+                or self.story_candidate_share > 0 or self.visible_quality)
 
     @classmethod
     def tiny(cls, seed: int = 42, **overrides: Any) -> DemoConfig:
@@ -108,7 +157,12 @@ class DemoConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """All fields; the realism fields only when a realism feature is on (see ``REALISM_FIELDS``)."""
+        values = asdict(self)
+        if not self.realism:
+            for name in REALISM_FIELDS:
+                del values[name]
+        return values
 
     @property
     def start(self) -> datetime:

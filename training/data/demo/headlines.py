@@ -9,6 +9,10 @@ Quality cues (drawn by the generator with their own ``random.Random``): :meth:`H
 adds a clickbait marker (a prefix, a suffix or a numbered-list/"one trick" template),
 :func:`near_duplicate` changes one word of an earlier title, and :meth:`HeadlineWriter.spam` writes a
 spam phrase (``SPAM_TITLES``/``SPAM_ABSTRACTS``) or an ordinary text of another category.
+
+A story article's title is written with a fixed ``keyword`` (the story's subcategory noun) as its
+subject noun and names the story's entity, so every title of a story shows the relation; a *thin body*
+(visible-quality model) is an empty abstract or one of the short ``THIN_ABSTRACTS``.
 """
 from __future__ import annotations
 
@@ -114,6 +118,18 @@ SPAM_ABSTRACTS = (
     "Only a few spots remain, so hurry and register for free today.",
 )
 
+#: The one-short-sentence abstracts of thin bodies (an ordinary abstract has at least one long sentence).
+THIN_ABSTRACTS = (
+    "More details soon.",
+    "Developing story.",
+    "Updates to follow.",
+    "Photos inside.",
+    "Read more here.",
+    "Watch the video.",
+    "Story continues.",
+    "Details are still emerging.",
+)
+
 _SLOT = re.compile(r"(\{\w+\})")
 
 
@@ -137,11 +153,11 @@ class HeadlineWriter:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
-    def _words(self, category: Category, subcategory: str) -> dict[str, str]:
+    def _words(self, category: Category, subcategory: str, keyword: str | None = None) -> dict[str, str]:
         rng = self.rng
         sub_nouns = category.subcategories[subcategory]
-        # The subject is always a subcategory noun, so the text identifies the subcategory.
-        noun = rng.choice(sub_nouns)
+        # The subject is always a subcategory noun (a story's keyword), so the text identifies the subcategory.
+        noun = keyword if keyword is not None else rng.choice(sub_nouns)
         noun2, noun3 = rng.sample([w for w in sub_nouns + category.nouns if w != noun], 2)
         return {
             "noun": noun, "noun2": noun2, "noun3": noun3,
@@ -172,8 +188,10 @@ class HeadlineWriter:
             text = text[0].upper() + text[1:]  # same length, so offsets stay valid
         return RenderedText(text, tuple(mentions))
 
-    def clickbait(self, title: RenderedText, category: Category, subcategory: str, ent: Entity | None) -> RenderedText:
-        """``title`` with a clickbait marker: a prefix (offsets shift), a suffix, or a new clickbait template."""
+    def clickbait(self, title: RenderedText, category: Category, subcategory: str, ent: Entity | None,
+                  keyword: str | None = None) -> RenderedText:
+        """``title`` with a clickbait marker: a prefix (offsets shift), a suffix, or a new clickbait template
+        (whose subject noun is ``keyword`` when given)."""
         kind = self.rng.random()
         if kind < 0.35:
             prefix = self.rng.choice(CLICKBAIT_PREFIXES)
@@ -181,7 +199,7 @@ class HeadlineWriter:
         if kind < 0.7:
             return RenderedText(title.text + self.rng.choice(CLICKBAIT_SUFFIXES), title.mentions)
         template = self.rng.choice(CLICKBAIT_TEMPLATES[ent is not None])
-        words = {**self._words(category, subcategory), "n": str(self.rng.randint(3, 15))}
+        words = {**self._words(category, subcategory, keyword), "n": str(self.rng.randint(3, 15))}
         return self._render(template, words, ent, None, capitalize=True)
 
     def spam(self, category: Category, subcategory: str) -> tuple[RenderedText, RenderedText]:
@@ -190,9 +208,11 @@ class HeadlineWriter:
             return RenderedText(self.rng.choice(SPAM_TITLES), ()), RenderedText(self.rng.choice(SPAM_ABSTRACTS), ())
         return self.title(category, subcategory, None, None), self.abstract(category, subcategory, None, None)
 
-    def title(self, category: Category, subcategory: str, ent: Entity | None, place: Entity | None) -> RenderedText:
+    def title(self, category: Category, subcategory: str, ent: Entity | None, place: Entity | None,
+              keyword: str | None = None) -> RenderedText:
+        """A title; every template names ``ent``/``place`` when given and has ``keyword`` (if given) as its subject."""
         template = self.rng.choice(TITLE_TEMPLATES[(ent is not None, place is not None)])
-        return self._render(template, self._words(category, subcategory), ent, place, capitalize=True)
+        return self._render(template, self._words(category, subcategory, keyword), ent, place, capitalize=True)
 
     def abstract(self, category: Category, subcategory: str, ent: Entity | None, place: Entity | None) -> RenderedText:
         """One or two sentences; mentions the title's entity/place about half of the time."""

@@ -5,6 +5,9 @@ MIND's per-impression metrics) and ``popularity_oracle`` by the popularity + pos
 the true model only; a recommender is good when it closes the gap between the two.
 ``stats["quality"]`` summarises the news quality truth: how grades spread, how weakly they follow
 the click propensity, and how often clicks land on low-grade (``<= 1``) or clickbait news.
+With a realism feature on (:attr:`DemoConfig.realism`), ``stats["realism"]`` (:func:`realism_stats`) adds
+the story, trigger and quality-evidence figures and ``model["trigger_model"]`` the trigger term; with all
+off the report has exactly the keys it had before those features existed.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from training.data.demo.config import DemoConfig
+from training.metrics.quality import pairwise_accuracy
 from training.metrics.ranking import mind_metrics
 
 CLICK_MODEL = ("p = sigmoid(intercept + interest_weight * affinity(user, news, day) + popularity_weight * popularity(news, t) "
@@ -108,6 +112,109 @@ def _quality_stats(*, offsets: np.ndarray, labels: np.ndarray, probability: np.n
     }
 
 
+@dataclass(frozen=True)
+class RealismArrays:
+    """What :func:`realism_stats` reads: the logged candidates (CSR by impression) with each impression's
+    trigger (news index or -1) and whether it is a session trigger, and per-news truth arrays."""
+
+    offsets: np.ndarray            # (I + 1,)
+    labels: np.ndarray             # (C,)
+    candidate_news: np.ndarray     # (C,)
+    trigger: np.ndarray            # (I,) news index or -1
+    session: np.ndarray            # (I,) bool
+    neighbourhood: np.ndarray      # (C,) bool: drawn as a story candidate
+    news_story: np.ndarray | None  # (N,) story id or -1; None: stories off
+    news_entity: np.ndarray        # (N,) entity index or -1
+    news_publish_days: np.ndarray  # (N,) days from the window's start
+    news_grade: np.ndarray         # (N,)
+    news_spam: np.ndarray          # (N,) bool
+    news_latent: np.ndarray        # (N,) grade latent
+    news_visible: np.ndarray       # (N,) its visible part
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return round(100.0 * part / whole, 3) if whole else None
+
+
+def _trigger_stats(a: RealismArrays, impressions: np.ndarray) -> dict[str, Any]:
+    """Clicks and candidates of ``impressions`` (bool per impression, all with a trigger) against their trigger."""
+    row_imp = np.repeat(np.arange(a.offsets.size - 1), np.diff(a.offsets))
+    rows = impressions[row_imp]
+    cand, trig = a.candidate_news[rows], a.trigger[row_imp[rows]]
+    labels = a.labels[rows]
+    clicked = labels == 1
+    same_story = np.zeros(cand.size, dtype=bool)
+    if a.news_story is not None:
+        same_story = (a.news_story[cand] == a.news_story[trig]) & (a.news_story[trig] >= 0)
+    same_entity = (a.news_entity[cand] == a.news_entity[trig]) & (a.news_entity[trig] >= 0)
+    lag = a.news_publish_days[cand] - a.news_publish_days[trig]
+
+    def ctr(mask: np.ndarray) -> float | None:
+        return round(float(labels[mask].mean()), 5) if mask.any() else None
+
+    return {
+        "impressions": int(impressions.sum()),
+        "pct_clicks_on_trigger_story": _pct(float((clicked & same_story).sum()), float(clicked.sum())),
+        "pct_clicks_on_trigger_entity": _pct(float((clicked & same_entity).sum()), float(clicked.sum())),
+        "pct_candidates_in_trigger_story": _pct(float(same_story.sum()), float(cand.size)),
+        "pct_candidates_from_neighbourhood": _pct(float(a.neighbourhood[rows].sum()), float(cand.size)),
+        "ctr_trigger_story": ctr(same_story),
+        "ctr_other": ctr(~same_story),
+        "median_lag_days": round(float(np.median(lag)), 3) if lag.size else None,
+    }
+
+
+def _story_stats(story: np.ndarray) -> dict[str, Any]:
+    n_stories = int(story.max(initial=-1)) + 1
+    members = np.bincount(story[story >= 0], minlength=n_stories)
+    return {
+        "stories": n_stories,
+        "pct_news_in_story": round(100.0 * float((story >= 0).mean()), 3),
+        "pct_news_follow_ups": round(100.0 * float((members - 1).sum()) / story.size, 3),
+        "mean_follow_ups": round(float((members - 1).mean()), 3) if n_stories else None,
+    }
+
+
+def hidden_variance_share(latent: np.ndarray, visible: np.ndarray) -> float:
+    """Share of the latent's variance its visible part does not explain: ``1 - corr(latent, visible)^2``."""
+    return float(1.0 - np.corrcoef(latent, visible)[0, 1] ** 2)
+
+
+def perfect_text_judge_accuracy(grade: np.ndarray, visible: np.ndarray, spam: np.ndarray) -> float:
+    """Pairwise accuracy, over all pairs of news of different grade, of a judge that scores a news by the
+    visible part of its grade latent and puts (visibly off-topic) spam last; tied scores count 1/2."""
+    score = np.where(spam, visible[~spam].min(initial=0.0) - 1.0, visible)
+    return float(pairwise_accuracy(grade, score))
+
+
+def realism_stats(a: RealismArrays) -> dict[str, Any]:
+    """The figures of the realism features: stories, triggers (the impressions with a session trigger, and
+    all with a trigger) and the quality evidence (hidden variance share over the graded news; perfect-text
+    judge over the distinct candidate news)."""
+    has_trigger = a.trigger >= 0
+    stats: dict[str, Any] = {}
+    if a.news_story is not None:
+        stats["stories"] = _story_stats(a.news_story)
+    in_story = None
+    if a.news_story is not None and a.session.any():
+        in_story = _pct(float((a.news_story[a.trigger[a.session]] >= 0).sum()), float(a.session.sum()))
+    stats["triggers"] = {
+        "pct_impressions_with_trigger": round(100.0 * float(has_trigger.mean()), 3),
+        "pct_impressions_with_session_trigger": round(100.0 * float(a.session.mean()), 3),
+        "pct_session_triggers_in_story": in_story,
+        "session": _trigger_stats(a, a.session) if a.session.any() else None,
+        "all": _trigger_stats(a, has_trigger) if has_trigger.any() else None,
+    }
+    graded = ~a.news_spam
+    shown = np.unique(a.candidate_news)
+    stats["quality_evidence"] = {
+        "hidden_variance_share": round(hidden_variance_share(a.news_latent[graded], a.news_visible[graded]), 4),
+        "perfect_text_judge_pairwise_accuracy": round(perfect_text_judge_accuracy(
+            a.news_grade[shown], a.news_visible[shown], a.news_spam[shown]), 4),
+    }
+    return stats
+
+
 def build_report(
     *,
     config: DemoConfig,
@@ -131,13 +238,15 @@ def build_report(
     news_duplicate: np.ndarray,
     news_marker: np.ndarray,
     quality_model: str,
+    trigger_model: str | None = None,
+    realism: dict[str, Any] | None = None,
 ) -> DemoReport:
     """Counts, realism statistics and per-day ceilings of one generated dataset.
 
     ``impression_day`` (day index per impression) and ``offsets`` (CSR rows per impression) describe
     the logged impressions, ids ``1..n`` in order; ``candidate_news`` (index into the ``news_*`` arrays,
     one entry per news) and the other arrays have one entry per candidate row; ``quality_model`` describes
-    how grades were drawn.
+    how grades were drawn; ``trigger_model`` and ``realism`` (:func:`realism_stats`) are added only when given.
     """
     n_imp = impression_day.size
     sizes = np.diff(offsets)
@@ -179,4 +288,8 @@ def build_report(
             "popularity_oracle": _metrics(impression_ids[rows], labels[rows], popularity_probability[rows]),
         })
     model = {"click_model": CLICK_MODEL, "quality_model": quality_model, "intercept": round(intercept, 6)}
+    if trigger_model is not None:
+        model["trigger_model"] = trigger_model
+    if realism is not None:
+        stats["realism"] = realism
     return DemoReport(config.to_dict(), counts, model, stats, overall, days)

@@ -1,8 +1,9 @@
-"""Vocabulary of the demo world: MIND-like categories, subcategories, topic words, fake entities.
+"""Vocabulary of the demo world: MIND-like categories, subcategories, topic words, fake entities, outlets.
 
 A subcategory's topic vocabulary is its own nouns plus its category's nouns, verbs and adjectives
 (about 40-50 words); ``COMMON`` holds the words every headline may use. Every name, place and
 organisation is invented, and every ``WikidataId`` is fake (``Q9`` followed by six digits).
+``OUTLETS`` are the invented publishers of the visible-quality model, from wire services to content farms.
 """
 from __future__ import annotations
 
@@ -50,6 +51,16 @@ class CommonWords:
 
     tails: tuple[str, ...]
     places: tuple[Entity, ...]
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """A publisher: its URL domain (``https://www.{domain}.example/...``), authority in [0, 1], share of the news."""
+
+    name: str
+    domain: str
+    authority: float
+    share: float
 
 
 def _e(label: str, type_: str, surface: str = "") -> Entity:
@@ -377,6 +388,28 @@ _RAW_COMMON = CommonWords(
                  "on Monday|on Friday|overnight|for a second year|with a twist|again|at last|by a wide margin"),
     places=(_e("Port Calder", "G"), _e("Ashford Bay", "G"), _e("Millbrook County", "G"), _e("Ravenna Springs", "G"),
             _e("Lake Orland", "G"), _e("New Bramwell", "G"), _e("Westmoor", "G"), _e("Kestrel Valley", "G")),
+)
+
+
+#: Publishers, most to least authoritative: wire services, national outlets, regional and specialist
+#: outlets, tabloids and aggregators, content farms. Shares sum to 1.
+OUTLETS: tuple[Outlet, ...] = (
+    Outlet("Continental Press Wire", "continentalpress", 0.95, 0.08),
+    Outlet("Meridian News Service", "meridiannews", 0.92, 0.06),
+    Outlet("The Harbor City Chronicle", "harborchronicle", 0.85, 0.08),
+    Outlet("National Broadcast Network", "nbn-news", 0.82, 0.07),
+    Outlet("The Daily Ledger", "dailyledger", 0.78, 0.07),
+    Outlet("The Evening Post", "eveningpost", 0.72, 0.06),
+    Outlet("Ashford Bay Gazette", "ashfordgazette", 0.65, 0.06),
+    Outlet("Kestrel Valley Courier", "kestrelcourier", 0.60, 0.05),
+    Outlet("The Midweek Review", "midweekreview", 0.58, 0.06),
+    Outlet("Pulse Magazine", "pulsemagazine", 0.55, 0.05),
+    Outlet("The Buzz Daily", "buzzdaily", 0.35, 0.07),
+    Outlet("Trending Now", "trendingnow", 0.30, 0.07),
+    Outlet("Viral Stories Hub", "viralstorieshub", 0.22, 0.06),
+    Outlet("ClickFeed", "clickfeed", 0.10, 0.06),
+    Outlet("Top Lists Daily", "toplistsdaily", 0.08, 0.05),
+    Outlet("News4U Now", "news4unow", 0.05, 0.05),
 )
 
 
