@@ -63,6 +63,12 @@ PROGRESS_MIN_BATCHES = 4
 
 
 # --------------------------------------------------------------------------- pure scoring pieces
+def reasoning_before_label(text: str) -> str:
+    """Prompt C's generated reasoning up to any rating the model wrote itself (that label is read separately)."""
+    cut = text.find(ANSWER_PREFIX.rstrip(":"))
+    return (text[:cut] if cut >= 0 else text).rstrip()
+
+
 def label_probabilities(label_logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis (five label log-probs or logits per row)."""
     x = np.asarray(label_logits, dtype=np.float64)
@@ -266,8 +272,7 @@ class LlmJudge:
             new_tokens = generated[:, batch["input_ids"].shape[1]:]
             for i, ids in zip(idx, new_tokens):
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                cut = text.find(ANSWER_PREFIX.rstrip(":"))   # drop any label the model wrote itself
-                reasons[i] = (text[:cut] if cut >= 0 else text).rstrip()
+                reasons[i] = reasoning_before_label(text)
         return reasons
 
     # ----------------------------------------------------------------------------- public API

@@ -54,6 +54,7 @@ from training.quality.llm_judge import (
     expected_label,
     judge_messages,
     label_probabilities,
+    reasoning_before_label,
 )
 
 log = logging.getLogger(__name__)
@@ -309,8 +310,7 @@ class OpenAIJudge:
             answer = self._post(self._body(self.messages(trigger, candidate), max_tokens=self.max_reason_tokens,
                                            logprobs=False))
             text = str(self._choice(answer).get("message", {}).get("content") or "")
-            cut = text.find(ANSWER_PREFIX.rstrip(":"))    # drop any label the model wrote itself (as LlmJudge)
-            reason = (text[:cut] if cut >= 0 else text).rstrip()
+            reason = reasoning_before_label(text)
             messages = self.messages(trigger, candidate, f"{REASON_PREFIX}{reason}\n{self.answer_prefix}")
         else:
             messages = self.messages(trigger, candidate)
