@@ -1,12 +1,14 @@
 """The ranking stages of "Explore Further" (KDD'25, sections 2.2 and 4.6-4.8) over the recall paths:
 ``ranking_features`` (the feature rows), ``ranker`` (LightGBM LambdaRank stage 1 on inexpensive counts,
-stage 2 adding the ranking student's click and quality heads and the CTR score; λ chosen on the validation
-day; registered and gated) and ``ranking_tradeoff`` (the quality/click curve over λ and the table against
-popularity, the CTR model alone, click-only and quality-only ranking, mean ± std over seeds).
+stage 2 adding the ranking student's click and quality heads and the CTR score; λ chosen on the held-out
+selection day; registered and gated) and ``ranking_tradeoff`` (the quality/click curve over λ, the table against
+popularity, the CTR model alone, click-only and quality-only ranking, mean ± std over seeds, and the protocol's
+decision on the chosen λ against λ = 0 with paired bootstrap intervals).
 
 Groups are logged impressions: the trigger is the newest article of the user's history (``pair_logs``),
-the candidates are the impression's. Training uses the window's days except the last (early stopping and
-the choice of λ use the last); the gate and the trade-off are measured on the partition day.
+the candidates are the impression's. Rows take their part from their day's role (docs/explore_further_protocol.md,
+``training.ranking.tradeoff``): the stages train on the fit days, early-stop on the early-stopping day, λ is
+chosen on the selection day; the gate and the trade-off are measured on the partition day.
 """
 
 import dataclasses
@@ -48,7 +50,8 @@ class RankerConfig(Config):
     min_data_in_leaf: int = 20
     label_gain: list[float] = [0.0, 1.0, 3.0, 7.0, 15.0]
     max_group_size: int = 1000
-    lambda_tolerance: float = 0.0     # λ: the right-most whose quality-filtered ClickNDCG@5 is within this of the best
+    lambda_tolerance: float | None = None  # λ: the right-most whose QF-ClickNDCG@5 on the selection day is within
+                                           # this of the best; None: one bootstrap standard error of it
     eval_impressions: int = 2000      # gate slice: sampled partition-day impressions with quality labels
     click_tolerance: float = 0.01
     seed: int = 42
@@ -120,24 +123,20 @@ def _quality(pairs: pd.DataFrame, truth: pd.DataFrame | None, news: pd.DataFrame
     return merged["score"].astype("float32")
 
 
-def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
-    """The impressions whose every pair has a quality label (the metrics need them all)."""
-    complete = rows.groupby("impression_id")["quality"].transform(lambda q: q.notna().all())
-    return rows[complete].reset_index(drop=True)
-
-
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pandas"})
 def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConfig, pair_logs: PairLogs,
                      recall_candidates: pd.DataFrame, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame,
                      news_embeddings: EmbeddingTable, ranking_student: RegisteredModel, ctr_model: RegisteredModel,
                      quality_labels: pd.DataFrame, dvc_data: DvcData,
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
-    """Stage-2 feature rows, ``part`` = ``train`` (the window's days but the last), ``valid`` (its last day),
-    ``test`` (the partition day) and ``related`` (the candidate store's union lists as served, counts as of
-    the partition day's end, no user). Counts come from days strictly before each row's day. Each part is
-    featurised ``batch_impressions`` impressions at a time (``training.ranking.rows``)."""
+    """Stage-2 feature rows, ``part`` by day role (``training.ranking.tradeoff.row_parts``): ``train`` (fit
+    days), ``valid`` (the early-stopping day), ``selection`` (the λ-selection day; none when the window is too
+    short for it), ``test`` (the partition day), and ``related`` (the candidate store's union lists as served,
+    counts as of the partition day's end, no user). Counts come from days strictly before each row's day. Each
+    part is featurised ``batch_impressions`` impressions at a time (``training.ranking.rows``)."""
     from training.ranking.count_features import LogCounts, PathRanks
     from training.ranking.rows import logged_rows, related_rows
+    from training.ranking.tradeoff import row_parts
 
     day = context.partition_key
     counts = LogCounts.from_logs(mind_behaviors.impressions, pair_logs.pairs, tuple(config.windows_days))
@@ -147,12 +146,15 @@ def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConf
         student, student_version = _student_scorer(ranking_student, config.torch_threads)
         ctr, ctr_version = _ctr_scorer(ctr_model, mind_behaviors)
         truth = load_quality_truth(dvc_data.raw_path())
-        valid_day = pair_logs.train_days[-1]
-        logged = pair_logs.pairs
-        parts = np.where(logged["part"] == "test", "test", np.where(logged["day"] == valid_day, "valid", "train"))
+        logged = pair_logs.pairs.drop(columns="role", errors="ignore")   # ``part`` says each day's use
+        parts = row_parts(logged["day"].to_numpy(), pair_logs.fit_days, pair_logs.early_stopping_day,
+                          pair_logs.selection_day, pair_logs.test_day)
+        held_out = bool((parts == "selection").any())
         frames = []
-        for part in ("train", "valid", "test"):
+        for part in ("train", "valid", "selection", "test"):
             chunk = logged[parts == part].assign(part=part)
+            if chunk.empty:
+                continue
             if part == "train" and config.train_impressions:
                 chunk = sample_impressions(chunk, config.train_impressions, config.seed)
             chunk["quality"] = _quality(chunk, truth, mind_news, quality_labels).to_numpy()
@@ -170,50 +172,24 @@ def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConf
         del frames
         sizes = rows.groupby("part").size().to_dict()
         mlflow.log_metrics({f"rows_{k}": int(v) for k, v in sizes.items()})
-        mlflow.set_tags({"ranking_student.version": student_version, "ctr_model.version": ctr_version})
-    return Output(rows, metadata={**{f"rows_{k}": int(v) for k, v in sizes.items()}, "valid_day": valid_day,
+        roles = {"fit_days": ", ".join(pair_logs.fit_days), "early_stopping_day": pair_logs.early_stopping_day,
+                 "selection_day": pair_logs.selection_day if held_out else pair_logs.early_stopping_day,
+                 "lambda_day_held_out": held_out}
+        mlflow.set_tags({"ranking_student.version": student_version, "ctr_model.version": ctr_version,
+                         **{k: str(v).lower() if isinstance(v, bool) else v for k, v in roles.items()}})
+    if not held_out:
+        context.log.warning(f"window {', '.join(pair_logs.train_days)} is too short for a selection day of its own: "
+                            "λ will be chosen on the early-stopping day (lambda_day_held_out: false)")
+    return Output(rows, metadata={**{f"rows_{k}": int(v) for k, v in sizes.items()}, **roles,
                                   "ranking_student_version": student_version, "ctr_model_version": ctr_version,
                                   "count_features": ", ".join(counts.feature_names()),
                                   "quality_source": "truth" if truth is not None else "judge"})
 
 
-def _fit(rows: pd.DataFrame, stage_config, lambda_tolerance: float):
-    """Both stages on ``train``, early stopping on ``valid``; λ by the stated rule on the labelled ``valid``
-    impressions (0 when none is labelled). Returns the ranker and the validation curve (or None)."""
-    from training.ranking.count_features import STAGE2_EXTRA
-    from training.ranking.stages import train_ranker
-    from training.ranking.tradeoff import choose_lambda
-
-    stage2 = [c for c in rows.columns if c not in NON_FEATURES]
-    stage1 = [c for c in stage2 if c not in STAGE2_EXTRA]
-    train, valid = rows[rows["part"] == "train"], rows[rows["part"] == "valid"]
-    ranker = train_ranker(train, valid, stage1, stage2, stage_config)
-    labelled = _labelled(valid)
-    curve = None
-    if len(labelled):
-        curve = _curve(ranker, labelled)
-        ranker.lam = choose_lambda(curve, lambda_tolerance)
-    ranker.meta["lambda_rule"] = (
-        f"right-most λ whose quality-filtered ClickNDCG@5 on the validation day is within {lambda_tolerance} of "
-        "the best" if curve is not None else "no labelled validation day: λ = 0")
-    ranker.meta["lambda_tolerance"] = lambda_tolerance
-    return ranker, curve
-
-
-#: Columns of ``ranking_features`` that are not model features.
-NON_FEATURES = ("impression_id", "day", "position", "trigger_id", "candidate_id", "clicked", "quality", "part")
-
-
-def _curve(ranker, rows: pd.DataFrame) -> pd.DataFrame:
-    from training.ranking.tradeoff import tradeoff_curve
-
-    stage2 = ranker.score_stage2(rows[ranker.stage2_features].to_numpy(np.float32))
-    return tradeoff_curve(rows["impression_id"], rows["clicked"], rows["quality"], stage2,
-                          rows["student_quality"].to_numpy(np.float64), ranker.mu, ranker.sigma)
-
-
 def _gate_rows(rows: pd.DataFrame, n_impressions: int, seed: int) -> pd.DataFrame:
-    test = _labelled(rows[rows["part"] == "test"])
+    from training.ranking.tradeoff import labelled_impressions
+
+    test = labelled_impressions(rows[rows["part"] == "test"])
     if test.empty:
         raise ValueError("no partition-day impression has quality labels for all its pairs: materialise "
                          "quality_labels for this partition, or give a labels_file covering them")
@@ -234,17 +210,31 @@ def _version_metrics(version: str, rows: pd.DataFrame) -> dict[str, float]:
        check_specs=[gate_check_spec("ranker", KeepsClicksGainsQuality())])
 def ranker(context: AssetExecutionContext, config: RankerConfig, ranking_features: pd.DataFrame,
            recall_candidates: pd.DataFrame, popularity_baseline: pd.DataFrame, mlflow_tracking: MlflowTracking):
-    """Train both LightGBM stages, choose λ on the validation day, register ``ranker`` (both boosters, λ, μ, σ,
-    the feature list and the served candidates' feature rows) and gate it on the partition day: RecoDCG@5
-    above the popularity floor and not below the champion's, ClickNDCG@5 at most ``click_tolerance`` below."""
+    """Train both LightGBM stages (fit days, early stopping on the early-stopping day), choose λ on the selection
+    day (``training.ranking.tradeoff.fit_ranker``: right-most λ within one bootstrap SE of the best
+    QF-ClickNDCG@5; its curve logged as CSV and PNG), register ``ranker`` (both boosters, λ, μ, σ, the feature
+    list and the served candidates' feature rows) and gate it on the partition day: RecoDCG@5 above the
+    popularity floor and not below the champion's, ClickNDCG@5 at most ``click_tolerance`` below."""
     from serving.ranker_model import RankerPyfunc, log_ranker, ranker_signature
+    from training.ranking.tradeoff import fit_ranker, plot_tradeoff
 
     criterion = KeepsClicksGainsQuality(click_tolerance=config.click_tolerance)
     with mlflow_tracking.asset_run(context, params=config.model_dump()) as run:
-        fitted, curve = _fit(ranking_features, _stage_config(config), config.lambda_tolerance)
-        if curve is not None:
-            mlflow.log_text(curve.to_csv(index=False), "valid_tradeoff.csv")
+        fitted, choice = fit_ranker(ranking_features, _stage_config(config), config.lambda_tolerance)
         out = model_dir("ranker", context.partition_key, context.run.run_id)
+        selection = {"lambda_rule": str(fitted.meta["lambda_rule"]),
+                     "lambda_day_held_out": bool(fitted.meta["lambda_day_held_out"])}
+        if choice is not None:
+            days = ", ".join(choice.days)
+            mlflow.log_text(choice.curve.to_csv(index=False), "selection_tradeoff.csv")
+            mlflow.log_artifact(str(plot_tradeoff(choice.curve, choice.lam, out / "selection_tradeoff.png",
+                                                  title=f"λ selection on {days}")))
+            mlflow.log_metrics({"lambda_std_error": choice.std_error, "lambda_tolerance": choice.tolerance,
+                                "lambda_best": choice.best_lam})
+            selection.update({"lambda_day": days, "lambda_std_error": choice.std_error,
+                              "lambda_tolerance": choice.tolerance, "lambda_impressions": choice.n_impressions})
+        mlflow.set_tags({"lambda_day_held_out": str(selection["lambda_day_held_out"]).lower(),
+                         "lambda_day": selection.get("lambda_day", ""), "lambda_rule": selection["lambda_rule"]})
         related = ranking_features[ranking_features["part"] == "related"]
         store_version = _store_version(recall_candidates, context)
         fitted.meta.update({"partition": context.partition_key, "store_version": store_version,
@@ -268,7 +258,7 @@ def ranker(context: AssetExecutionContext, config: RankerConfig, ranking_feature
         "registered_version": registered.version, "champion_version": decision.new_champion or "",
         "lambda": float(fitted.lam), "mu": str(fitted.mu), "sigma": str(fitted.sigma),
         "features": ", ".join(fitted.stage2_features), "store_version": store_version,
-        "related_triggers": int(related["trigger_id"].nunique()),
+        "related_triggers": int(related["trigger_id"].nunique()), **selection,
         **{k: float(v) for k, v in decision.candidate_metrics.items()},
         "gate": MetadataValue.md(decision.metrics_table()),
     }), decision)
@@ -288,21 +278,24 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
                      ranking_features: pd.DataFrame, popularity_baseline: pd.DataFrame,
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
     """Quality-filtered ClickNDCG@5 against RecoDCG@5 for λ from 0 to 1 (step 0.05) of the registered ranker on
-    the partition day (PNG), and the table of popularity, the CTR model alone, click-only (λ = 0),
-    quality-only (λ = 1) and the chosen λ, both stages retrained for each seed (mean ± std)."""
-    from training.ranking.tradeoff import plot_tradeoff
+    the partition day (PNG), the table of popularity, the CTR model alone, click-only (λ = 0), quality-only
+    (λ = 1) and the chosen λ, both stages retrained and λ re-chosen on the selection day for each seed (mean ±
+    std), and the protocol's decision (``training.ranking.tradeoff.tradeoff_decision``): the chosen λ against
+    λ = 0 by paired bootstrap intervals over the partition day's impressions."""
+    from training.ranking.tradeoff import fit_ranker, per_impression, plot_tradeoff, ranker_curve, tradeoff_decision
 
     rows = _gate_rows(ranking_features, config.eval_impressions, config.sample_seed)
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
         fitted = mlflow.pyfunc.load_model(f"models:/ranker/{ranker.version}").unwrap_python_model().ranker
-        curve = _curve(fitted, rows)
+        curve = ranker_curve(fitted, rows)
         ctr = rows["ctr_score"].to_numpy(np.float64)
         fixed = [metric_row("popularity", quality_ranking_metrics(rows, popularity_scores(popularity_baseline, rows))),
                  metric_row("CTR model alone", quality_ranking_metrics(rows, np.nan_to_num(ctr, nan=-1.0)))]
-        per_seed = []
+        per_seed, at_lambda, at_zero, lambdas, held_out = [], [], [], [], True
         for seed in config.seeds:
-            model, _ = _fit(ranking_features, dataclasses.replace(fitted.config, seed=seed),
-                            float(fitted.meta.get("lambda_tolerance", 0.0)))
+            model, _ = fit_ranker(ranking_features, dataclasses.replace(fitted.config, seed=seed),
+                                  fitted.meta.get("lambda_tolerance_config"))
+            held_out = held_out and bool(model.meta["lambda_day_held_out"])
             stage2 = model.score_stage2(rows[model.stage2_features].to_numpy(np.float32))
             quality = rows["student_quality"].to_numpy(np.float64)
             stage1 = model.score_stage1(rows[model.stage1_features].to_numpy(np.float32))
@@ -311,9 +304,19 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
             for name, lam in (("click only (λ = 0)", 0.0), ("quality only (λ = 1)", 1.0), ("chosen λ", model.lam)):
                 per_seed.append({**metric_row(name, quality_ranking_metrics(rows, model.combine(stage2, quality, lam))),
                                  "seed": seed, "lambda": lam})
-            context.log.info(f"seed {seed}: λ = {model.lam:.2f}")
+            at_lambda.append(per_impression(model, rows, model.lam))
+            at_zero.append(per_impression(model, rows, 0.0))
+            lambdas.append(model.lam)
+            context.log.info(f"seed {seed}: λ = {model.lam:.2f} ({model.meta['lambda_rule']})")
+        verdict = tradeoff_decision(at_lambda, at_zero, lambdas)
         summary = summarise(fixed + per_seed)
-        table = (metrics_markdown(summary, baseline="click only (λ = 0)") + "\n"
+        day = context.partition_key
+        lambda_days = ", ".join(fitted.meta.get("lambda_days", [])) or "no day"
+        table = (f"Rows: mean ± std over seeds {', '.join(map(str, config.seeds))}; {rows['impression_id'].nunique():,} "
+                 f"labelled impressions of {day}; λ chosen per seed on {lambda_days} "
+                 f"({'held out' if held_out else 'NOT held out: the window is too short for a selection day'}).\n\n"
+                 + metrics_markdown(summary, baseline="click only (λ = 0)") + "\n"
+                 + verdict.markdown(list(config.seeds), day) + "\n"
                  + schedule_note("ranking_tradeoff", config) + "\n")
         chosen = float(fitted.lam)
         at = curve.loc[np.isclose(curve["lam"], chosen)].iloc[0]
@@ -331,12 +334,15 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
         gain = float(at["reco_dcg5"] - zero["reco_dcg5"])
         mlflow.log_metrics({"lambda": chosen, "reco_dcg5_at_lambda": float(at["reco_dcg5"]),
                             "qf_click_ndcg5_at_lambda": float(at["qf_click_ndcg5"]),
-                            "reco_dcg5_gain_over_click_only": gain})
-        mlflow.set_tag("ranker.version", ranker.version)
+                            "reco_dcg5_gain_over_click_only": gain, **verdict.metrics()})
+        mlflow.set_tags({"ranker.version": ranker.version, "tradeoff.decision": verdict.verdict,
+                         "tradeoff.decision_text": verdict.text(), "lambda_day_held_out": str(held_out).lower()})
     context.log.info(f"trade-off on {context.partition_key} (ranker v{ranker.version}, λ = {chosen:.2f}, "
-                     f"RecoDCG@5 {gain * 100:+.2f} over click-only):\n{table}")
+                     f"RecoDCG@5 {gain * 100:+.2f} over click-only; {verdict.text()}):\n{table}")
     return Output(curve, metadata={
         "ranker_version": ranker.version, "lambda": chosen, "reco_dcg5_gain_over_click_only": round(gain, 4),
+        "decision": verdict.verdict, "decision_text": verdict.text(), "lambda_day_held_out": held_out,
+        "lambda_per_seed": ", ".join(f"{lam:.2f}" for lam in lambdas),
         "curve": png_markdown(png, "quality-filtered ClickNDCG@5 against RecoDCG@5 over λ"),
         "table": MetadataValue.md(table),
     })

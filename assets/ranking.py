@@ -27,8 +27,8 @@ from serving.ranking_model import CrossEncoderPyfunc
 from training.data.pairs import PairLogs
 from training.data.quality_truth import load_quality_truth, pair_quality
 from training.quality.evaluation import (
-    judge_markdown, metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions,
-    summarise,
+    DIFFERENCE_KEYS, decision, judge_markdown, metric_row, metrics_markdown, paired_differences,
+    per_impression_metrics, quality_ranking_metrics, sample_impressions, summarise, table_note,
 )
 from training.quality.students import TeacherTargets
 
@@ -39,7 +39,8 @@ class TeacherConfig(Config):
     pretrained: bool = False      # True: start from pretrained_dir ("": all-MiniLM-L6-v2 from its wheel)
     pretrained_dir: str = ""      # e.g. an unzipped all-mpnet-base-v2 folder
     max_len: int = 64             # tokens per pair (both sides)
-    epochs: int = 1
+    epochs: int = 3               # at most; the click teacher keeps its best epoch on the early-stopping day
+    patience: int = 1             # epochs without a lower early-stopping loss before the click teacher stops
     batch_size: int = 32
     lr: float = 2e-4
     max_steps: int = 0            # 0: no cap beyond epochs
@@ -49,6 +50,7 @@ class TeacherConfig(Config):
 
 class QualityTeacherConfig(TeacherConfig):
     losses: list[str] = ["ce", "sce"]   # each is trained; Table 2 reports both
+    epochs: int = 1                     # no early stopping here: a fixed schedule on the judged pairs
 
 
 class DistillationSetConfig(Config):
@@ -65,7 +67,7 @@ class StudentConfig(Config):
     num_heads: int = 2
     intermediate_size: int = 128
     max_len: int = 32
-    click_weight: float = 2.0     # weight of the click MSE against the quality MSE
+    click_weight: float = 1.0     # click term : quality term at step 0 (each weighted 1 / its value before training)
     epochs: int = 4               # each of: click-only distillation, MT distillation, direct fine-tuning
     batch_size: int = 64
     lr: float = 1e-3
@@ -75,7 +77,7 @@ class StudentConfig(Config):
 class RankingStudentConfig(Config):
     student: StudentConfig = StudentConfig()
     click_tolerance: float = 0.01  # the gate: ClickNDCG@5 may fall at most this much below the champion's
-    eval_impressions: int = 200    # partition-day impressions the gate scores (0: all)
+    eval_impressions: int = 2000   # partition-day impressions the gate scores (0: all)
     force_promote: bool = False
     seed: int = 42
 
@@ -83,7 +85,7 @@ class RankingStudentConfig(Config):
 class RankingEvaluationConfig(Config):
     student: StudentConfig = StudentConfig()
     seeds: list[int] = [1]          # the demo's; orchestration/reproduce.yaml holds the full grid
-    eval_impressions: int = 200
+    eval_impressions: int = 2000    # report-day impressions of Tables 2-3 (protocol: at least 2,000; 0: all)
     sample_seed: int = 0
 
 
@@ -92,7 +94,7 @@ def _train_config(c, seed: int | None = None, progress: bool = True):
 
     return TrainConfig(batch_size=c.batch_size, lr=c.lr, epochs=c.epochs,
                        max_steps=getattr(c, "max_steps", 0) or None, seed=c.seed if seed is None else seed,
-                       torch_threads=c.torch_threads, progress_bar=progress)
+                       torch_threads=c.torch_threads, progress_bar=progress, patience=getattr(c, "patience", 1))
 
 
 def _teacher_model(config: TeacherConfig, news_encoder: RegisteredModel):
@@ -133,10 +135,24 @@ def _register(name: str, model, news: pd.DataFrame, out, *,
     return registered
 
 
-def _log_epoch_losses(fit, prefix: str = "") -> None:
-    """The per-epoch training losses of a cross-encoder fit, as ``<prefix>train_loss_epoch`` by epoch."""
+def _log_fit(fit, prefix: str = "") -> None:
+    """A cross-encoder fit in MLflow, by epoch (step): ``<prefix>train_loss_epoch``, each loss term unweighted
+    (``<term>_term_epoch``) and weighted (``<term>_term_weighted_epoch``), the early-stopping curves
+    (``early_stopping_<figure>``); once: the terms before training, their weights and the chosen epoch."""
     for epoch, loss in enumerate(fit.epoch_losses):
         mlflow.log_metric(f"{prefix}train_loss_epoch", loss, step=epoch)
+    for term, values in fit.epoch_parts.items():
+        for epoch, value in enumerate(values):
+            mlflow.log_metric(f"{prefix}{term}_term_epoch", value, step=epoch)
+            if term in fit.part_weights:
+                mlflow.log_metric(f"{prefix}{term}_term_weighted_epoch", fit.part_weights[term] * value, step=epoch)
+    mlflow.log_metrics({**{f"{prefix}{term}_term_initial": v for term, v in fit.initial_parts.items()},
+                        **{f"{prefix}{term}_term_weight": w for term, w in fit.part_weights.items()}})
+    for figure, values in fit.held_out.items():
+        for epoch, value in enumerate(values):
+            mlflow.log_metric(f"{prefix}early_stopping_{figure}", value, step=epoch)
+    if fit.best_epoch is not None:
+        mlflow.log_metric(f"{prefix}chosen_epoch", fit.best_epoch)
 
 
 def _load(registered: RegisteredModel):
@@ -184,20 +200,38 @@ def _score(model, news: pd.DataFrame, pairs: pd.DataFrame, threads: int = 2):
 def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_logs: PairLogs,
                   news_encoder: RegisteredModel, mind_news: pd.DataFrame,
                   mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
-    """Cross-encoder click head trained on (trigger, clicked, not clicked) triplets with the pairwise softmax
-    loss, each weighted by 1 + ln(frequency)."""
+    """Cross-encoder click head trained on the fit days' (trigger, clicked, not clicked) triplets with the pairwise
+    softmax loss, each weighted by 1 + ln(frequency), for at most ``epochs`` epochs: after each, the held-out
+    pairwise softmax loss and pairwise accuracy on the early-stopping day's triplets; the epoch with the lowest
+    loss is kept (``patience`` epochs without improvement stop it)."""
     from training.cross_encoder import train_click
 
+    if pair_logs.early_stopping_day in pair_logs.fit_days:
+        context.log.warning(f"one-day window: early stopping on the fit day {pair_logs.early_stopping_day} itself")
+    early = pair_logs.early_stopping_triplets
+    if early.empty:
+        context.log.warning(f"no click triplets on the early-stopping day {pair_logs.early_stopping_day}: "
+                            f"{config.epochs} epoch(s) without early stopping")
     arch, model = _teacher_model(config, news_encoder)
-    with mlflow_tracking.asset_run(context, params={**config.model_dump(), **{f"arch.{k}": v for k, v in arch.to_dict().items()}}) as run:
-        fit = train_click(model, mind_news, pair_logs.triplets, _train_config(config))
-        mlflow.log_metrics({"train_loss": fit.train_loss, "train_seconds": fit.seconds, "pairs_per_second": fit.pairs_per_second})
-        _log_epoch_losses(fit)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), **{f"arch.{k}": v for k, v in arch.to_dict().items()},
+                                                   "fit_days": ",".join(pair_logs.fit_days),
+                                                   "early_stopping_day": pair_logs.early_stopping_day}) as run:
+        fit = train_click(model, mind_news, pair_logs.triplets, _train_config(config),
+                          early_stopping=None if early.empty else early)
+        mlflow.log_metrics({"train_loss": fit.train_loss, "train_seconds": fit.seconds, "pairs_per_second": fit.pairs_per_second,
+                            "n_triplets": len(pair_logs.triplets),
+                            "n_early_stopping_triplets": len(pair_logs.early_stopping_triplets)})
+        _log_fit(fit)
         out = model_dir("click_teacher", context.partition_key, context.run.run_id)
         registered = _register("click_teacher", model, mind_news, out)
         curves = log_training_curves(run.info.run_id, out)
+    chosen = {} if fit.best_epoch is None else {
+        "chosen_epoch": fit.best_epoch, "early_stopping_loss": round(fit.held_out["loss"][fit.best_epoch - 1], 4),
+        "early_stopping_accuracy": round(fit.held_out["accuracy"][fit.best_epoch - 1], 4)}
     return Output(registered, metadata={"registered_version": registered.version, "n_triplets": len(pair_logs.triplets),
-                                        "train_loss": float(fit.train_loss), "train_seconds": round(fit.seconds, 1),
+                                        "n_triplets_total": pair_logs.n_triplets_total,
+                                        "n_early_stopping_triplets": len(early), "epochs_run": len(fit.epoch_losses),
+                                        **chosen, "train_loss": float(fit.train_loss), "train_seconds": round(fit.seconds, 1),
                                         **training_curves_metadata(curves, "click_teacher")})
 
 
@@ -219,7 +253,7 @@ def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig
             _, model = _teacher_model(config, news_encoder)
             fit = train_quality(model, mind_news, labels[["trigger_id", "candidate_id", "score"]], loss, _train_config(config))
             mlflow.log_metrics({f"{loss}_train_loss": fit.train_loss, f"{loss}_train_seconds": fit.seconds})
-            _log_epoch_losses(fit, prefix=f"{loss}_")
+            _log_fit(fit, prefix=f"{loss}_")
             folder = model_dir("quality_teacher", context.partition_key, context.run.run_id) / loss
             out[loss] = _register("quality_teacher", model, mind_news, folder, tags={"loss": loss})
             metadata[f"{loss}_version"] = out[loss].version
@@ -232,7 +266,8 @@ def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig
 def distillation_set(context: AssetExecutionContext, config: DistillationSetConfig, pair_logs: PairLogs,
                      click_teacher: RegisteredModel, quality_teacher: dict, mind_news: pd.DataFrame,
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
-    """Both teachers' logits on the unlabelled pairs, computed once for every student."""
+    """Both teachers' logits on the distillation set (the distinct fit-day pairs, all of them unless
+    ``PairLogsConfig.max_unlabelled`` caps them), computed once for every student."""
     from training.quality.students import teacher_targets
 
     if config.distill_from not in quality_teacher:
@@ -243,12 +278,15 @@ def distillation_set(context: AssetExecutionContext, config: DistillationSetConf
                                   pair_logs.unlabelled, batch_size=config.batch_size,
                                   torch_threads=config.torch_threads or None)
         seconds = time.perf_counter() - start
-        mlflow.log_metrics({"n_pairs": len(targets.pairs), "seconds": seconds,
+        n_total = len(pair_logs.role("fit")[["trigger_id", "candidate_id"]].drop_duplicates())
+        mlflow.log_metrics({"n_pairs": len(targets.pairs), "n_pairs_total": n_total,
+                            "share_of_fit_pairs": len(targets.pairs) / max(n_total, 1), "seconds": seconds,
                             "teacher_pairs_per_second": 2 * len(targets.pairs) / seconds})
         mlflow.set_tags({"click_teacher.version": click_teacher.version,
                          "quality_teacher.version": quality_teacher[config.distill_from].version})
-    return Output(targets.to_frame(), metadata={"n_pairs": len(targets.pairs), "seconds": round(seconds, 1),
-                                                "distill_from": config.distill_from})
+    return Output(targets.to_frame(), metadata={"n_pairs": len(targets.pairs), "n_pairs_total": n_total,
+                                                "share_of_fit_pairs": round(len(targets.pairs) / max(n_total, 1), 4),
+                                                "seconds": round(seconds, 1), "distill_from": config.distill_from})
 
 
 def _student_metrics(version: str, news: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, float]:
@@ -266,7 +304,8 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
                     mind_news: pd.DataFrame, popularity_baseline: pd.DataFrame, dvc_data: DvcData,
                     mlflow_tracking: MlflowTracking):
     """The two-head student: warm start from ``ranking_student@champion`` (else a click-only student distilled
-    here first), then MSE distillation on both teachers; registered and gated (RecoDCG@5 above the popularity
+    here first), then distillation on both teachers (click MSE + centred quality MSE, equal at step 0 for
+    ``click_weight`` 1); registered and gated (RecoDCG@5 above the popularity
     floor and not below the champion's; ClickNDCG@5 at most ``click_tolerance`` below the champion's)."""
     from training.quality.students import click_only_student, multitask_student
 
@@ -281,8 +320,11 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
             context.log.info(f"warm start from ranking_student@{CHAMPION} (version {champion})")
         else:
             context.log.info("no champion yet: distilling a click-only student first")
-            start = click_only_student(_student_arch(config.student), news_encoder.local_dir, mind_news, targets, train)
-        student = multitask_student(start, mind_news, targets, train, config.student.click_weight)
+            start, first = click_only_student(_student_arch(config.student), news_encoder.local_dir, mind_news,
+                                              targets, train)
+            _log_fit(first, "click_only/")
+        student, fit = multitask_student(start, mind_news, targets, train, config.student.click_weight)
+        _log_fit(fit, "distil/")
         out = model_dir("ranking_student", context.partition_key, context.run.run_id)
         registered = _register("ranking_student", student, mind_news, out, candidate_alias=False)
         pairs, source = evaluation_pairs(pair_logs, mind_news, dvc_data, quality_labels, config.eval_impressions, 0)
@@ -298,73 +340,117 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
     }), decision)
 
 
+CLICK_TEACHER = "click teacher"
+CLICK_ONLY = "click-only student"
+DIRECT = "direct student (click + SCE on judged pairs)"
+DISTILLED = "distilled MT student (quality head)"
+DISTILLED_CLICK = "distilled MT student (click head)"
+TRUTH = "truth ceiling (true grades)"
+
+
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"mlflow"})
 def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluationConfig, pair_logs: PairLogs,
                        distillation_set: pd.DataFrame, quality_labels: pd.DataFrame, click_teacher: RegisteredModel,
                        quality_teacher: dict, news_encoder: RegisteredModel, mind_news: pd.DataFrame,
                        popularity_baseline: pd.DataFrame, judge_evaluation: pd.DataFrame, dvc_data: DvcData,
                        mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
-    """Tables 1-3 on the partition day: judges; rankers (popularity, random, teachers, students over seeds)
-    by RecoDCG@1/3/5, ClickNDCG@5 and quality-filtered ClickNDCG@5, beside the truth ceiling."""
-    from training.quality.students import click_only_student, direct_student, multitask_student
+    """Tables 1-3 on the partition day (docs/explore_further_protocol.md): judges; rankers (popularity, random,
+    teachers, students over ``seeds``) by RecoDCG@1/3/5, ClickNDCG@5 and quality-filtered ClickNDCG@5 (mean ± std
+    over seeds), beside the truth ceiling; each row's difference to the table's baseline (Table 2: the click
+    teacher, Table 3: the click-only student) with a 95 % paired bootstrap interval over impressions; the
+    decision distilled vs direct (beats / ties / loses) from the interval of their RecoDCG@5 difference."""
+    from training.quality.students import click_only_student, direct_student, judged_with_clicks, multitask_student
 
     day = context.partition_key
     targets = TeacherTargets.from_frame(distillation_set)
     labels = quality_labels[quality_labels["part"] == "train"]
+    judged = judged_with_clicks(labels, pair_logs.role("fit", "early_stopping"))
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
         pairs, source = evaluation_pairs(pair_logs, mind_news, dvc_data, quality_labels, config.eval_impressions,
                                          config.sample_seed)
-        rows = [metric_row("popularity", quality_ranking_metrics(pairs, popularity_scores(popularity_baseline, pairs)))]
+        n_impressions = int(pairs["impression_id"].nunique())
+        rows: list[dict] = []
+        units: dict[str, list[dict[str, np.ndarray]]] = {}   # ranker -> per seed: metric -> per-impression values
+
+        def add(name: str, scores, seed: int = 0) -> None:
+            rows.append({**metric_row(name, quality_ranking_metrics(pairs, scores)), "seed": seed})
+            units.setdefault(name, []).append(per_impression_metrics(pairs, scores))
+
+        add("popularity", popularity_scores(popularity_baseline, pairs))
         for seed in config.seeds:
-            noise = np.random.default_rng(seed).random(len(pairs))
-            rows.append({**metric_row("random", quality_ranking_metrics(pairs, noise)), "seed": seed})
+            add("random", np.random.default_rng(seed).random(len(pairs)), seed)
         if source == "truth":
-            rows.append(metric_row("truth ceiling (true grades)", quality_ranking_metrics(pairs, pairs["quality"].to_numpy())))
-        teachers = {"click teacher": _load(click_teacher),
+            add(TRUTH, pairs["quality"].to_numpy())
+        teachers = {CLICK_TEACHER: _load(click_teacher),
                     **{f"quality teacher ({loss.upper()})": _load(m) for loss, m in quality_teacher.items()}}
         for name, model in teachers.items():
             scored = _score(model, mind_news, pairs, config.student.torch_threads)
-            rows.append(metric_row(name, quality_ranking_metrics(pairs, scored.click if name == "click teacher" else scored.quality)))
+            add(name, scored.click if name == CLICK_TEACHER else scored.quality)
             context.log.info(f"{name}: RecoDCG@5 {rows[-1]['reco_dcg5']:.4f}")
+        click_weight = config.student.click_weight
         for seed in config.seeds:
             train = _train_config(config.student, seed=seed, progress=False)
-            click_only = click_only_student(_student_arch(config.student), news_encoder.local_dir, mind_news, targets, train)
-            students = {"click-only student": (click_only, "click"),
-                        "direct student (SCE on judge labels)": (direct_student(click_only, mind_news, labels, train), "quality"),
-                        "distilled MT student (quality head)": (multitask_student(click_only, mind_news, targets, train,
-                                                                                   config.student.click_weight), "quality")}
-            for name, (model, head) in students.items():
-                scored = _score(model, mind_news, pairs, config.student.torch_threads)
-                rows.append({**metric_row(name, quality_ranking_metrics(pairs, getattr(scored, head))), "seed": seed})
-                if head == "quality" and name.startswith("distilled"):
-                    rows.append({**metric_row("distilled MT student (click head)", quality_ranking_metrics(pairs, scored.click)), "seed": seed})
+            click_only, fit = click_only_student(_student_arch(config.student), news_encoder.local_dir, mind_news,
+                                                 targets, train)
+            _log_fit(fit, f"seed{seed}/click_only/")
+            direct, fit = direct_student(click_only, mind_news, judged, train, click_weight)
+            _log_fit(fit, f"seed{seed}/direct/")
+            distilled, fit = multitask_student(click_only, mind_news, targets, train, click_weight)
+            _log_fit(fit, f"seed{seed}/distilled/")
+            add(CLICK_ONLY, _score(click_only, mind_news, pairs, config.student.torch_threads).click, seed)
+            add(DIRECT, _score(direct, mind_news, pairs, config.student.torch_threads).quality, seed)
+            scored = _score(distilled, mind_news, pairs, config.student.torch_threads)
+            add(DISTILLED, scored.quality, seed)
+            add(DISTILLED_CLICK, scored.click, seed)
             context.log.info(f"students of seed {seed} done")
         summary = summarise(rows)
         by_name = summary.set_index("ranker")
-        baselines = ["popularity", "random"] + (["truth ceiling (true grades)"] if source == "truth" else [])
-        table2 = summary[summary["ranker"].isin(baselines + list(teachers))]
-        table3 = summary[summary["ranker"].isin(baselines + ["click teacher", "click-only student", "direct student (SCE on judge labels)",
-                                                             "distilled MT student (quality head)", "distilled MT student (click head)"])]
+        values = {name: {k: np.stack([u[k] for u in per_seed]) for k in DIFFERENCE_KEYS}
+                  for name, per_seed in units.items()}
+        baselines = ["popularity", "random"] + ([TRUTH] if source == "truth" else [])
+        names2 = baselines + list(teachers)
+        names3 = baselines + [CLICK_TEACHER, CLICK_ONLY, DIRECT, DISTILLED, DISTILLED_CLICK]
+        diff2 = paired_differences(values, CLICK_TEACHER, names2)
+        diff3 = paired_differences(values, CLICK_ONLY, names3)
+        versus = paired_differences(values, DIRECT, [DISTILLED])[DISTILLED]["reco_dcg5"]
+        verdict = decision(versus)
+        seeds = ", ".join(map(str, config.seeds))
+        decision_line = (f"**Decision** (protocol, Table 3): RecoDCG@5 distilled − direct = {versus.format(scale=100)} "
+                         f"(x100, mean of per-seed differences, 95 % paired bootstrap over {n_impressions:,} "
+                         f"impressions, seeds {seeds}): distillation **{verdict}** "
+                         f"{ {'beats': '', 'ties': 'with ', 'loses': 'to '}[verdict]}direct fine-tuning.\n")
         note = "\n" + schedule_note("ranking_evaluation", config) + "\n"
         markdown = {
             "table1.md": judge_markdown(judge_evaluation) if not judge_evaluation.empty else "no golden set: judges not measured\n",
-            "table2.md": metrics_markdown(table2, baseline="click teacher") + note,
-            "table3.md": metrics_markdown(table3, baseline="click-only student") + note,
+            "table2.md": (metrics_markdown(summary[summary["ranker"].isin(names2)], CLICK_TEACHER, diff2) + "\n"
+                          + table_note(n_impressions, day, f"teachers: one training each; random: seeds {seeds}") + note),
+            "table3.md": (metrics_markdown(summary[summary["ranker"].isin(names3)], CLICK_ONLY, diff3) + "\n"
+                          + table_note(n_impressions, day, f"students: seeds {seeds}") + "\n" + decision_line + note),
         }
         for name, text in markdown.items():
             mlflow.log_text(text, name)
         mlflow.log_text(summary.to_csv(index=False), "ranking_evaluation.csv")
         mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "ranking_evaluation_per_seed.csv")
-        distilled = float(by_name.loc["distilled MT student (quality head)", "reco_dcg5_mean"])
-        direct = float(by_name.loc["direct student (SCE on judge labels)", "reco_dcg5_mean"])
+        mlflow.log_text(pd.DataFrame(
+            [{"table": table, "ranker": name, "baseline": base, "metric": key, "estimate": iv.estimate,
+              "low": iv.low, "high": iv.high, "std_error": iv.std_error}
+             for table, base, diffs in (("2", CLICK_TEACHER, diff2), ("3", CLICK_ONLY, diff3),
+                                        ("decision", DIRECT, {DISTILLED: {"reco_dcg5": versus}}))
+             for name, by_key in diffs.items() for key, iv in by_key.items()]).to_csv(index=False),
+            "ranking_evaluation_differences.csv")
+        distilled = float(by_name.loc[DISTILLED, "reco_dcg5_mean"])
+        direct = float(by_name.loc[DIRECT, "reco_dcg5_mean"])
         mlflow.log_metrics({"distilled_recodcg_at_5": distilled, "direct_recodcg_at_5": direct,
-                            "click_only_recodcg_at_5": float(by_name.loc["click-only student", "reco_dcg5_mean"]),
-                            "n_eval_impressions": int(pairs["impression_id"].nunique())})
-        mlflow.set_tag("quality_source", source)
+                            "click_only_recodcg_at_5": float(by_name.loc[CLICK_ONLY, "reco_dcg5_mean"]),
+                            "distilled_minus_direct_recodcg_at_5": versus.estimate,
+                            "distilled_minus_direct_low": versus.low, "distilled_minus_direct_high": versus.high,
+                            "n_eval_impressions": n_impressions})
+        mlflow.set_tags({"quality_source": source, "decision.distilled_vs_direct": verdict})
     context.log.info(f"quality-aware ranking on {day} (x100, quality from the {source}):\n"
                      f"{markdown['table2.md']}\n{markdown['table3.md']}")
     return Output(summary, metadata={
-        "quality_source": source, "n_eval_impressions": int(pairs["impression_id"].nunique()),
+        "quality_source": source, "n_eval_impressions": n_impressions, "seeds": seeds,
         "distilled_recodcg_at_5": distilled, "direct_recodcg_at_5": direct,
+        "decision_distilled_vs_direct": verdict, "distilled_minus_direct": versus.format(scale=100),
         **{k.removesuffix(".md"): MetadataValue.md(v) for k, v in markdown.items()},
     })

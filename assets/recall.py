@@ -29,8 +29,10 @@ from serving.query_generator import QueryGeneratorPyfunc, base_model_reference
 from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
-from training.retrieval.live_news import live_index, live_news
-from training.retrieval.qprime import clicked_next, heldout_recall, qprime_candidates, trigger_messages
+from training.retrieval.live_news import LIVE_DAYS, LiveWindow
+from training.retrieval.qprime import (
+    gate_slice, generator_recall, qprime_candidates, qprime_index, sft_data, trigger_messages,
+)
 
 #: The gate of ``query_generator``: held-out recall@30 of its Q' path against the untrained base model's.
 GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
@@ -50,7 +52,8 @@ class QueryTargetsConfig(Config):
     source: str = "click_refined"  # click_refined | labels_file
     labels_file: str = ""          # labels_file: TSV input_id<TAB>query (input_id = trigger news id)
     max_queries: int = 6
-    retrieve_k: int = 10           # the "Enhanced" filter: a target query must retrieve its clicked news in this top k
+    retrieve_k: int = 10           # the "Enhanced" filter: a target query's live top k must hold a clicked follow-up
+    live_days: float = LIVE_DAYS   # ... among the news live at the trigger's impressions
     max_inputs: int = 600          # training triggers kept, most clicked first (0: all)
 
 
@@ -64,16 +67,14 @@ class LoraConfig(Config):
     epochs: int = 1
     max_steps: int = 16            # 0: no cap beyond epochs (a step at batch 8 takes ~4 s on 2 cores)
     batch_size: int = 8
-    max_len: int = 128
+    max_len: int = 192             # the news prompt with its abstract is ~90-125 SmolLM2 tokens, the target ~30
     torch_threads: int = 0         # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
 class GenerationSettings(Config):
     max_new_tokens: int = 32       # six short queries; on CPU the prompt's prefill and these steps are the cost
     batch_size: int = 16
-    max_queries: int = 6
-    no_repeat_ngram_size: int = 3
-    repetition_penalty: float = 1.2
+    max_queries: int = 6           # decoding penalties: GenerationConfig's neutral defaults (training/slm)
     torch_threads: int = 0         # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
@@ -84,7 +85,7 @@ class QueryGeneratorConfig(Config):
     generation: GenerationSettings = GenerationSettings()
     gate_triggers: int = 48        # partition-day triggers (with a click) the gate generates for
     per_query: int = 10
-    live_days: int = 2             # queries retrieve among the news first shown in the last N days
+    live_days: float = LIVE_DAYS   # queries retrieve among the news live at each click (first shown <= N days before)
     force_promote: bool = False
     seed: int = 42
 
@@ -95,15 +96,17 @@ class GeneratedQueriesConfig(Config):
 
 
 class RecallCandidatesConfig(Config):
-    live_days: int = 2             # paths propose only news first shown in the last N days (up to the day's end)
+    live_days: float = LIVE_DAYS   # paths propose only news live on the day (first shown <= N days before a moment of it)
     k: int = 100                   # candidates per trigger of the coclick and embedding paths
     per_query: int = 10            # Q': news retrieved per query
     keep: int = 30                 # Q': candidates kept per trigger after the quality ranking
     union_k: int = 30              # candidates per trigger the store serves (union of the paths)
+    random_seed: int = 0           # the random-queries baseline (evaluated, never served)
 
 
 class RecallEvaluationConfig(Config):
     ks: list[int] = [10, 30, 100]
+    live_days: float = LIVE_DAYS        # a click's candidates count when live at its impression's time
     compare: bool = True                # base vs LoRA SFT vs LoRA SFT on click-refined targets, on the gate triggers
     compare_seeds: list[int] = []       # seeds trained besides the registered generator's own (each: 2 trainings;
                                         # the demo's; orchestration/reproduce.yaml holds the full grid)
@@ -132,48 +135,17 @@ def _generation_config(settings: GenerationSettings, few_shot: bool = False):
     return GenerationConfig.from_dict({**settings.model_dump(), "few_shot": few_shot})
 
 
-def _sft_data(query_targets: pd.DataFrame, news: pd.DataFrame, which: str) -> tuple[list[str], list[str]]:
-    """(messages, target texts) per training trigger: its targets, in rank order, one query per line."""
-    from training.slm.prompts import format_target
-
-    if which not in ("refined", "all"):
-        raise ValueError(f"targets must be 'refined' or 'all', got {which!r}")
-    rows = query_targets[query_targets["refined"]] if which == "refined" else query_targets
-    if rows.empty:
-        raise ValueError(f"query_targets has no {which} targets to train on")
-    grouped = rows.groupby("input_id", sort=False)["query"].apply(list)
-    messages = trigger_messages(news, grouped.index.astype(str).tolist())
-    return messages["message"].tolist(), [format_target(q) for q in grouped]
-
-
 def _encoder(news_encoder: RegisteredModel):
     from training.prec import load_news_encoder
 
     return load_news_encoder(news_encoder.local_dir, "cpu")
 
 
-def gate_slice(pair_logs: PairLogs, n_triggers: int, seed: int) -> tuple[list[str], pd.DataFrame]:
-    """(triggers, targets): a seeded sample of partition-day triggers with a click, and the news clicked next."""
-    targets = clicked_next(pair_logs.part("test"))
-    triggers = np.array(sorted(targets["trigger_id"].unique()))
-    if n_triggers and len(triggers) > n_triggers:
-        triggers = np.sort(np.random.default_rng(seed).choice(triggers, n_triggers, replace=False))
-    chosen = triggers.tolist()
-    return chosen, targets[targets["trigger_id"].isin(set(chosen))].reset_index(drop=True)
-
-
 def qprime_recall(model, tokenizer, version: str, messages: pd.DataFrame, targets: pd.DataFrame, encoder, index,
-                  generation, per_query: int, cache=None) -> tuple[dict[str, float], object]:
-    """Held-out recall@10/30 of one generator's Q' path (ranked by similarity) and its generation stats;
-    generations are cached under ``cache`` (default: the shared generation cache) by ``version``."""
-    from training.slm.query_generation import generate_queries
-
-    queries, stats = generate_queries(model, tokenizer, messages, generation, cache or cache_dir("generated_queries"),
-                                      version, "news")
-    candidates = qprime_candidates(queries, encoder, index, per_query=per_query, keep=30)
-    metrics = heldout_recall(candidates, targets)
-    metrics.update(_generation_rates(stats))
-    return metrics, stats
+                  generation, per_query: int, window: LiveWindow, cache=None) -> tuple[dict[str, float], object]:
+    """:func:`training.retrieval.qprime.generator_recall`, cached by default in the shared generation cache."""
+    return generator_recall(model, tokenizer, version, messages, targets, encoder, index, generation, per_query,
+                            window, cache or cache_dir("generated_queries"))
 
 
 def _base_version(base_dir: str) -> str:
@@ -184,12 +156,6 @@ def _base_version(base_dir: str) -> str:
     parts = [(folder / "config.json").read_text()] + sorted(
         f"{p.name}:{p.stat().st_size}" for p in folder.glob("*.safetensors"))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def _generation_rates(stats) -> dict[str, float]:
-    n = max(stats.n_inputs, 1)
-    return {"malformed_rate": stats.n_malformed / n, "empty_rate": stats.n_empty / n,
-            "duplicate_queries": float(stats.n_duplicates_removed), "tokens_per_second": float(stats.tokens_per_second)}
 
 
 @asset(group_name="recall", kinds={"faiss"})
@@ -224,20 +190,36 @@ def _load_index(path: str):
     return NewsIndex.load(path)
 
 
+def _heldout(pair_logs: PairLogs, behaviors: BehaviorLog) -> pd.DataFrame:
+    """The partition day's clicks after a trigger, with their impression's time."""
+    from training.retrieval.evaluation import fresh_targets
+
+    return fresh_targets(pair_logs.part("test"), behaviors)
+
+
+def _qprime_index(encoder, news: pd.DataFrame, news_index: str, window: LiveWindow, day: str):
+    """Q''s exact index over the news live on ``day``, in its vector space (training.retrieval.qprime)."""
+    return qprime_index(encoder, news, _load_index(news_index), window.day_news(day),
+                        cache=cache_dir("qprime_news_vectors"))
+
+
 @asset(group_name="recall", partitions_def=daily_partitions, kinds={"pandas"})
 def query_targets(context: AssetExecutionContext, config: QueryTargetsConfig, pair_logs: PairLogs,
-                  mind_news: pd.DataFrame, news_index: str, news_encoder: RegisteredModel,
-                  mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+                  mind_news: pd.DataFrame, mind_behaviors: BehaviorLog, news_index: str,
+                  news_encoder: RegisteredModel, mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
     """Training targets of the query generator, per trigger of the training window: ``click_refined`` (key
-    phrases of the news clicked after the trigger; ``refined`` marks those whose retrieval finds that news,
-    the paper's "Enhanced" filter) or a ``labels_file`` of (input_id, query) rows."""
-    from training.retrieval.qprime import query_retriever
-    from training.slm.query_targets import click_refined_targets, read_query_labels
+    phrases of the news clicked after the trigger; ``refined`` marks those whose top ``retrieve_k`` among the
+    news live at the trigger's impressions holds a clicked follow-up, the paper's "Enhanced" filter) or a
+    ``labels_file`` of (input_id, query) rows."""
+    from training.retrieval.qprime import enhanced_targets
+    from training.slm.query_targets import read_query_labels
 
     if config.source not in ("click_refined", "labels_file"):
         raise ValueError(f"source must be click_refined or labels_file, got {config.source!r}")
     clicks = pair_logs.part("train")
-    clicks = clicks[clicks["clicked"] == 1][["trigger_id", "candidate_id"]]
+    clicks = clicks[clicks["clicked"] == 1]
+    clicks = clicks.assign(time=clicks["impression_id"].map(mind_behaviors.histories.set_index("impression_id")["time"]))
+    clicks = clicks[["trigger_id", "candidate_id", "time"]].dropna()
     if config.max_inputs:
         top = clicks["trigger_id"].value_counts().head(config.max_inputs).index
         clicks = clicks[clicks["trigger_id"].isin(top)]
@@ -251,17 +233,14 @@ def query_targets(context: AssetExecutionContext, config: QueryTargetsConfig, pa
             table = labels.assign(source_news_id="", refined=True)
             counts = {"n_inputs": int(table["input_id"].nunique()), "n_targets": len(table)}
         else:
-            everything = click_refined_targets(clicks, mind_news, max_queries=config.max_queries)
-            retrieve = query_retriever(_encoder(news_encoder), _load_index(news_index), config.retrieve_k)
-            refined = click_refined_targets(clicks, mind_news, max_queries=config.max_queries, retrieve=retrieve,
-                                            retrieve_k=config.retrieve_k)
-            keys = set(zip(refined.targets["input_id"], refined.targets["query"]))
-            table = everything.targets.assign(
-                refined=[(i, q) in keys for i, q in zip(everything.targets["input_id"], everything.targets["query"])])
+            window = LiveWindow.from_impressions(mind_behaviors.impressions, config.live_days)
+            everything, refined = enhanced_targets(clicks, mind_news, _encoder(news_encoder), _load_index(news_index),
+                                                   window, max_queries=config.max_queries, k=config.retrieve_k,
+                                                   cache=cache_dir("qprime_news_vectors"))
+            table = everything.targets.assign(refined=refined)
             counts = {"n_inputs": everything.n_inputs, "n_targets": len(table),
                       "n_refined": int(table["refined"].sum()),
                       "n_dropped_filter": everything.n_dropped_filter,
-                      "n_dropped_retrieval": refined.n_dropped_retrieval,
                       "n_inputs_without_target": everything.n_inputs_without_target,
                       "n_inputs_refined": int(table.loc[table["refined"], "input_id"].nunique())}
         mlflow.log_metrics(counts)
@@ -287,7 +266,7 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
     from training.slm.lora_sft import load_causal_lm, save_adapter, train_lora
 
     base_dir, from_wheel = _base_model(config)
-    messages, targets = _sft_data(query_targets, mind_news, config.targets)
+    messages, targets = sft_data(query_targets, mind_news, config.targets)
     lora = _lora_config(config.lora, config.seed)
     generation = _generation_config(config.generation)
     with mlflow_tracking.asset_run(context, params={**config.model_dump(), "base_model": base_dir,
@@ -316,20 +295,20 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
         del fit
         # the gate: base (few-shot) floor, candidate and champion on the same held-out triggers
         encoder = _encoder(news_encoder)
-        index = live_index(_load_index(news_index), live_news(mind_behaviors.impressions, context.partition_key,
-                                                              config.live_days))
-        triggers, heldout = gate_slice(pair_logs, config.gate_triggers, config.seed)
+        window = LiveWindow.from_impressions(mind_behaviors.impressions, config.live_days)
+        index = _qprime_index(encoder, mind_news, news_index, window, context.partition_key)
+        triggers, heldout = gate_slice(_heldout(pair_logs, mind_behaviors), config.gate_triggers, config.seed)
         prompts = trigger_messages(mind_news, triggers)
         base_model, tokenizer = load_causal_lm(base_dir, config.generation.torch_threads)
         floor, _ = qprime_recall(base_model, tokenizer, f"base-{_base_version(base_dir)}", prompts, heldout,
                                  encoder, index, _generation_config(config.generation, few_shot=True),
-                                 config.per_query)
+                                 config.per_query, window)
         del base_model
 
         def score(v: str) -> dict[str, float]:
             generator = _registered_generator(v)
             metrics, _ = qprime_recall(generator.model, generator.tokenizer, generator.version, prompts, heldout,
-                                       encoder, index, generation, config.per_query)
+                                       encoder, index, generation, config.per_query, window)
             return metrics
 
         decision = decide("query_generator", registered.version, score, floor, criterion=GATE_CRITERION,
@@ -409,8 +388,14 @@ def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesCo
     """Candidates for every catalogue news as a trigger: ``coclick`` (co-occurrence in the users' latest
     histories and the window's clicks, before the partition day), ``embedding`` (nearest news vectors),
     ``qprime`` (the generated queries' top ``per_query`` news, united, ranked by the ranking student's quality
-    head, top ``keep``) and their ``union``; written as one version (this MLflow run) of the key-value store."""
+    head, top ``keep``) and their ``union``; written as one version (this MLflow run) of the key-value store.
+    Every path retrieves among the news live on the day. Beside them, never served: the random-queries
+    baseline (``random_queries``: as many queries per Q' trigger, titles of random live news, retrieved and
+    ranked as Q')."""
     from training.retrieval.candidate_store import CandidateStore
+    from training.retrieval.evaluation import RANDOM_PATH
+    from training.retrieval.live_news import live_index
+    from training.retrieval.qprime import random_queries
     from training.retrieval.recall_paths import coclick_candidates, embedding_candidates, union_candidates
 
     day = context.partition_key
@@ -419,7 +404,8 @@ def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesCo
     train = pair_logs.part("train")
     clicks = train[train["clicked"] == 1][["trigger_id", "candidate_id"]]
     triggers = mind_news["news_id"].astype(str).tolist()
-    live = live_news(mind_behaviors.impressions, day, config.live_days)
+    window = LiveWindow.from_impressions(mind_behaviors.impressions, config.live_days)
+    live = window.day_news(day)
     with mlflow_tracking.asset_run(context, params={**config.model_dump(), "n_live_news": len(live)}) as run:
         timings = {}
         start = time.perf_counter()
@@ -431,21 +417,27 @@ def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesCo
         timings["embedding_seconds"] = time.perf_counter() - start
         rank, student_version = _student_ranker(ranking_student)
         start = time.perf_counter()
-        qprime = qprime_candidates(generated_queries, _encoder(news_encoder), index, per_query=config.per_query,
+        encoder = _encoder(news_encoder)
+        query_index = _qprime_index(encoder, mind_news, news_index, window, day)
+        qprime = qprime_candidates(generated_queries, encoder, query_index, per_query=config.per_query,
                                    keep=config.keep, rank=rank)
         timings["qprime_seconds"] = time.perf_counter() - start
+        baseline = qprime_candidates(random_queries(generated_queries, mind_news, live, config.random_seed), encoder,
+                                     query_index, per_query=config.per_query, keep=config.keep, rank=rank,
+                                     path=RANDOM_PATH)
         paths = pd.concat([coclick, embedding, qprime], ignore_index=True)
         union = union_candidates(paths, k=config.union_k, order=PATHS)
-        candidates = pd.concat([paths, union], ignore_index=True)
+        served = pd.concat([paths, union], ignore_index=True)
+        candidates = pd.concat([served, baseline], ignore_index=True)
         store_path = candidate_store_path()
         store = CandidateStore(store_path)
         try:
-            written = store.write(run.info.run_id, candidates, meta={"partition": day, "mlflow_run_id": run.info.run_id,
+            written = store.write(run.info.run_id, served, meta={"partition": day, "mlflow_run_id": run.info.run_id,
                                                                       "ranking_student_version": student_version})
         finally:
             store.close()
         coverage = {f"triggers_{p}": int(candidates.loc[candidates["path"] == p, "trigger_id"].nunique())
-                    for p in (*PATHS, "union")}
+                    for p in (*PATHS, "union", RANDOM_PATH)}
         mlflow.log_metrics({**timings, **coverage, "store_rows": written})
         mlflow.set_tags({"store.path": str(store_path), "store.version": run.info.run_id,
                          "ranking_student.version": student_version})
@@ -455,7 +447,8 @@ def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesCo
 
 
 def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, query_generator: RegisteredModel,
-                pair_logs: PairLogs, behaviors: BehaviorLog, news: pd.DataFrame, encoder, index, log) -> list[dict]:
+                pair_logs: PairLogs, behaviors: BehaviorLog, news: pd.DataFrame, encoder, news_index: str,
+                log) -> list[dict]:
     """Rows (variant, seed, recall_at_10, recall_at_30, rates) on the generator's own gate triggers: the base
     model with a few-shot prompt, LoRA SFT on every click-derived target and LoRA SFT on the click-refined
     targets, each with the registered generator's LoRA settings, for its seed (the registered version itself,
@@ -470,29 +463,30 @@ def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, que
     generation = _generation_config(GenerationSettings(**{k: v for k, v in settings["generation"].items()
                                                           if k in GenerationSettings.model_fields}))
     lora = LoraSftConfig.from_dict(settings["lora"])
-    triggers, heldout = gate_slice(pair_logs, settings["gate"]["triggers"], settings["gate"]["seed"])
+    triggers, heldout = gate_slice(_heldout(pair_logs, behaviors), settings["gate"]["triggers"], settings["gate"]["seed"])
     prompts = trigger_messages(news, triggers)
     per_query = settings["gate"]["per_query"]
-    index = live_index(index, live_news(behaviors.impressions, pair_logs.test_day, settings["gate"]["live_days"]))
+    window = LiveWindow.from_impressions(behaviors.impressions, settings["gate"]["live_days"])
+    index = _qprime_index(encoder, news, news_index, window, pair_logs.test_day)
     names = {"all": "LoRA SFT (all click targets)", "refined": "LoRA SFT (click-refined targets)"}
     model, tokenizer = load_causal_lm(base_dir, generation.torch_threads)
     metrics, _ = qprime_recall(model, tokenizer, f"base-{_base_version(base_dir)}", prompts, heldout, encoder,
-                               index, generation.replace(few_shot=True), per_query)
+                               index, generation.replace(few_shot=True), per_query, window)
     rows = [{"variant": "base model, few-shot (no training)", "seed": 0, **metrics}]
     del model
     registered = _registered_generator(query_generator.version)
     metrics, _ = qprime_recall(registered.model, registered.tokenizer, registered.version, prompts, heldout, encoder,
-                               index, generation, per_query)
+                               index, generation, per_query, window)
     rows.append({"variant": names[settings["targets"]], "seed": lora.seed, **metrics})
     del registered
     runs = [(which, lora.seed) for which in names if which != settings["targets"]]
     runs += [(which, seed) for seed in config.compare_seeds if seed != lora.seed for which in names]
     for which, seed in runs:
-        messages, targets = _sft_data(query_targets, news, which)
+        messages, targets = sft_data(query_targets, news, which)
         fit = train_lora(base_dir, messages, targets, lora.replace(seed=seed), progress=False)
         with tempfile.TemporaryDirectory() as scratch:  # one-off models: nothing worth caching
             metrics, _ = qprime_recall(fit.model, tokenizer, f"compare-{which}-{seed}", prompts, heldout, encoder,
-                                       index, generation, per_query, cache=scratch)
+                                       index, generation, per_query, window, cache=scratch)
         rows.append({"variant": names[which], "seed": seed, **metrics})
         log(f"{names[which]}, seed {seed}: recall@30 {metrics['recall_at_30']:.4f}")
         del fit
@@ -505,7 +499,8 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
                       pair_logs: PairLogs, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame, news_index: str,
                       news_encoder: RegisteredModel, dvc_data: DvcData,
                       mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
-    """Recall@10/30/100 of the news clicked next on the partition day, per path and for the union; the share
+    """Recall@10/30/100 of the news clicked next on the partition day (among the news live at each click), per
+    path, for the union and for random queries at Q''s coverage (with the paired interval of Q' minus it); the share
     found only by Q'; recall of fresh news (first shown less than a day before the impression); RecoDCG@5 of
     each path's top 5; and base vs LoRA SFT vs LoRA SFT on click-refined targets (mean ± std over seeds)."""
     from training.data.quality_truth import load_quality_truth
@@ -516,7 +511,8 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
     test = pair_logs.part("test")
     targets = fresh_targets(test, mind_behaviors)
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
-        report = recall_report(recall_candidates, targets, ks=tuple(config.ks), paths=PATHS)
+        window = LiveWindow.from_impressions(mind_behaviors.impressions, config.live_days)
+        report = recall_report(recall_candidates, targets, ks=tuple(config.ks), paths=PATHS, window=window)
         truth = load_quality_truth(dvc_data.raw_path())
         quality = path_reco_dcg(recall_candidates, targets["trigger_id"].unique(), mind_news, truth, paths=PATHS)
         table = report.table.merge(quality, on="path", how="left")
@@ -525,10 +521,15 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
         mlflow.log_metrics({"only_qprime_share_at_30": report.only_qprime, "n_targets": len(targets),
                             "n_fresh_targets": int(targets["fresh"].sum()),
                             "qprime_trigger_coverage": report.qprime_trigger_coverage})
+        if report.qprime_vs_random is not None:
+            diff = report.qprime_vs_random
+            mlflow.log_metrics({"qprime_minus_random_at_30": diff.estimate, "qprime_minus_random_low": diff.low,
+                                "qprime_minus_random_high": diff.high, "n_paired_triggers": report.n_paired_triggers})
+            mlflow.set_tag("qprime_vs_random", diff.verdict())
         markdown = {"recall.md": recall_markdown(table, report)}
         if config.compare:
             rows = _comparison(config, query_targets, query_generator, pair_logs, mind_behaviors, mind_news,
-                               _encoder(news_encoder), _load_index(news_index), context.log.info)
+                               _encoder(news_encoder), news_index, context.log.info)
             markdown["generators.md"] = comparison_markdown(rows) + "\n" + schedule_note("recall_evaluation", config) + "\n"
             mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "generators_per_seed.csv")
         for name, text in markdown.items():
@@ -536,5 +537,6 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
         mlflow.log_text(table.to_csv(index=False), "recall.csv")
     context.log.info("recall on " + context.partition_key + ":\n" + "\n".join(markdown.values()))
     return Output(table, metadata={"only_qprime_share_at_30": round(report.only_qprime, 4),
+                                   "qprime_vs_random": report.decision(),
                                    "n_targets": len(targets), "n_fresh_targets": int(targets["fresh"].sum()),
                                    **{k.removesuffix(".md"): MetadataValue.md(v) for k, v in markdown.items()}})

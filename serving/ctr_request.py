@@ -114,7 +114,7 @@ class _ProjectedVectors(nn.Module):
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         with torch.no_grad():
-            projected = layer.projection(layer.vectors)
+            projected = layer.project(layer.vectors)
             self.register_buffer("table", torch.cat([projected, layer.missing[None]]), persistent=False)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:

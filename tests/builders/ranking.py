@@ -72,6 +72,27 @@ def synthetic_ranking_rows(n_groups: int = 300, group_size: int = 20, seed: int 
     return pd.concat([frame, features], axis=1)
 
 
+#: Day roles of ``synthetic_ranking_rows``' five days (fit, early stopping, selection, test), and of a window
+#: too short for a selection day of its own (the early-stopping day also selects).
+DAY_ROLES = {"fit_days": ["2019-11-10", "2019-11-11"], "early_stopping_day": "2019-11-12",
+             "selection_day": "2019-11-13", "test_day": "2019-11-14"}
+SHARED_DAY_ROLES = {"fit_days": ["2019-11-10", "2019-11-11"], "early_stopping_day": "2019-11-12",
+                    "selection_day": "2019-11-12", "test_day": "2019-11-13"}
+
+
+def ranking_rows_with_parts(n_groups: int = 300, group_size: int = 15, seed: int = 0,
+                            roles: dict | None = None) -> pd.DataFrame:
+    """``synthetic_ranking_rows`` with ``ranking_features``' ``part`` column from ``roles`` (``DAY_ROLES``);
+    days of no role are dropped."""
+    from training.ranking.tradeoff import row_parts
+
+    roles = DAY_ROLES if roles is None else roles
+    rows = synthetic_ranking_rows(n_groups, group_size, seed)
+    rows = rows[rows["day"].isin([*roles["fit_days"], roles["early_stopping_day"], roles["selection_day"],
+                                  roles["test_day"]])].reset_index(drop=True)
+    return rows.assign(part=row_parts(rows["day"], **roles))
+
+
 @dataclass(frozen=True)
 class LoggedInputs:
     """What ``ranking_features`` featurises, drawn with numpy (vectorised: mind-small's size takes seconds)."""

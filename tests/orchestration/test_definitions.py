@@ -67,12 +67,12 @@ def test_reproduce_config_is_valid_and_widens_every_demo_grid():
 
 def _demo_config(asset: str):
     from assets.ctr import CtrEvaluationConfig
-    from assets.quality import JudgeEvaluationConfig
+    from assets.quality import JudgeEvaluationConfig, PairLogsConfig
     from assets.ranker import RankingTradeoffConfig
     from assets.ranking import RankingEvaluationConfig
     from assets.recall import RecallEvaluationConfig
 
-    return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig,
+    return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig, "pair_logs": PairLogsConfig,
             "ranking_evaluation": RankingEvaluationConfig, "recall_evaluation": RecallEvaluationConfig,
             "ranking_tradeoff": RankingTradeoffConfig}[asset]()
 

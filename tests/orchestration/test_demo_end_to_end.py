@@ -15,7 +15,7 @@ ops:
   judge_evaluation:
     config: {llm_variants: []}   # the LLM judge has its own tests; here the simulated judge labels
   ranking_evaluation:
-    config: {seeds: [1]}
+    config: {seeds: [1], eval_impressions: 500}   # the demo's 2,000 cost ~3 min more here
   recall_evaluation:
     config: {compare_seeds: []}
   ranking_tradeoff:

@@ -73,6 +73,9 @@ def test_every_asset_ran_with_its_lineage(project):
     versions = {v.tags.get("loss") for v in client.search_model_versions("name = 'quality_teacher'")}
     assert versions == {"ce", "sce"}
     assert str(client.get_model_version_by_alias("click_teacher", "candidate").version) == "1"
+    teacher = finished_runs(client, "click_teacher")[0]
+    assert teacher.data.params["early_stopping_day"] not in teacher.data.params["fit_days"]
+    assert teacher.data.metrics["chosen_epoch"] >= 1 and "early_stopping_accuracy" in teacher.data.metrics
 
 
 def test_pair_logs_and_labels(project):
@@ -83,6 +86,11 @@ def test_pair_logs_and_labels(project):
     assert len(golden) == 60 and golden["label"].sum() == 30
     table1 = finished_runs(mlflow_client(project), "judge_evaluation")[0]
     assert table1.data.metrics["pa_simulated"] == pytest.approx(0.87, abs=0.01)
+    # every row has its bootstrap interval over golden pairs; the demo truth gives the perfect-text ceiling
+    metrics = table1.data.metrics
+    assert metrics["pa_low_simulated"] < metrics["pa_simulated"] < metrics["pa_high_simulated"]
+    assert metrics["pa_low_perfect_text_ceiling"] < metrics["pa_perfect_text_ceiling"] < metrics["pa_high_perfect_text_ceiling"]
+    assert golden["perfect_text_score"].notna().all()
 
 
 def test_first_student_is_gated_on_the_popularity_floor(project):
@@ -129,7 +137,17 @@ def test_second_student_warm_starts_and_is_gated_against_the_champion(project):
 def test_evaluation_tables_and_report(project):
     client = mlflow_client(project)
     run_ = finished_runs(client, "ranking_evaluation")[0]
-    assert {"distilled_recodcg_at_5", "direct_recodcg_at_5"} <= set(run_.data.metrics)
+    assert {"distilled_recodcg_at_5", "direct_recodcg_at_5", "distilled_minus_direct_low"} <= set(run_.data.metrics)
+    assert run_.data.tags["decision.distilled_vs_direct"] in ("beats", "ties", "loses")
+    table3 = client.download_artifacts(run_.info.run_id, "table3.md")
+    text = open(table3).read()
+    assert "vs click-only student [95% CI]" in text and "paired bootstrap" in text
+    assert f"distillation **{run_.data.tags['decision.distilled_vs_direct']}**" in text
+    # both arms logged both loss terms per epoch, weighted equal at step 0
+    for arm in ("direct", "distilled"):
+        for term in ("click", "quality"):
+            m = run_.data.metrics
+            assert m[f"seed1/{arm}/{term}_term_weight"] * m[f"seed1/{arm}/{term}_term_initial"] == pytest.approx(1.0)
     table = pd.read_csv(client.download_artifacts(run_.info.run_id, "ranking_evaluation.csv")).set_index("ranker")
     assert table.loc["distilled MT student (quality head)", "reco_dcg5_mean"] == pytest.approx(
         run_.data.metrics["distilled_recodcg_at_5"])
@@ -138,7 +156,8 @@ def test_evaluation_tables_and_report(project):
     assert table["reco_dcg5_mean"].max() == pytest.approx(table.loc["truth ceiling (true grades)", "reco_dcg5_mean"])
     out = run(["newsforge", "report", "--partition", DAY], project).stdout
     for title in ("Explore Further Table 1", "Explore Further Table 2", "Explore Further Table 3",
-                  "| quality teacher (SCE) |", "| direct student (SCE on judge labels) |", "| simulated (truth + noise) |"):
+                  "| quality teacher (SCE) |", "| direct student (click + SCE on judged pairs) |",
+                  "| simulated (truth + noise) |"):
         assert title in out
 
 

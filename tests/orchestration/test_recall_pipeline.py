@@ -162,8 +162,17 @@ def test_recall_evaluation_logs_every_path_and_the_report_shows_it(project):
         assert 0.0 <= run_.data.metrics[f"recall_at_30_{path}"] <= 1.0
     table = _value(project, "recall_evaluation").set_index("path")
     assert (table["recall_at_10"] <= table["recall_at_30"]).all() and (table["recall_at_30"] <= table["recall_at_100"]).all()
-    # the union interleaves the paths, so at 100 it holds each path's top 30 at least
-    assert table.loc["union", "recall_at_100"] >= table[["recall_at_30"]].drop("union").max().iloc[0] - 1e-12
+    # the union is the set union of the paths' top k: never below a path; the served list interleaves them
+    paths = table.loc[["coclick", "embedding", "qprime"]]
+    for k in (10, 30, 100):
+        assert table.loc["union", f"recall_at_{k}"] >= paths[f"recall_at_{k}"].max() - 1e-12
+    assert table.loc["union_served", "recall_at_100"] >= paths["recall_at_30"].max() - 1e-12
+    # random queries at Q''s coverage, compared per trigger (paired interval) when Q' has triggers with a click
+    assert table.loc["random_queries", "n_triggers"] == table.loc["qprime", "n_triggers"]
+    if "qprime_minus_random_at_30" in run_.data.metrics:
+        m = run_.data.metrics
+        assert m["qprime_minus_random_low"] <= m["qprime_minus_random_at_30"] <= m["qprime_minus_random_high"]
+        assert run_.data.tags["qprime_vs_random"] in {"above 0", "contains 0", "below 0"}
     per_seed = pd.read_csv(client.download_artifacts(run_.info.run_id, "generators_per_seed.csv"))
     assert per_seed.groupby("variant").size().to_dict() == {
         "base model, few-shot (no training)": 1, "LoRA SFT (all click targets)": 2, "LoRA SFT (click-refined targets)": 2}
@@ -193,6 +202,10 @@ def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(proje
     ranker_run = finished_runs(client, "ranker")[0]
     lam = float(ranker_run.data.params["lambda"])
     assert 0.0 <= lam <= 1.0 and ranker_run.data.tags["gate.passed"] in {"true", "false"}
+    # the tiny window has 2 days: no selection day of its own, λ is chosen on the early-stopping day and says so
+    assert ranker_run.data.tags["lambda_day_held_out"] == "false" and ranker_run.data.tags["lambda_day"] == "2019-11-10"
+    assert ranker_run.data.metrics["lambda_tolerance"] == ranker_run.data.metrics["lambda_std_error"] >= 0
+    assert {"selection_tradeoff.csv", "selection_tradeoff.png"} <= {a.path for a in client.list_artifacts(ranker_run.info.run_id)}
     version = client.get_model_version("ranker", "1")
     assert float(version.tags["lambda"]) == lam and "stage2" in version.tags["mu"]
     aliases = {a: str(v) for a, v in client.get_registered_model("ranker").aliases.items()}
@@ -209,5 +222,10 @@ def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(proje
     assert "tradeoff.png" in {a.path for a in client.list_artifacts(tradeoff.info.run_id)}
     per_seed = pd.read_csv(client.download_artifacts(tradeoff.info.run_id, "tradeoff_per_seed.csv"))
     assert sorted(per_seed["seed"].unique()) == [1, 2]
+    works = min(per_seed.loc[per_seed["ranker"] == "chosen λ", "lambda"]) > 0 and tradeoff.data.metrics["delta_reco_dcg5_low"] > 0
+    assert tradeoff.data.tags["tradeoff.decision"] == ("works" if works and tradeoff.data.metrics["delta_click_ndcg5"]
+                                                       >= -tradeoff.data.metrics["click_ndcg5_std_error"] else "does not work")
+    md = client.download_artifacts(tradeoff.info.run_id, "tradeoff.md")
+    assert "paired bootstrap interval over impressions" in open(md).read() and "seeds 1, 2" in open(md).read()
     out = run(["newsforge", "report", "--partition", DAY], project).stdout
     assert "quality/click trade-off" in out and "click only (λ = 0)" in out and "tradeoff.png" in out

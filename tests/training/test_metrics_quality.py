@@ -257,3 +257,28 @@ def test_pairwise_accuracy_perfect_reversed_constant():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_per_group_values_average_to_the_scalar_metrics():
+    from training.metrics.quality import (
+        click_ndcg_per_group, quality_filtered_click_ndcg_per_group, reco_dcg_per_group,
+    )
+
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(40), rng.integers(2, 9, size=40))
+    quality = rng.integers(0, 5, size=groups.size).astype(float)
+    clicks = (rng.random(groups.size) < 0.3).astype(float)
+    scores = rng.random(groups.size)
+    per_reco = reco_dcg_per_group(groups, quality, scores, 5)
+    assert per_reco.shape == (40,)
+    assert per_reco.mean() == pytest.approx(reco_dcg(groups, quality, scores, 5))
+    per_click = click_ndcg_per_group(groups, clicks, scores, 5)
+    assert np.nanmean(per_click) == pytest.approx(click_ndcg(groups, clicks, scores, 5))
+    assert np.isnan(per_click).sum() == 40 - len(set(groups[clicks > 0]))
+    per_qf = quality_filtered_click_ndcg_per_group(groups, clicks, quality, scores, 5)
+    assert np.nanmean(per_qf) == pytest.approx(quality_filtered_click_ndcg(groups, clicks, quality, scores, 5))
+    # group 0 by hand: RecoDCG@5 of its top items
+    g0 = groups == 0
+    order = np.argsort(-scores[g0], kind="stable")[:5]
+    disc = 1 / np.log2(np.arange(order.size) + 2)
+    assert per_reco[0] == pytest.approx((quality[g0][order] / 4 * disc).sum() / disc.sum())

@@ -69,3 +69,57 @@ def test_a_partition_without_earlier_days_is_an_error():
         build_pair_logs(NEWS, log(), "2019-11-09", 3)
     with pytest.raises(ValueError, match="no impressions on 2019-11-11"):
         build_pair_logs(NEWS, log(), "2019-11-11", 3)
+
+
+DAYS = [f"2019-11-0{d}" for d in range(1, 8)]   # 11-01 .. 11-07
+
+
+def daily_log(n_days: int) -> BehaviorLog:
+    """One impression a day: trigger N1, candidate N{day index + 2} clicked, N9 not; the last day is the partition."""
+    news_ids = [f"N{i}" for i in range(1, 10)]
+    assert n_days <= len(news_ids) - 2
+    hist = pd.DataFrame({"impression_id": range(n_days), "day": DAYS[:n_days], "history": [["N1"]] * n_days})
+    imps = pd.DataFrame([(i, DAYS[i], f"N{i + 2}", 1, 0) for i in range(n_days)]
+                        + [(i, DAYS[i], "N9", 0, 1) for i in range(n_days)],
+                        columns=["impression_id", "day", "news_id", "label", "position"])
+    return BehaviorLog(imps.sort_values(["impression_id", "position"]).reset_index(drop=True), hist)
+
+
+NEWS9 = pd.DataFrame({"news_id": [f"N{i}" for i in range(1, 10)]})
+
+
+def test_roles_of_a_five_day_window():
+    logs = build_pair_logs(NEWS9, daily_log(6), DAYS[5], window_days=5)
+    assert logs.fit_days == DAYS[:3] and logs.early_stopping_day == DAYS[3] and logs.selection_day == DAYS[4]
+    assert logs.test_day == DAYS[5] and not logs.roles_shared
+    assert logs.days("fit") == DAYS[:3] and logs.days("test") == [DAYS[5]]
+    by_day = logs.pairs.drop_duplicates("day").set_index("day")["role"].to_dict()
+    assert by_day == {DAYS[0]: "fit", DAYS[1]: "fit", DAYS[2]: "fit", DAYS[3]: "early_stopping",
+                      DAYS[4]: "selection", DAYS[5]: "test"}
+    assert set(logs.role("fit", "early_stopping")["day"]) == set(DAYS[:4])
+    # triplets from the fit days only (clicked N2, N3, N4), early-stopping triplets from D-2 only (N5)
+    assert sorted(logs.triplets["pos_id"]) == ["N2", "N3", "N4"] and set(logs.triplets["neg_id"]) == {"N9"}
+    assert logs.early_stopping_triplets[["trigger_id", "pos_id", "neg_id"]].values.tolist() == [["N1", "N5", "N9"]]
+    assert logs.n_triplets_total == 3
+    # the distillation set: distinct fit-day pairs, never the early-stopping, selection or test day's
+    assert sorted(logs.unlabelled["candidate_id"]) == ["N2", "N3", "N4", "N9"]
+    with pytest.raises(ValueError, match="unknown role"):
+        logs.role("fit", "validation")
+
+
+def test_roles_of_a_two_day_window_share_the_last_day():
+    logs = build_pair_logs(NEWS9, daily_log(3), DAYS[2], window_days=2)
+    assert logs.fit_days == [DAYS[0]] and logs.early_stopping_day == logs.selection_day == DAYS[1]
+    assert logs.roles_shared
+    # the shared day is labelled by its first use: early stopping
+    assert logs.part("train").set_index("day")["role"].to_dict() == {DAYS[0]: "fit", DAYS[1]: "early_stopping"}
+    assert logs.triplets["pos_id"].tolist() == ["N2"]
+    assert logs.early_stopping_triplets["pos_id"].tolist() == ["N3"]
+    assert set(logs.role("selection")["day"]) == {DAYS[1]}
+
+
+def test_a_one_day_window_fits_and_stops_on_the_same_day():
+    logs = build_pair_logs(NEWS9, daily_log(2), DAYS[1], window_days=1)
+    assert logs.fit_days == [DAYS[0]] == [logs.early_stopping_day] and logs.roles_shared
+    assert set(logs.part("train")["role"]) == {"fit"}
+    assert logs.triplets["pos_id"].tolist() == logs.early_stopping_triplets["pos_id"].tolist() == ["N2"]

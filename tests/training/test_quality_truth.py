@@ -135,3 +135,48 @@ def test_pair_quality_on_the_demo(demo):
     same = by_id.loc[trig, "category"].to_numpy() == by_id.loc[cand, "category"].to_numpy()
     grade = by_id.loc[cand, "quality"].to_numpy()
     np.testing.assert_array_equal(got, np.where(same, grade, np.maximum(grade - 1, 0)))
+
+
+# ----------------------------------------------------------------------------- visible part, perfect-text ceiling
+def test_visible_quality_is_the_generators_visible_part(tmp_path):
+    import json
+    import shutil
+
+    from training.data.demo.config import REALISM_ON
+    from training.data.demo.generator import REPORT_FILE, draw_demo
+    from training.data.quality_truth import visible_quality
+
+    config = DemoConfig.tiny(seed=3, **REALISM_ON)
+    generate_demo(tmp_path / "on", config)
+    truth = load_quality_truth(tmp_path / "on")
+    visible = visible_quality(tmp_path / "on", truth)
+    np.testing.assert_array_equal(visible.to_numpy(), draw_demo(config).quality.visible)
+    assert visible.index.tolist() == truth["news_id"].tolist()
+    # a report of another dataset is an error; no report, no visible part
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "on", other)
+    report = json.loads((other / REPORT_FILE).read_text())
+    report["config"]["seed"] = 4
+    (other / REPORT_FILE).write_text(json.dumps(report))
+    with pytest.raises(ValueError, match="redraws grades that differ"):
+        visible_quality(other, truth)
+    (other / REPORT_FILE).unlink()
+    assert visible_quality(other, truth) is None
+
+
+def test_perfect_text_scores_bin_the_visible_part_and_take_off_the_off_topic_grade():
+    from training.data.quality_truth import perfect_text_scores
+
+    # 10 graded news + 1 spam: rank bins 10/20/30/25/15 % of 11, spam filling grade 0 -> 1,1,2,2,2,2,3,3,4,4.
+    ids = [f"N{i}" for i in range(1, 12)]
+    truth = pd.DataFrame({"news_id": ids, "quality": 0, "clickbait": 0.0, "spam": [False] * 10 + [True],
+                          "duplicate_of": ""})
+    visible = pd.Series(np.r_[np.arange(10.0), 100.0], index=ids)   # spam's visible value is ignored
+    news = pd.DataFrame({"news_id": ids + ["T"], "category": ["a"] * 5 + ["b"] * 6 + ["a"]})
+    scores = perfect_text_scores(visible, truth, news, ["T"] * 11, ids)
+    grade = np.array([1, 1, 2, 2, 2, 2, 3, 3, 4, 4]) - np.r_[np.zeros(5), np.ones(5)]   # N6..N10 off-topic
+    np.testing.assert_array_equal(np.floor(scores[:10]), np.clip(grade, 0, 4))
+    assert scores[10] == -1.0 and (scores[:10] >= 0).all()
+    assert scores[1] > scores[0] and scores[4] > scores[3]    # ties broken by the visible part
+    with pytest.raises(ValueError, match="unknown candidate"):
+        perfect_text_scores(visible, truth, news, ["T"], ["N99"])

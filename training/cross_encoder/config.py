@@ -88,7 +88,9 @@ class TrainConfig(ConfigDict):
 
     ``max_steps`` caps the optimiser steps (None: ``epochs`` full passes); ``warmup_fraction`` of the steps warm
     up; ``torch_threads`` sets ``torch.set_num_threads`` for the call only; ``seed`` seeds torch (dropout),
-    numpy and the shuffling, so a call is deterministic given the starting weights.
+    numpy and the shuffling, so a call is deterministic given the starting weights. ``patience``: with an
+    early-stopping set, stop after this many epochs in a row without a lower held-out loss (the best epoch's
+    weights are kept); ignored without one.
     """
 
     batch_size: int = 64
@@ -101,9 +103,10 @@ class TrainConfig(ConfigDict):
     torch_threads: int | None = None
     progress_bar: bool = True
     grad_clip: float | None = 1.0
+    patience: int = 1
 
     def __post_init__(self) -> None:
-        _positive(batch_size=self.batch_size, lr=self.lr, epochs=self.epochs)
+        _positive(batch_size=self.batch_size, lr=self.lr, epochs=self.epochs, patience=self.patience)
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1 or None")
         if not 0.0 <= self.warmup_fraction < 1.0:

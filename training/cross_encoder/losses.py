@@ -1,6 +1,8 @@
 """Losses of the Explore-Further teachers and student, as plain functions on tensors."""
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -61,9 +63,25 @@ def quality_sce_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
+def centred(logits: torch.Tensor) -> torch.Tensor:
+    """Each row minus its mean over the last axis: the part of the logits a softmax (hence the expected grade
+    that ranks by quality) depends on; a per-row shift leaves it unchanged."""
+    return logits - logits.mean(dim=-1, keepdim=True)
+
+
+def click_label_loss(logits: torch.Tensor, clicked: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the click logit against logged click labels (a pair's click rate in [0, 1]);
+    rows whose label is NaN (a judged pair never logged) are left out; a batch without labels gives 0."""
+    clicked = clicked.to(logits.dtype)
+    known = ~torch.isnan(clicked)
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[known], clicked[known])
+
+
 class DistillLoss(NamedTuple):
     """``total = click_weight * click + quality_weight * quality``; ``click`` / ``quality`` are the unweighted
-    mean squared errors."""
+    terms (mean squared errors, the quality one on centred logits)."""
 
     total: torch.Tensor
     click: torch.Tensor
@@ -73,8 +91,31 @@ class DistillLoss(NamedTuple):
 def distillation_loss(student_click: torch.Tensor, student_quality: torch.Tensor, teacher_click: torch.Tensor,
                       teacher_quality: torch.Tensor, click_weight: float = 1.0,
                       quality_weight: float = 1.0) -> DistillLoss:
-    """MT student: MSE to the click teacher's logit plus MSE to the quality teacher's 5 logits (mean over all
-    elements of each), weighted."""
+    """MT student: MSE to the click teacher's logit plus MSE between the **centred** 5 quality logits of student
+    and teacher (``centred``: each row minus its mean, both sides; mean over all elements), weighted.
+
+    Centring removes the one direction of the 5 logits that the softmax ignores: the student neither spends
+    capacity on the teacher's arbitrary per-row offset nor sees that offset inflate the term."""
     click = F.mse_loss(student_click, teacher_click.to(student_click.dtype))
-    quality = F.mse_loss(student_quality, teacher_quality.to(student_quality.dtype))
+    quality = F.mse_loss(centred(student_quality), centred(teacher_quality.to(student_quality.dtype)))
     return DistillLoss(click_weight * click + quality_weight * quality, click, quality)
+
+
+def head_weights(initial: Mapping[str, float], ratios: Mapping[str, float]) -> dict[str, float]:
+    """Weights that make each loss term equal to its ``ratio`` at step 0: ``ratio / initial`` per term with a
+    positive ratio (terms with ratio 0 are left out). ``initial``: the unweighted terms measured on the first
+    batches before training."""
+    weights = {}
+    for name, ratio in ratios.items():
+        if ratio < 0 or not math.isfinite(ratio):
+            raise ValueError(f"{name} weight must be a finite number >= 0, got {ratio}")
+        if ratio == 0:
+            continue
+        value = initial.get(name, float("nan"))
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"the {name} term measured before training is {value}: it must be > 0 to set its "
+                             "weight (the student already matches its target exactly?)")
+        weights[name] = ratio / value
+    if not weights:
+        raise ValueError(f"every term weight is 0: {dict(ratios)}")
+    return weights

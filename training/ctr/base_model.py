@@ -29,11 +29,11 @@ class CtrModel(nn.Module):
         if config.uses_news_vectors:
             if not news_vector_dim:
                 raise ValueError(f"prec={config.prec!r} needs news embeddings (news_vector_dim)")
-            self.news_vector = FrozenVectorProjection(news_vector_dim, dim)
+            self.news_vector = FrozenVectorProjection(news_vector_dim, dim, config.vector_norm)
         if config.uses_user_vectors:
             if not user_vector_dim:
                 raise ValueError(f"prec={config.prec!r} needs user embeddings (user_vector_dim)")
-            self.user_vector = FrozenVectorProjection(user_vector_dim, dim)
+            self.user_vector = FrozenVectorProjection(user_vector_dim, dim, config.vector_norm)
         self.num_fields = len(field_sizes) + 1 + (self.news_vector is not None) + (self.user_vector is not None)
 
     def set_frozen_vectors(self, news: EmbeddingTable | None = None, user: EmbeddingTable | None = None) -> None:

@@ -21,6 +21,7 @@ class CtrConfig:
 
     model: str = "dcn"                      # "dcn" | "deepfm" | "pnn"
     prec: str = "none"                      # "none" | "news" | "news+user"
+    vector_norm: bool = True                # PREC vectors enter through Linear then LayerNorm (False: Linear only)
     embedding_dim: int = 16
     mlp_hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.1

@@ -15,7 +15,8 @@ from training.ctr.predict import CtrPredictor
 from training.ctr.train import build_features, train_ctr_model
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
-from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS
+from training.metrics.intervals import paired_difference
+from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS, impression_metrics
 
 VARIANT_LABELS = {"none": "base", "news": "+NP", "news+user": "+NP+UP"}
 
@@ -83,7 +84,10 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
                 models: list[str], variants: list[str], seeds: list[int], base_params: dict,
                 log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train every (model, variant, seed), early-stopping on ``split.valid``, and return mean/std of the
-    metrics on ``split.test`` per (model, variant).
+    metrics on ``split.test`` per (model, variant), and for each variant but the base the AUC difference to
+    the same model's base (``auc_diff``: mean of per-seed differences) with its 95 % paired bootstrap
+    interval over test impressions (``auc_diff_low``/``auc_diff_high``; impressions without both a click
+    and a non-click have no AUC and are left out of both arms).
 
     The feature tensors of the three splits are built once and shared by every run of the grid (the runs
     differ in model, PREC variant and seed, none of which the features depend on).
@@ -95,10 +99,12 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
     features = build_features(train, valid, CtrConfig.from_dict(base_params))
     test_features = features.space.transform(split.data("test", news, news_vectors, user_vectors))
     test_ids, test_labels = test_features.impression_id.numpy(), test_features.label.numpy()
+    order = np.argsort(test_ids, kind="stable")   # impression_metrics wants each impression's rows together
     rows = []
     for model in models:
+        per_impression_auc: dict[str, list[np.ndarray]] = {}
         for variant in variants:
-            runs = []
+            runs, aucs = [], []
             for seed in seeds:
                 config = CtrConfig.from_dict({**base_params, "model": model, "prec": variant, "seed": seed})
                 with tempfile.TemporaryDirectory() as tmp:
@@ -106,6 +112,7 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
                     scores = CtrPredictor.load(result.artefact_dir).score_features(
                         test_features, news_embeddings=news_vectors, user_embeddings=user_vectors)
                 runs.append(ranking_metrics(test_ids, test_labels, scores))
+                aucs.append(impression_metrics(test_ids[order], test_labels[order], scores[order])["auc"].to_numpy())
                 log(f"{model} {VARIANT_LABELS[variant]} seed {seed}: test AUC {runs[-1]['auc']:.4f} "
                     f"(early-stopping AUC {result.metrics['auc']:.4f}, epoch {result.best_epoch})")
             frame = pd.DataFrame(runs)
@@ -113,18 +120,36 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
             for key in METRIC_KEYS:
                 row[f"{key}_mean"] = float(frame[key].mean())
                 row[f"{key}_std"] = float(frame[key].std(ddof=1)) if len(frame) > 1 else 0.0
+            per_impression_auc[variant] = aucs
+            if variant != "none" and "none" in per_impression_auc:
+                ours, base = np.stack(aucs), np.stack(per_impression_auc["none"])
+                defined = ~np.isnan(ours).any(axis=0) & ~np.isnan(base).any(axis=0)
+                diff = paired_difference(ours[:, defined], base[:, defined])
+                row.update(auc_diff=diff.estimate, auc_diff_low=diff.low, auc_diff_high=diff.high,
+                           n_test_impressions=int(defined.sum()))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def table2_markdown(table: pd.DataFrame, extra: dict[str, dict]) -> str:
-    """Markdown of the ``table2_grid`` table (mean ± std) followed by reference rows (single values)."""
-    lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS) + " |",
-             "|---|---|" + "---:|" * len(METRIC_KEYS)]
+    """Markdown of the ``table2_grid`` table (mean ± std, and AUC − base with its paired interval) followed by
+    reference rows (single values) and a line saying what the figures are over."""
+    lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS) + " | AUC − base [95 % CI] |",
+             "|---|---|" + "---:|" * (len(METRIC_KEYS) + 1)]
     for r in table.to_dict("records"):
         # one seed has no spread: print the value alone rather than a std of 0
         cells = [f"{r[m + '_mean']:.4f}" + (f" ± {r[m + '_std']:.4f}" if r["n_seeds"] > 1 else "") for m in METRIC_KEYS]
+        diff = r.get("auc_diff")
+        cells.append("" if diff is None or pd.isna(diff) else
+                     f"{diff:+.4f} [{r['auc_diff_low']:+.4f}, {r['auc_diff_high']:+.4f}]")
         lines.append(f"| {r['model']} | {r['variant_label']} | " + " | ".join(cells) + " |")
     for name, row in extra.items():
-        lines.append(f"| {name} | | " + " | ".join(f"{row[m]:.4f}" for m in METRIC_KEYS) + " |")
+        lines.append(f"| {name} | | " + " | ".join(f"{row[m]:.4f}" for m in METRIC_KEYS) + " | |")
+    if len(table):
+        seeds = int(table["n_seeds"].max())
+        n_imps = table["n_test_impressions"].dropna() if "n_test_impressions" in table else pd.Series(dtype=float)
+        over = f" over {int(n_imps.max()):,} test impressions with a click and a non-click" if len(n_imps) else ""
+        lines.append("")
+        lines.append(f"Mean ± std over {seeds} seed(s); AUC − base = mean of per-seed differences, 95 % paired "
+                     f"bootstrap interval{over} (1,000 resamples).")
     return "\n".join(lines) + "\n"

@@ -46,15 +46,23 @@ class MaskedMeanPooling(nn.Module):
 class FrozenVectorProjection(nn.Module):
     """A frozen pre-trained vector table (non-persistent buffer) entering through a trainable projection.
 
-    Row ``-1`` means "no vector": the output is then a learned ``missing`` embedding instead.
+    Row ``-1`` means "no vector": the output is then a learned ``missing`` embedding instead. With
+    ``normalise`` (the default) the projection is followed by a LayerNorm: a raw linear map of a 256-d
+    encoder vector enters the feature interactions at a scale unrelated to the id embeddings' (init std
+    ``EMBEDDING_INIT_STD``), which let PREC's +NP fall below the base model (issue 22).
     """
 
-    def __init__(self, vector_dim: int, dim: int) -> None:
+    def __init__(self, vector_dim: int, dim: int, normalise: bool = True) -> None:
         super().__init__()
         self.vector_dim = vector_dim
         self.register_buffer("vectors", torch.zeros(0, vector_dim), persistent=False)
         self.projection = nn.Linear(vector_dim, dim)
+        self.norm = nn.LayerNorm(dim) if normalise else nn.Identity()
         self.missing = nn.Parameter(torch.randn(dim) * EMBEDDING_INIT_STD)
+
+    def project(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(N, vector_dim) frozen vectors → (N, D) model inputs (projection, then the norm)."""
+        return self.norm(self.projection(vectors))
 
     def set_vectors(self, vectors: np.ndarray | torch.Tensor) -> None:
         """Replace the frozen table (float32, shape (n, vector_dim)); never trained."""
@@ -74,7 +82,7 @@ class FrozenVectorProjection(nn.Module):
             vec = torch.zeros(rows.shape[0], self.vector_dim, device=rows.device)
         else:
             vec = self.vectors[rows.clamp(min=0)] * found.unsqueeze(-1)
-        return torch.where(found.unsqueeze(-1), self.projection(vec), self.missing.expand(rows.shape[0], -1))
+        return torch.where(found.unsqueeze(-1), self.project(vec), self.missing.expand(rows.shape[0], -1))
 
 
 class MLP(nn.Module):

@@ -12,6 +12,8 @@ Artefact layout (a directory)::
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +63,9 @@ class CtrPredictor:
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "CtrPredictor":
         directory = Path(directory)
-        config = CtrConfig.load(directory / CONFIG_FILE)
+        saved = json.loads((directory / CONFIG_FILE).read_text())
+        saved.setdefault("vector_norm", False)  # saved before the field existed: a projection without a norm
+        config = CtrConfig.from_dict(saved)
         features = FeatureSpace.load(directory)
         news = EmbeddingTable.load(directory / NEWS_VECTORS_DIR) if config.uses_news_vectors else None
         user = EmbeddingTable.load(directory / USER_VECTORS_DIR) if config.uses_user_vectors else None

@@ -82,12 +82,9 @@ def _top_k_dcg(imps: ImpressionSegments, order: np.ndarray, gains: np.ndarray, k
     return np.bincount(imps.row_impression[top], weights=weights, minlength=imps.ids.size)
 
 
-def reco_dcg(group_ids: ArrayLike, quality: ArrayLike, scores: ArrayLike, k: int) -> float:
-    """Mean over groups of RecoDCG@k = sum_{i<=k} (quality_i/4)/log2(i+1) / sum_{i<=k} 1/log2(i+1).
-
-    ``quality`` is a judge grade in [0, 4]; items are ranked by ``scores`` descending. A group with
-    fewer than k items uses its own length in both sums.
-    """
+def reco_dcg_per_group(group_ids: ArrayLike, quality: ArrayLike, scores: ArrayLike, k: int) -> np.ndarray:
+    """RecoDCG@k of each group, in order of first appearance (``reco_dcg`` is their mean; per-group values
+    are the units of a paired bootstrap, ``training.metrics.intervals``)."""
     imps = _groups(group_ids)
     n = imps.row_impression.size
     q = _as_finite("quality", quality, n)
@@ -95,7 +92,16 @@ def reco_dcg(group_ids: ArrayLike, quality: ArrayLike, scores: ArrayLike, k: int
     s = _as_finite("scores", scores, n)
     k = _as_k(k)
     dcg = _top_k_dcg(imps, _descending_order(imps, s), q / MAX_GRADE, k)
-    return float(np.mean(dcg / _discount_sums(k)[np.minimum(imps.sizes, k)]))
+    return dcg / _discount_sums(k)[np.minimum(imps.sizes, k)]
+
+
+def reco_dcg(group_ids: ArrayLike, quality: ArrayLike, scores: ArrayLike, k: int) -> float:
+    """Mean over groups of RecoDCG@k = sum_{i<=k} (quality_i/4)/log2(i+1) / sum_{i<=k} 1/log2(i+1).
+
+    ``quality`` is a judge grade in [0, 4]; items are ranked by ``scores`` descending. A group with
+    fewer than k items uses its own length in both sums.
+    """
+    return float(np.mean(reco_dcg_per_group(group_ids, quality, scores, k)))
 
 
 def _click_ndcg_per_group(imps: ImpressionSegments, y: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
@@ -120,26 +126,29 @@ def _click_inputs(group_ids: ArrayLike, clicks: ArrayLike, scores: ArrayLike, k:
     return imps, y, s, _as_k(k)
 
 
+def click_ndcg_per_group(group_ids: ArrayLike, clicks: ArrayLike, scores: ArrayLike, k: int) -> np.ndarray:
+    """nDCG@k of each group, in order of first appearance; NaN for a group without a click."""
+    imps, y, s, k = _click_inputs(group_ids, clicks, scores, k)
+    return _click_ndcg_per_group(imps, y, s, k)
+
+
 def click_ndcg(group_ids: ArrayLike, clicks: ArrayLike, scores: ArrayLike, k: int) -> float:
     """Mean nDCG@k over groups with at least one click, as in MIND (``mind_metrics().ndcg5`` for k=5).
 
     Gain is the click label itself (linear, non-negative; scaling all labels leaves the value unchanged);
     the ideal DCG ranks the labels descending. Raises ``ValueError`` if no group has a click.
     """
-    imps, y, s, k = _click_inputs(group_ids, clicks, scores, k)
-    ndcg = _click_ndcg_per_group(imps, y, s, k)
+    ndcg = click_ndcg_per_group(group_ids, clicks, scores, k)
     kept = ndcg[~np.isnan(ndcg)]
     if kept.size == 0:
         raise ValueError("clicks: no group has a click, nDCG is undefined")
     return float(kept.mean())
 
 
-def quality_filtered_click_ndcg(group_ids: ArrayLike, clicks: ArrayLike, quality: ArrayLike,
-                                scores: ArrayLike, k: int, threshold: float = 1.0) -> float:
-    """``click_ndcg`` over the groups in which no clicked item has ``quality <= threshold``.
-
-    Raises ``ValueError`` if no group with a click is left after the filter.
-    """
+def quality_filtered_click_ndcg_per_group(group_ids: ArrayLike, clicks: ArrayLike, quality: ArrayLike,
+                                          scores: ArrayLike, k: int, threshold: float = 1.0) -> np.ndarray:
+    """nDCG@k of each group, in order of first appearance; NaN for a group without a click or with a
+    clicked item of ``quality <= threshold``."""
     imps, y, s, k = _click_inputs(group_ids, clicks, scores, k)
     q = _as_finite("quality", quality, imps.row_impression.size)
     _check_range("quality", q, 0.0, MAX_GRADE)
@@ -148,9 +157,19 @@ def quality_filtered_click_ndcg(group_ids: ArrayLike, clicks: ArrayLike, quality
         raise ValueError(f"threshold must be finite, got {threshold}")
     ndcg = _click_ndcg_per_group(imps, y, s, k)
     low_click = np.bincount(imps.row_impression, weights=(y > 0) & (q <= threshold), minlength=imps.ids.size)
-    kept = ndcg[~np.isnan(ndcg) & (low_click == 0)]
+    return np.where(low_click == 0, ndcg, np.nan)
+
+
+def quality_filtered_click_ndcg(group_ids: ArrayLike, clicks: ArrayLike, quality: ArrayLike,
+                                scores: ArrayLike, k: int, threshold: float = 1.0) -> float:
+    """``click_ndcg`` over the groups in which no clicked item has ``quality <= threshold``.
+
+    Raises ``ValueError`` if no group with a click is left after the filter.
+    """
+    ndcg = quality_filtered_click_ndcg_per_group(group_ids, clicks, quality, scores, k, threshold)
+    kept = ndcg[~np.isnan(ndcg)]
     if kept.size == 0:
-        raise ValueError(f"clicks: no group with a click is left after dropping clicks of quality <= {threshold:g}")
+        raise ValueError(f"clicks: no group with a click is left after dropping clicks of quality <= {float(threshold):g}")
     return float(kept.mean())
 
 

@@ -10,7 +10,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from training.metrics.quality import click_ndcg, quality_filtered_click_ndcg, reco_dcg
+from training.metrics.intervals import Interval, format_mean_std, paired_difference
+from training.metrics.quality import (
+    click_ndcg, click_ndcg_per_group, quality_filtered_click_ndcg, reco_dcg, reco_dcg_per_group,
+)
 
 #: The one spelling of these metrics (dict keys, MLflow metric names, table columns).
 QUALITY_METRIC_KEYS = ("reco_dcg1", "reco_dcg3", "reco_dcg5", "click_ndcg5", "qf_click_ndcg5")
@@ -45,7 +48,8 @@ def quality_ranking_metrics(pairs: pd.DataFrame, scores: np.ndarray) -> dict[str
 
 def summarise(rows: list[dict]) -> pd.DataFrame:
     """Mean and std over seeds per ranker: rows ``{"ranker", "seed", <metric keys>}`` -> one row per ranker
-    (in first-seen order) with ``<key>_mean``, ``<key>_std`` (NaN std for a single seed) and ``n_seeds``."""
+    (in first-seen order) with ``<key>_mean``, ``<key>_std`` (NaN std for a single seed), ``<key>_seeds`` (the
+    per-seed figures, a list) and ``n_seeds``."""
     frame = pd.DataFrame(rows)
     order = list(dict.fromkeys(frame["ranker"]))
     grouped = frame.groupby("ranker", sort=False)
@@ -53,41 +57,119 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
     for key in QUALITY_METRIC_KEYS:
         out[f"{key}_mean"] = grouped[key].mean().reindex(order).to_numpy()
         out[f"{key}_std"] = grouped[key].std(ddof=1).reindex(order).to_numpy()
+        out[f"{key}_seeds"] = [list(map(float, grouped.get_group(name)[key])) for name in order]
     out["n_seeds"] = grouped.size().reindex(order).to_numpy()
     return out
 
 
-def _cell(mean: float, std: float) -> str:
-    if np.isnan(mean):
+def _cell(per_seed: list[float]) -> str:
+    values = np.asarray(per_seed, dtype=np.float64)
+    if values.size == 0 or np.isnan(values).any():
         return "n/a"
-    return f"{100 * mean:.2f}" if np.isnan(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
+    return format_mean_std(values, scale=100)
 
 
-def metrics_markdown(summary: pd.DataFrame, baseline: str | None = None) -> str:
-    """Markdown table (x100, mean ± std over seeds); ``baseline`` adds a ΔRecoDCG@5 column against that row."""
+#: differences shown with a paired interval, and their column labels
+DIFFERENCE_KEYS = ("reco_dcg5", "click_ndcg5")
+
+
+def metrics_markdown(summary: pd.DataFrame, baseline: str | None = None,
+                     differences: Mapping[str, Mapping[str, Interval]] | None = None) -> str:
+    """Markdown table (x100, mean ± std over seeds via ``format_mean_std``). ``baseline`` alone adds a
+    ΔRecoDCG@5 column (difference of means); with ``differences`` (``paired_differences``: ranker -> metric key
+    -> ``Interval``) the Δ columns show each ranker's mean difference to ``baseline`` with its 95 % paired
+    bootstrap interval, for the keys in ``DIFFERENCE_KEYS``."""
     headers = [QUALITY_METRIC_LABELS[k] for k in QUALITY_METRIC_KEYS] + ["seeds"]
-    if baseline is not None:
+    if differences is not None:
+        if baseline is None:
+            raise ValueError("differences need the baseline they were taken against")
+        headers += [f"Δ{QUALITY_METRIC_LABELS[k]} vs {baseline} [95% CI]" for k in DIFFERENCE_KEYS]
+    elif baseline is not None:
         headers.append(f"ΔRecoDCG@5 vs {baseline}")
         base = summary.set_index("ranker").loc[baseline, "reco_dcg5_mean"]
     lines = ["| ranker | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
     for row in summary.itertuples(index=False):
         r = row._asdict()
-        cells = [_cell(r[f"{k}_mean"], r[f"{k}_std"]) for k in QUALITY_METRIC_KEYS] + [str(r["n_seeds"])]
-        if baseline is not None:
+        cells = [_cell(r[f"{k}_seeds"]) for k in QUALITY_METRIC_KEYS] + [str(r["n_seeds"])]
+        if differences is not None:
+            if r["ranker"] == baseline:
+                cells += ["baseline"] * len(DIFFERENCE_KEYS)
+            else:
+                given = differences.get(r["ranker"], {})
+                cells += [given[k].format(scale=100) if k in given else "n/a" for k in DIFFERENCE_KEYS]
+        elif baseline is not None:
             cells.append(f"{100 * (r['reco_dcg5_mean'] - base):+.2f}")
         lines.append(f"| {r['ranker']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def per_impression_metrics(pairs: pd.DataFrame, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-impression RecoDCG@5 and ClickNDCG@5 (NaN for an impression without a click) of ranking by
+    ``scores``, in order of first appearance: the units of the paired bootstrap."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(pairs),):
+        raise ValueError(f"expected {len(pairs)} scores, got shape {scores.shape}")
+    groups = pairs["impression_id"]
+    return {"reco_dcg5": reco_dcg_per_group(groups, pairs["quality"], scores, 5),
+            "click_ndcg5": click_ndcg_per_group(groups, pairs["clicked"], scores, 5)}
+
+
+def paired_differences(values: Mapping[str, Mapping[str, np.ndarray]], baseline: str,
+                       rankers: list[str] | None = None) -> dict[str, dict[str, Interval]]:
+    """Mean of per-seed differences to ``baseline`` with a 95 % paired bootstrap interval over impressions
+    (``training.metrics.intervals.paired_difference``), per ranker and metric key.
+
+    ``values``: ranker -> metric key -> per-impression values, ``(impressions,)`` or ``(seeds, impressions)``,
+    the same impressions in the same order for every ranker. Impressions where a metric is undefined (NaN:
+    ClickNDCG without a click) for either arm are left out of that metric's interval."""
+    if baseline not in values:
+        raise ValueError(f"baseline {baseline!r} has no per-impression values; rankers: {sorted(values)}")
+    out: dict[str, dict[str, Interval]] = {}
+    for name in rankers if rankers is not None else list(values):
+        if name == baseline:
+            continue
+        out[name] = {}
+        for key, arm in values[name].items():
+            a, b = np.atleast_2d(arm), np.atleast_2d(values[baseline][key])
+            kept = ~(np.isnan(a).any(axis=0) | np.isnan(b).any(axis=0))
+            out[name][key] = paired_difference(a[:, kept], b[:, kept])
+    return out
+
+
+#: the protocol's wording of a paired interval's verdict (``Interval.verdict``)
+DECISIONS = {"above 0": "beats", "contains 0": "ties", "below 0": "loses"}
+
+
+def decision(interval: Interval) -> str:
+    """``beats`` / ``ties`` / ``loses``: the interval of (arm − baseline) lies above 0 / contains 0 / lies below."""
+    return DECISIONS[interval.verdict()]
+
+
+def table_note(n_impressions: int, day: str, seeds: str) -> str:
+    """The line under a table: its evaluation units, seeds and interval method."""
+    return (f"*{n_impressions:,} impressions of the report day {day}; {seeds}; cells: mean ± std over seeds (x100); "
+            "Δ: mean of per-seed differences with a 95 % paired bootstrap interval over impressions "
+            "(1,000 resamples, ClickNDCG over impressions with a click).*\n")
+
+
 def judge_markdown(table: pd.DataFrame) -> str:
-    """Table 1: one row per judge (columns judge, pairs, pairwise_accuracy, pairs_per_second, paper_pa, note)."""
-    lines = ["| judge | golden pairs | pairwise accuracy | pairs/s | paper PA | note |", "|---|---:|---:|---:|---:|---|"]
-    for r in table.itertuples(index=False):
-        pa = "n/a" if np.isnan(r.pairwise_accuracy) else f"{r.pairwise_accuracy:.3f}"
-        paper = "" if np.isnan(r.paper_pa) else f"{r.paper_pa:.2f}"
-        lines.append(f"| {r.judge} | {r.pairs} | {pa} | {r.pairs_per_second:,.1f} | {paper} | {r.note} |")
+    """Table 1: one row per judge (columns judge, pairs, pairwise_accuracy, pa_low, pa_high, pairs_per_second,
+    paper_pa, note): PA with its 95 % bootstrap interval over golden pairs; NaN cells print as "–"."""
+    def number(value: float, spec: str) -> str:
+        return "–" if value is None or np.isnan(value) else format(value, spec)
+
+    lines = ["| judge | golden pairs | pairwise accuracy [95 % CI] | pairs/s | paper PA | note |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in table.to_dict("records"):
+        pa = number(r["pairwise_accuracy"], ".3f")
+        low, high = r.get("pa_low", np.nan), r.get("pa_high", np.nan)
+        if pa != "–" and not (np.isnan(low) or np.isnan(high)):
+            pa += f" [{low:.3f}, {high:.3f}]"
+        lines.append(f"| {r['judge']} | {r['pairs']} | {pa} | {number(r['pairs_per_second'], ',.1f')} | "
+                     f"{number(r['paper_pa'], '.2f')} | {r['note']} |")
     return "\n".join(lines) + "\n"
 
 
 def metric_row(name: str, metrics: Mapping[str, float]) -> dict:
+    """One row for ``summarise``: ``{"ranker": name, "seed": 0, <metric keys>}`` (set "seed" per seed)."""
     return {"ranker": name, "seed": 0, **{k: float(metrics[k]) for k in QUALITY_METRIC_KEYS}}

@@ -15,7 +15,8 @@ Any local folder that ``AutoModelForCausalLM`` / ``AutoTokenizer.from_pretrained
 e.g. SmolLM2-135M-Instruct from :func:`training.quality.smollm.smollm2_dir`::
 
     judge = LlmJudge(smollm2_dir(cache_dir), variant="B", torch_threads=2)
-    scores = judge.score(trigger_texts, candidate_texts)   # np.ndarray in [0, 4]
+    triggers, candidates = judge_news_text(news, trigger_ids), judge_news_text(news, candidate_ids)
+    scores = judge.score(triggers, candidates)             # np.ndarray in [0, 4]
     judge.pairs_per_second                                  # throughput of that call
 
 Label tokens are the ids of "0".."4"; where a tokenizer also has single-token " 3"-style variants, each
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from training.torch_threads import torch_threads as threads_during
 
@@ -39,23 +41,31 @@ LABELS = ("0", "1", "2", "3", "4")
 
 # Listed from 4 down to 0 and answered after "Rating:": on SmolLM2-135M-Instruct, variant B ranked 32
 # hand-written pairs (on-topic / off-topic / spam) with pairwise accuracy 0.84 (0.90 with bare "2 = fair",
-# "1 = poor"), against 0.62 for the definitions listed 0-first and answered after "Label:".
+# "1 = poor"), against 0.62 for the definitions listed 0-first and answered after "Label:". The source-authority
+# sentence came with the category/source line of each article (judge_news_text, issue 22); not tuned.
 LABEL_DEFINITIONS = (
     "Rate the CANDIDATE news article as a recommendation for a reader of the TRIGGER article.\n"
-    "4 = excellent: on-topic, authoritative, not clickbait\n"
-    "3 = good: on-topic, reliable\n"
+    "Each article shows its category and, when known, its source: weigh the source's authority "
+    "(wire services and established papers above viral sites and content farms).\n"
+    "4 = excellent: on-topic, authoritative source, not clickbait\n"
+    "3 = good: on-topic, reliable source\n"
     "2 = fair: somewhat related\n"
-    "1 = poor: barely related or low quality\n"
+    "1 = poor: barely related, thin, clickbait or a weak source\n"
     "0 = spam, off-topic or harmful\n"
 )
 #: Variants A and B: label definitions, answer with the label.
 PROMPT_LABEL = LABEL_DEFINITIONS + "Answer with one digit."
 #: Variant C: the same definitions, reason over aspects first.
 PROMPT_REASON = LABEL_DEFINITIONS + (
-    "First reason briefly about topicality (same story or topic?), authority (credible source?) and "
-    "clickbait or spam. Then give the rating."
+    "First reason briefly about topicality (same story or category?), authority (is the source credible?) "
+    "and clickbait, thin text or spam. Then give the rating."
 )
 PAIR_TEMPLATE = "TRIGGER: {trigger}\nCANDIDATE: {candidate}"
+#: What the judge reads of one news (:func:`judge_news_text`); the source part only where it is known.
+NEWS_TEMPLATE = "[category: {category}{source}] {text}"
+#: Path prefix of MIND's archive URLs (``https://assets.msn.com/labs/mind/AA...html``): their host is the
+#: archive's, not a publisher's, so they name no source.
+ARCHIVE_PATH = "/labs/mind/"
 ANSWER_PREFIX = "Rating:"
 REASON_PREFIX = "Reasoning:"
 #: Progress bars appear from this many batches on (``progress=None``).
@@ -115,6 +125,48 @@ def _truncate(text: str, max_chars: int) -> str:
     return cut.rstrip() + "..."
 
 
+def news_source(url: str | None) -> str | None:
+    """The publisher a news URL names: its host without ``www.`` (``https://www.dailyledger.example/news/AA1.html``
+    -> ``dailyledger.example``); None for an empty URL or an archive URL (path under :data:`ARCHIVE_PATH`,
+    as every real MIND URL and the demo's without visible quality)."""
+    from urllib.parse import urlsplit
+
+    if not url or not isinstance(url, str):
+        return None
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").removeprefix("www.")
+    if not host or parts.path.startswith(ARCHIVE_PATH):
+        return None
+    return host
+
+
+def judge_news_text(news: pd.DataFrame, ids: Sequence[str]) -> list[str]:
+    """What the judge reads of each news id (every judge, every caller): ``[category: C; source: S] title.
+    abstract``. The source is the news table's ``source`` column where it has one, else the publisher its
+    ``url`` names (:func:`news_source`); where neither is known (real MIND) the source part is left out."""
+    missing = [c for c in ("news_id", "category", "title", "abstract") if c not in news.columns]
+    if missing:
+        raise ValueError(f"news table lacks column(s) {missing} that the judge reads")
+    table = news.drop_duplicates("news_id").set_index("news_id")
+    ids = list(ids)
+    unknown = [i for i in dict.fromkeys(ids) if i not in table.index]
+    if unknown:
+        raise ValueError(f"{len(unknown)} news id(s) not in the news table, e.g. {unknown[:5]}")
+    rows = table.loc[ids]
+    if "source" in table.columns:
+        sources = [s if isinstance(s, str) and s.strip() else None for s in rows["source"]]
+    elif "url" in table.columns:
+        sources = [news_source(u) for u in rows["url"]]
+    else:
+        sources = [None] * len(ids)
+    out = []
+    for category, title, abstract, source in zip(rows["category"], rows["title"].fillna(""),
+                                                  rows["abstract"].fillna(""), sources):
+        text = f"{title}. {abstract}".strip() if abstract else str(title)
+        out.append(NEWS_TEMPLATE.format(category=category, source=f"; source: {source}" if source else "", text=text))
+    return out
+
+
 def judge_messages(trigger: str, candidate: str, variant: str, max_text_chars: int = 300) -> tuple[str, str]:
     """(system, user) texts of one pair for ``variant``: the instructions (A/B: answer with the label, C:
     reason first) and the pair, each text cut to ``max_text_chars``. The answer starts after them with
@@ -141,7 +193,7 @@ class LlmJudge:
     ``model_dir``: a local transformers folder (loaded with ``local_files_only``); ``variant``: one of
     :data:`PROMPT_VARIANTS`; ``max_reason_tokens``: reasoning length for C; ``batch_size``: pairs per
     forward pass (left padded, sorted by length); ``max_text_chars``: each trigger / candidate text
-    (title + abstract) is cut to this many characters; ``torch_threads``: ``torch.set_num_threads`` while
+    (:func:`judge_news_text`: category, source, title, abstract) is cut to this many characters; ``torch_threads``: ``torch.set_num_threads`` while
     scoring, restored afterwards (None leaves it); ``progress``: tqdm over batches (None: from
     :data:`PROGRESS_MIN_BATCHES` batches on).
     """

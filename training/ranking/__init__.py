@@ -2,7 +2,8 @@
 
 * ``count_features``: windowed log counts, candidate age and cheap pair features (stage 1);
 * ``stages``: ``train_ranker`` / ``Ranker`` (both stages, the λ combination, save/load);
-* ``tradeoff``: the λ curve, the paper's choice of λ and its plot;
+* ``tradeoff``: parts by day role, the λ curve, the protocol's choice of λ on the selection day
+  (``fit_ranker``), the report day's decision and the plot;
 * ``rows``: feature rows of logged impressions and of the candidate store's lists, in batches.
 """
 from training.ranking.count_features import (
@@ -25,14 +26,23 @@ from training.ranking.stages import (
 )
 from training.ranking.tradeoff import (
     LAMBDAS,
+    PARTS,
+    LambdaChoice,
+    TradeoffDecision,
     choose_lambda,
+    fit_ranker,
     plot_tradeoff,
+    row_parts,
+    select_lambda,
+    split_parts,
     tradeoff_curve,
+    tradeoff_decision,
 )
 
 __all__ = [
-    "LAMBDAS", "STAGE2_EXTRA", "WINDOWS_DAYS", "CountSnapshot", "LogCounts", "PairIndex", "PathRanks",
-    "Ranker", "RankerConfig",
-    "choose_lambda", "combine_scores", "count_feature_names", "pair_feature_names", "pair_features",
-    "plot_tradeoff", "tradeoff_curve", "train_ranker", "train_stage",
+    "LAMBDAS", "PARTS", "STAGE2_EXTRA", "WINDOWS_DAYS", "CountSnapshot", "LambdaChoice", "LogCounts", "PairIndex",
+    "PathRanks", "Ranker", "RankerConfig", "TradeoffDecision",
+    "choose_lambda", "combine_scores", "count_feature_names", "fit_ranker", "pair_feature_names", "pair_features",
+    "plot_tradeoff", "row_parts", "select_lambda", "split_parts", "tradeoff_curve", "tradeoff_decision",
+    "train_ranker", "train_stage",
 ]

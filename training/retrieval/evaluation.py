@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 
 from training.data.prepared import BehaviorLog
+from training.metrics.intervals import Interval, paired_difference
 from training.metrics.quality import reco_dcg
-from training.metrics.recall import only_found_by, recall_table
+from training.retrieval.live_news import LiveWindow
 from training.retrieval.recall_paths import union_candidates
 
 
 def fresh_targets(test_pairs: pd.DataFrame, behaviors: BehaviorLog, fresh_hours: float = 24.0) -> pd.DataFrame:
-    """Recall targets of the day's pairs (clicked rows): trigger_id, news_id, impression_id, age_hours, fresh."""
+    """Recall targets of the day's pairs (clicked rows): trigger_id, news_id, impression_id, time (of the
+    impression), age_hours, fresh."""
     clicked = test_pairs[test_pairs["clicked"] == 1]
     shown = behaviors.impressions
     first_seen = shown.groupby("news_id")["time"].min()
@@ -33,38 +35,118 @@ def fresh_targets(test_pairs: pd.DataFrame, behaviors: BehaviorLog, fresh_hours:
     return pd.DataFrame({"trigger_id": clicked["trigger_id"].astype(str).to_numpy(),
                          "news_id": clicked["candidate_id"].astype(str).to_numpy(),
                          "impression_id": clicked["impression_id"].to_numpy(),
-                         "age_hours": age, "fresh": age < fresh_hours})
+                         "time": times.to_numpy(), "age_hours": age, "fresh": age < fresh_hours})
+
+
+def live_found(candidates: pd.DataFrame, targets: pd.DataFrame, ks: Sequence[int],
+               window: LiveWindow | None = None) -> dict[int, np.ndarray]:
+    """Per k, per target row (in order): whether its news is among its trigger's top-k candidates, counting
+    only the candidates live at the target's ``time`` when a ``window`` is given (the service shows what is
+    live then: later news are skipped, the list closes up)."""
+    for frame, name, columns in ((candidates, "candidates", ("trigger_id", "rank", "news_id")),
+                                 (targets, "targets", ("trigger_id", "news_id") + (("time",) if window else ()))):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name} lacks column(s) {missing}")
+    wanted = pd.DataFrame({"_row": np.arange(len(targets)), "trigger_id": targets["trigger_id"].astype(str).to_numpy(),
+                           "target": targets["news_id"].astype(str).to_numpy()})
+    if window is not None:
+        wanted["time"] = targets["time"].to_numpy()
+    pool = pd.DataFrame({"trigger_id": candidates["trigger_id"].astype(str).to_numpy(),
+                         "rank": candidates["rank"].to_numpy(), "news_id": candidates["news_id"].astype(str).to_numpy()})
+    rows = wanted.merge(pool.drop_duplicates(["trigger_id", "news_id"]), on="trigger_id")
+    if window is not None and len(rows):
+        rows = rows[window.live(rows["news_id"].to_numpy(), rows["time"])]
+    rows = rows.sort_values(["_row", "rank"], kind="stable")
+    position = rows.groupby("_row", sort=False).cumcount().to_numpy()
+    hit = (rows["news_id"] == rows["target"]).to_numpy()
+    best = pd.Series(position[hit], index=rows["_row"].to_numpy()[hit]).groupby(level=0).min()
+    first = np.full(len(targets), np.iinfo(np.int64).max)
+    first[best.index.to_numpy(dtype=np.int64)] = best.to_numpy()
+    return {k: first < k for k in ks}
 
 
 @dataclass(frozen=True)
 class RecallReport:
-    table: pd.DataFrame              # path, recall_at_<k>..., fresh_recall_at_30, n_triggers
+    table: pd.DataFrame              # path, recall_at_<k>..., n_targets, fresh_recall_at_30, n_triggers
     only_qprime: float               # share of targets Q' finds at 30 and no other path does
     qprime_trigger_coverage: float   # share of targets whose trigger has Q' candidates
+    qprime_vs_random: Interval | None = None   # recall@30(Q') - recall@30(random queries), paired over triggers
+    n_paired_triggers: int = 0       # the triggers of that interval (with Q' queries and a click)
+
+    def decision(self) -> str:
+        """The protocol's decision (b): Q' beats / ties / loses to random queries at equal coverage."""
+        if self.qprime_vs_random is None:
+            return "Q' vs random queries: not measured (no trigger with Q' queries and a click)"
+        verdict = {"above 0": "beats", "contains 0": "ties with", "below 0": "loses to"}[self.qprime_vs_random.verdict()]
+        return (f"Q' {verdict} random queries at equal coverage: recall@30 difference "
+                f"{self.qprime_vs_random.format(scale=100)} x100 (95 % paired bootstrap over "
+                f"{self.n_paired_triggers} triggers)")
+
+
+#: The rows of the recall table besides the paths: the set union of the paths' top k (at every k, so it holds
+#: each path's hits: recall >= every path's) and the list the store serves (round robin, truncated to k).
+UNION, SERVED = "union", "union_served"
+#: The random-queries baseline's path (evaluated beside Q', never part of the union or the store).
+RANDOM_PATH = "random_queries"
+
+
+def per_trigger_recall(found: np.ndarray, targets: pd.DataFrame, triggers: Sequence[str]) -> np.ndarray:
+    """Recall of each of ``triggers`` (the share of its target rows found), in the given order."""
+    frame = pd.DataFrame({"trigger_id": targets["trigger_id"].astype(str).to_numpy(), "found": found})
+    means = frame.groupby("trigger_id")["found"].mean()
+    missing = [t for t in triggers if t not in means.index]
+    if missing:
+        raise ValueError(f"{len(missing)} trigger(s) have no target, e.g. {missing[:3]}")
+    return means.reindex(list(triggers)).to_numpy(dtype=np.float64)
 
 
 def recall_report(candidates: pd.DataFrame, targets: pd.DataFrame, ks: Sequence[int] = (10, 30, 100),
-                  paths: Sequence[str] = ("coclick", "embedding", "qprime")) -> RecallReport:
-    """Recall per path and for their round-robin union (recomputed here untruncated, so union@100 is defined)."""
-    per_path = {p: candidates[candidates["path"] == p] for p in paths}
-    per_path["union"] = union_candidates(pd.concat(per_path.values(), ignore_index=True), order=tuple(paths))
-    table = recall_table(per_path, targets[["trigger_id", "news_id"]], ks=tuple(ks))
-    fresh = targets[targets["fresh"]][["trigger_id", "news_id"]]
-    fresh_table = recall_table(per_path, fresh, ks=(30,)) if len(fresh) else None
-    table["fresh_recall_at_30"] = (fresh_table.set_index("path")["recall_at_30"].reindex(table["path"]).to_numpy()
-                                   if fresh_table is not None else np.nan)
-    table["n_triggers"] = [int(per_path[p]["trigger_id"].nunique()) for p in table["path"]]
-    others = {p: per_path[p] for p in paths}
-    only = only_found_by(others, targets[["trigger_id", "news_id"]], "qprime", 30) if "qprime" in others else np.nan
+                  paths: Sequence[str] = ("coclick", "embedding", "qprime"),
+                  window: LiveWindow | None = None) -> RecallReport:
+    """Recall@k per path (live at each click's time with a ``window``), of the union of the paths (the set
+    union of their top k: >= every path by construction), of the served round-robin union truncated to k, and
+    of the random-queries baseline when ``candidates`` hold it (Q' against it: per-trigger recall@30 over the
+    triggers with Q' candidates, paired bootstrap)."""
+    ks = tuple(sorted(set(ks) | {30}))
+    extra = [RANDOM_PATH] if (candidates["path"] == RANDOM_PATH).any() else []
+    per_path = {p: candidates[candidates["path"] == p] for p in (*paths, *extra)}
+    per_path[SERVED] = union_candidates(pd.concat([per_path[p] for p in paths], ignore_index=True), order=tuple(paths))
+    found = {p: live_found(frame, targets, ks, window) for p, frame in per_path.items()}
+    found[UNION] = {k: np.logical_or.reduce([found[p][k] for p in paths]) if paths else np.zeros(len(targets), bool)
+                    for k in ks}
+    order = [*paths, UNION, SERVED, *extra]
+    fresh = targets["fresh"].to_numpy(dtype=bool) if "fresh" in targets.columns else np.zeros(len(targets), bool)
+    union_triggers = set(per_path[SERVED]["trigger_id"])
+    rows = []
+    for p in order:
+        row = {"path": p, **{f"recall_at_{k}": float(found[p][k].mean()) if len(targets) else np.nan for k in ks},
+               "n_targets": len(targets),
+               "fresh_recall_at_30": float(found[p][30][fresh].mean()) if fresh.any() else np.nan,
+               "n_triggers": len(union_triggers) if p == UNION else int(per_path[p]["trigger_id"].nunique())}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    only = np.nan
+    if "qprime" in paths and len(targets):
+        others = np.logical_or.reduce([found[p][30] for p in paths if p != "qprime"] or [np.zeros(len(targets), bool)])
+        only = float((found["qprime"][30] & ~others).mean())
     with_q = set(per_path["qprime"]["trigger_id"]) if "qprime" in per_path else set()
     coverage = float(targets["trigger_id"].isin(with_q).mean()) if len(targets) else np.nan
-    return RecallReport(table, float(only), coverage)
+    interval, n_paired = None, 0
+    if extra and with_q:
+        paired = sorted(with_q & set(targets["trigger_id"].astype(str)))
+        if paired:
+            interval = paired_difference(per_trigger_recall(found["qprime"][30], targets, paired),
+                                         per_trigger_recall(found[RANDOM_PATH][30], targets, paired))
+            n_paired = len(paired)
+    return RecallReport(table, float(only), coverage, interval, n_paired)
 
 
 def path_reco_dcg(candidates: pd.DataFrame, triggers: Sequence[str], news: pd.DataFrame,
                   truth: pd.DataFrame | None, paths: Sequence[str] = ("coclick", "embedding", "qprime"),
                   k: int = 5) -> pd.DataFrame:
-    """RecoDCG@k of each path's top k per trigger, graded by the generator's truth (NaN without it)."""
+    """RecoDCG@k of each path's top k per trigger and of the served union's, graded by the generator's truth
+    (NaN without it)."""
     from training.data.quality_truth import pair_quality
 
     rows = []
@@ -81,7 +163,7 @@ def path_reco_dcg(candidates: pd.DataFrame, triggers: Sequence[str], news: pd.Da
         grades = pair_quality(truth, news, top["trigger_id"], top["news_id"])
         value = reco_dcg(top["trigger_id"].to_numpy(), grades, -top["rank"].to_numpy(np.float64), k)
         rows.append({"path": path, f"reco_dcg{k}": float(value)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).replace({"path": {"union": SERVED}})   # the union's top k is the served list's
 
 
 def recall_markdown(table: pd.DataFrame, report: RecallReport) -> str:
@@ -96,9 +178,14 @@ def recall_markdown(table: pd.DataFrame, report: RecallReport) -> str:
         cells.append(str(r["n_triggers"]))
         lines.append(f"| {r['path']} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines.append(f"`{UNION}`: the set union of the paths' top k at each k (so never below a path); `{SERVED}`: "
+                 f"the list the store serves, round robin over the paths, truncated to k. `{RANDOM_PATH}`: for each "
+                 "trigger with Q' queries, as many queries, each the title of a random live news, retrieved and "
+                 "ranked as Q' (not in the union).")
     lines.append(f"Clicked news found at 30 by Q' and by no other path: {100 * report.only_qprime:.2f}% of "
                  f"{int(table['n_targets'].iloc[0]) if 'n_targets' in table else 0} clicks; "
                  f"{100 * report.qprime_trigger_coverage:.1f}% of clicks follow a trigger with Q' queries.")
+    lines.append(report.decision() + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 TASKS = ("news", "user")
 MAX_QUERIES = 6
-#: Abstracts are cut to this many characters in the news prompt (the title carries most signal).
+#: Abstracts are cut to this many characters in the news prompt.
 MAX_ABSTRACT_CHARS = 300
+#: Whether the ``news`` prompt shows the trigger's abstract besides its title (the method's prompt: title and
+#: abstract). The one default of every place a ``news`` prompt is built: SFT targets, the gate, generation.
+PROMPT_WITH_ABSTRACT = True
 
 SYSTEM_MESSAGES = {
     "news": ("Write short web search queries about related topics a reader of this news article may "
@@ -47,6 +50,14 @@ def news_prompt(title: str, abstract: str = "", category: str = "") -> str:
     return "News article:\n" + "\n".join(lines) + "\nSearch queries:"
 
 
+def news_row_prompt(row, with_abstract: bool = PROMPT_WITH_ABSTRACT) -> str:
+    """:func:`news_prompt` of a news row (a mapping with ``title`` and optional ``abstract``, ``category``)."""
+    def text(key: str) -> str:
+        value = row.get(key, "")
+        return "" if value is None or value != value else str(value)   # None / NaN -> ""
+    return news_prompt(text("title"), text("abstract") if with_abstract else "", text("category"))
+
+
 def user_prompt(history_titles: list[str], max_items: int = 5) -> str:
     """The user message of the ``user`` task: the last ``max_items`` titles read, most recent last."""
     titles = [" ".join(str(t or "").split()) for t in history_titles]
@@ -66,7 +77,9 @@ def format_target(queries: list[str], max_queries: int = MAX_QUERIES) -> str:
 #: Worked examples prepended as earlier chat turns by ``chat_prompt(..., few_shot=True)``.
 FEW_SHOT_EXAMPLES: dict[str, tuple[tuple[str, list[str]], ...]] = {
     "news": (
-        (news_prompt("Fed raises interest rates for the third time this year", category="finance"),
+        (news_prompt("Fed raises interest rates for the third time this year",
+                     "The central bank lifted its benchmark rate by a quarter point and signalled a pause, "
+                     "citing slowing growth abroad and steady inflation at home.", "finance"),
          ["mortgage rates forecast", "how interest rates affect stocks", "federal reserve meeting schedule",
           "inflation rate this year", "savings account interest rates", "recession warning signs"]),
     ),

@@ -42,13 +42,18 @@ class GenerationConfig(ConfigDict):
     few_shot: bool = False
     do_sample: bool = False
     torch_threads: int = 2
-    # greedy decoding of a small LM collapses into one query repeated; a query list must not repeat itself
-    no_repeat_ngram_size: int = 3
-    repetition_penalty: float = 1.2
+    # neutral by default: in ``generate`` both act on the prompt's tokens too, so they forbid the trigger's own
+    # words, which related queries need; repeated queries are removed by the parser's duplicate filter instead
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.batch_size < 1 or self.max_queries < 1:
             raise ValueError("GenerationConfig needs max_new_tokens, batch_size and max_queries >= 1")
+        if self.no_repeat_ngram_size < 0 or self.repetition_penalty <= 0:
+            raise ValueError("GenerationConfig.no_repeat_ngram_size must be >= 0 (0: off) and "
+                             f"repetition_penalty > 0 (1: off), got {self.no_repeat_ngram_size}, "
+                             f"{self.repetition_penalty}")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Training targets for the query generators without a large teacher model (pluggable sources).
 
 * :func:`click_refined_targets` (``news`` task): a trigger's targets are the key phrases of the news
-  clicked after it, most clicked first, post-filtered; with a retriever, only phrases that retrieve the
-  news they came from are kept (the paper's "Enhanced" filter: targets whose documents got clicks).
+  clicked after it, most clicked first, post-filtered; with a retriever, only phrases whose live top 10 holds
+  a news clicked after the trigger are kept (the paper's "Enhanced" filter: targets whose documents got clicks).
 * :func:`user_targets` (``user`` task): the key phrases of the news clicked in an impression, with the
   user's recent history titles as input.
 * :func:`read_query_labels`: a TSV of labels written by a stronger model or by editors.
@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from training.slm.prompts import MAX_QUERIES, filter_queries, format_target, news_prompt, user_prompt
+from training.slm.prompts import MAX_QUERIES, filter_queries, format_target, news_row_prompt, user_prompt
 
 STOPWORDS = frozenset("""
 a an the and or but nor so yet of in on at to for from by with about as into onto over under after
@@ -71,7 +72,7 @@ class QueryTargets:
     n_inputs: int                     # distinct inputs seen
     n_candidates_before_filter: int   # key phrases derived (one per distinct clicked news)
     n_dropped_filter: int             # removed by filter_queries (length, language, duplicates)
-    n_dropped_retrieval: int          # removed because their retrieved top-k missed the source news
+    n_dropped_retrieval: int          # removed because their retrieved news hold no clicked follow-up
     n_inputs_without_target: int      # inputs dropped because no query was left
     n_unknown_news: int = 0           # clicked news ids missing from the news table
 
@@ -110,21 +111,37 @@ def _filtered(phrases: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], in
     return [(q, source[q]) for q in kept], n_filtered + n_duplicates
 
 
-def _retrieval_kept(per_input: dict[str, list[tuple[str, str]]],
-                    retrieve: Callable[[list[str]], list[list[str]]], k: int) -> tuple[dict, int]:
-    """Keep a query only where its retrieved top ``k`` contains its source news (one retrieve call)."""
+def _retrieval_kept(per_input: dict[str, list[tuple[str, str]]], followups: dict[str, set[str]],
+                    retrieve: Callable[[list[str], list[str]], list[list[str]]]) -> tuple[dict, int]:
+    """Keep a query only where its retrieved news (``retrieve(input_ids, queries)``, one call) hold a news
+    clicked after its input (``followups``), the source of the phrase or another one."""
     flat = [(iid, q, src) for iid, pairs in per_input.items() for q, src in pairs]
-    results = retrieve([q for _, q, _ in flat]) if flat else []
+    results = retrieve([iid for iid, _, _ in flat], [q for _, q, _ in flat]) if flat else []
     if len(results) != len(flat):
         raise ValueError(f"retrieve returned {len(results)} result lists for {len(flat)} queries")
     kept: dict[str, list[tuple[str, str]]] = {iid: [] for iid in per_input}
     dropped = 0
     for (iid, q, src), hits in zip(flat, results):
-        if src in [str(h) for h in list(hits)[:k]]:
+        if followups.get(iid, set()) & {str(h) for h in hits}:
             kept[iid].append((q, src))
         else:
             dropped += 1
     return kept, dropped
+
+
+def followup_hits(targets: pd.DataFrame, click_pairs: pd.DataFrame,
+                  retrieve: Callable[[list[str], list[str]], list[list[str]]]) -> np.ndarray:
+    """Per target row (input_id, query): whether ``retrieve(input_ids, queries)`` holds a news clicked after
+    its input in ``click_pairs`` (trigger_id, candidate_id): the "Enhanced" flag."""
+    _require_columns(targets, ("input_id", "query"), "targets")
+    _require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
+    followups = {t: set(g) for t, g in click_pairs["candidate_id"].astype(str).groupby(click_pairs["trigger_id"].astype(str))}
+    per_input = {}
+    for row, (iid, query) in enumerate(zip(targets["input_id"].astype(str), targets["query"].astype(str))):
+        per_input.setdefault(iid, []).append((query, str(row)))
+    kept, _ = _retrieval_kept(per_input, followups, retrieve)
+    rows = {int(r) for pairs in kept.values() for _, r in pairs}
+    return np.array([i in rows for i in range(len(targets))], dtype=bool)
 
 
 def _assemble(messages: dict[str, str], per_input: dict[str, list[tuple[str, str]]], max_queries: int,
@@ -141,7 +158,7 @@ def _assemble(messages: dict[str, str], per_input: dict[str, list[tuple[str, str
 
 
 def _build(messages: dict[str, str], clicked_by_input: dict[str, pd.Series], titles: dict[str, str],
-           max_queries: int, retrieve, retrieve_k: int) -> QueryTargets:
+           max_queries: int, retrieve) -> QueryTargets:
     per_input: dict[str, list[tuple[str, str]]] = {}
     n_candidates = n_dropped_filter = n_unknown = 0
     for iid, clicked in clicked_by_input.items():
@@ -152,17 +169,19 @@ def _build(messages: dict[str, str], clicked_by_input: dict[str, pd.Series], tit
         n_dropped_filter += dropped
     n_dropped_retrieval = 0
     if retrieve is not None:
-        per_input, n_dropped_retrieval = _retrieval_kept(per_input, retrieve, retrieve_k)
+        followups = {iid: set(map(str, clicked)) for iid, clicked in clicked_by_input.items()}
+        per_input, n_dropped_retrieval = _retrieval_kept(per_input, followups, retrieve)
     return _assemble(messages, per_input, max_queries, n_candidates, n_dropped_filter, n_dropped_retrieval,
                      n_unknown)
 
 
 def click_refined_targets(click_pairs: pd.DataFrame, news: pd.DataFrame, *, max_queries: int = MAX_QUERIES,
-                          retrieve: Callable[[list[str]], list[list[str]]] | None = None,
-                          retrieve_k: int = 10) -> QueryTargets:
+                          retrieve: Callable[[list[str], list[str]], list[list[str]]] | None = None) -> QueryTargets:
     """``news``-task targets from (trigger_id, candidate_id) click pairs (clicked candidates only; a
-    repeated pair counts as several clicks). Input ids are trigger ids; messages are
-    :func:`news_prompt` of the trigger. ``retrieve``: query texts -> ranked news ids per query."""
+    repeated pair counts as several clicks). Input ids are trigger ids; messages are the trigger's
+    :func:`~training.slm.prompts.news_row_prompt`. ``retrieve(input_ids, queries)``: the news each query
+    retrieves for its input (e.g. its live top 10, ``training.retrieval.qprime.live_retriever``); with it,
+    only the queries whose retrieved news hold a news clicked after the trigger are kept ("Enhanced")."""
     _require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
     _require_columns(news, ("news_id", "title"), "news")
     pairs = click_pairs[["trigger_id", "candidate_id"]].astype(str)
@@ -175,13 +194,11 @@ def click_refined_targets(click_pairs: pd.DataFrame, news: pd.DataFrame, *, max_
     for trigger in triggers:
         if trigger not in titles or not titles[trigger].strip():
             continue
-        row = table.loc[trigger]
-        messages[trigger] = news_prompt(row["title"], str(row.get("abstract", "") or ""),
-                                        str(row.get("category", "") or ""))
+        messages[trigger] = news_row_prompt(table.loc[trigger].to_dict())
     for trigger, group in pairs.groupby("trigger_id", sort=False):
         if trigger in messages:
             clicked_by_input[trigger] = group["candidate_id"].reset_index(drop=True)
-    targets = _build(messages, clicked_by_input, titles, max_queries, retrieve, retrieve_k)
+    targets = _build(messages, clicked_by_input, titles, max_queries, retrieve)
     n_untitled = int(triggers.size) - len(messages)
     if not n_untitled:
         return targets
@@ -191,8 +208,7 @@ def click_refined_targets(click_pairs: pd.DataFrame, news: pd.DataFrame, *, max_
 
 def user_targets(histories: pd.DataFrame, clicks: pd.DataFrame, news: pd.DataFrame,
                  max_queries: int = MAX_QUERIES, *, max_history: int = 5, by: str = "impression",
-                 retrieve: Callable[[list[str]], list[list[str]]] | None = None,
-                 retrieve_k: int = 10) -> QueryTargets:
+                 retrieve: Callable[[list[str], list[str]], list[list[str]]] | None = None) -> QueryTargets:
     """``user``-task targets: the key phrases of the news clicked in an impression (``by="impression"``,
     input id = impression id) or by a user over all impressions (``by="user"``, input id = user id,
     history from the user's latest impression). ``histories``: HISTORIES_SCHEMA rows (impression_id,
@@ -223,7 +239,7 @@ def user_targets(histories: pd.DataFrame, clicks: pd.DataFrame, news: pd.DataFra
     frame = pd.DataFrame({"input_id": ids, "news_id": clicked["news_id"].astype(str)}).dropna()
     clicked_by_input = {iid: g["news_id"].reset_index(drop=True)
                         for iid, g in frame.groupby("input_id", sort=False) if iid in messages}
-    targets = _build(messages, clicked_by_input, titles, max_queries, retrieve, retrieve_k)
+    targets = _build(messages, clicked_by_input, titles, max_queries, retrieve)
     if not n_empty:
         return targets
     return QueryTargets(**{**targets.__dict__, "n_inputs": targets.n_inputs + n_empty,

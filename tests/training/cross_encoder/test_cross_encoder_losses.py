@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from training.cross_encoder.losses import (
-    distillation_loss, pairwise_softmax_loss, quality_ce_loss, quality_sce_loss, rounded_grades,
-    soft_quality_targets,
+    centred, click_label_loss, distillation_loss, head_weights, pairwise_softmax_loss, quality_ce_loss,
+    quality_sce_loss, rounded_grades, soft_quality_targets,
 )
 
 
@@ -69,14 +69,54 @@ def test_quality_ce_and_sce_by_hand():
     assert quality_sce_loss(logits, scores).item() == pytest.approx(quality_ce_loss(logits, scores).item())
 
 
-def test_distillation_loss_weights_the_two_mse_parts():
+def test_distillation_loss_weights_the_click_mse_and_the_centred_quality_mse():
     student_click, teacher_click = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])
-    student_quality, teacher_quality = torch.zeros(2, 5), torch.ones(2, 5)
+    student_quality = torch.zeros(2, 5)
+    teacher_quality = torch.tensor([[2.0, 0.0, 0.0, 0.0, 0.0], [7.0, 5.0, 5.0, 5.0, 5.0]])
     total, click, quality = distillation_loss(student_click, student_quality, teacher_click, teacher_quality,
                                               click_weight=2.0, quality_weight=0.5)
-    # click MSE = (1^2 + 2^2) / 2 = 2.5; quality MSE = mean of ten (0 - 1)^2 = 1.0
-    assert click.item() == pytest.approx(2.5) and quality.item() == pytest.approx(1.0)
-    # total = 2.0 * 2.5 + 0.5 * 1.0 = 5.5
-    assert total.item() == pytest.approx(5.5)
+    # click MSE = (1^2 + 2^2) / 2 = 2.5
+    assert click.item() == pytest.approx(2.5)
+    # both teacher rows centre to [1.6, -0.4, -0.4, -0.4, -0.4] (row means 0.4 and 5.4); the student's to 0:
+    #   per row (1.6^2 + 4 * 0.4^2) / 5 = (2.56 + 0.64) / 5 = 0.64
+    assert quality.item() == pytest.approx(0.64)
+    # total = 2.0 * 2.5 + 0.5 * 0.64 = 5.32
+    assert total.item() == pytest.approx(5.32)
     assert distillation_loss(student_click, student_quality, teacher_click, teacher_quality).total.item() == \
-        pytest.approx(3.5)  # default weights 1, 1
+        pytest.approx(3.14)  # default weights 1, 1
+
+
+def test_centred_quality_term_ignores_a_per_row_shift_of_either_side():
+    gen = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    click = torch.zeros(6)
+    base = distillation_loss(click, student, click, teacher).quality
+    shift = torch.randn(6, 1, generator=gen) * 10
+    assert distillation_loss(click, student + shift, click, teacher).quality.item() == pytest.approx(base.item(), rel=1e-5)
+    assert distillation_loss(click, student, click, teacher - 3 * shift).quality.item() == pytest.approx(base.item(), rel=1e-5)
+    torch.testing.assert_close(centred(student + shift), centred(student))
+    # ... but not a change of the spread within a row
+    assert distillation_loss(click, 2 * student, click, teacher).quality.item() != pytest.approx(base.item(), rel=1e-3)
+
+
+def test_head_weights_make_the_terms_stand_in_the_configured_ratio():
+    initial = {"click": 4.0, "quality": 0.25}
+    weights = head_weights(initial, {"click": 1.0, "quality": 1.0})
+    assert weights == {"click": 0.25, "quality": 4.0}
+    assert weights["click"] * initial["click"] == weights["quality"] * initial["quality"] == 1.0
+    weights = head_weights(initial, {"click": 2.0, "quality": 1.0})
+    assert weights["click"] * initial["click"] == pytest.approx(2 * weights["quality"] * initial["quality"])
+    assert head_weights(initial, {"click": 1.0, "quality": 0.0}) == {"click": 0.25}   # a 0 ratio drops its term
+    with pytest.raises(ValueError, match="quality term measured before training is 0.0"):
+        head_weights({"click": 1.0, "quality": 0.0}, {"click": 1.0, "quality": 1.0})
+    with pytest.raises(ValueError, match="click weight must be"):
+        head_weights(initial, {"click": -1.0, "quality": 1.0})
+    with pytest.raises(ValueError, match="every term weight is 0"):
+        head_weights(initial, {"click": 0.0, "quality": 0.0})
+
+
+def test_click_label_loss_leaves_out_unknown_labels():
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    # only rows 0 and 2 are known: (-log sigmoid(0) + -log(1 - sigmoid(-1))) / 2 = (0.693147 + 0.313262) / 2
+    assert click_label_loss(logits, torch.tensor([1.0, float("nan"), 0.0])).item() == pytest.approx(0.503204, abs=1e-5)
+    assert click_label_loss(logits, torch.full((3,), float("nan"))).item() == 0.0

@@ -8,9 +8,10 @@ import torch
 
 from training.cross_encoder import (
     CrossEncoderConfig, TrainConfig, build_cross_encoder, distill, load_cross_encoder, save_cross_encoder,
-    score_pairs, train_click, train_quality,
+    score_pairs, train_click, train_judged, train_quality,
 )
-from training.cross_encoder.losses import distillation_loss, quality_ce_loss, quality_sce_loss
+from training.cross_encoder.train import fit
+from training.cross_encoder.losses import distillation_loss, pairwise_softmax_loss, quality_ce_loss, quality_sce_loss
 
 N_TRAIN_NEWS = 60  # toy news T0..T59 train the models; T60..T89 are held out
 
@@ -167,9 +168,119 @@ def test_distilled_student_lowers_both_mse_parts(distilled):
     assert result.steps == 16 * 19 and result.epoch_losses[-1] < result.epoch_losses[0]
     for part in ("click", "quality"):
         assert result.epoch_parts[part][-1] < result.epoch_parts[part][0]
-    # the reported loss is 2 * click MSE + 1 * quality MSE
-    assert result.epoch_losses[0] == pytest.approx(2 * result.epoch_parts["click"][0] + result.epoch_parts["quality"][0],
-                                                   rel=1e-5)
+    # the reported loss is w_click * click MSE + w_quality * quality MSE, the weights balanced before training
+    w = result.part_weights
+    assert result.epoch_losses[0] == pytest.approx(w["click"] * result.epoch_parts["click"][0]
+                                                   + w["quality"] * result.epoch_parts["quality"][0], rel=1e-5)
+
+
+@pytest.mark.parametrize("click_weight", [1.0, 2.0])
+def test_both_terms_stand_in_the_configured_ratio_at_step_0(prec_dir, toy_news, distill_set, click_weight):
+    """Four batches of 80 cover all 300 pairs, so the terms measured before training are the full-set losses of
+    the fresh student, computed here independently."""
+    pairs, click, quality = distill_set
+    student = tiny_student(prec_dir)
+    scores = score_pairs(student, toy_news, pairs["trigger_id"], pairs["candidate_id"])
+    expected = distillation_loss(torch.from_numpy(scores.click), torch.from_numpy(scores.quality_logits),
+                                 torch.from_numpy(click), torch.from_numpy(quality))
+    result = distill(student, toy_news, pairs, click, quality,
+                     TrainConfig(batch_size=80, max_steps=1, progress_bar=False, torch_threads=1),
+                     click_weight=click_weight)
+    assert result.initial_parts["click"] == pytest.approx(expected.click.item(), rel=1e-4)
+    assert result.initial_parts["quality"] == pytest.approx(expected.quality.item(), rel=1e-4)
+    weighted = {k: result.part_weights[k] * result.initial_parts[k] for k in ("click", "quality")}
+    assert weighted["click"] == pytest.approx(click_weight) and weighted["quality"] == pytest.approx(1.0)
+    # unbalanced, the raw terms differ by far more than the ratio: the balancing is doing the work
+    assert not 0.5 < expected.click.item() / expected.quality.item() < 2
+
+
+def test_click_only_distillation_has_no_quality_weight(prec_dir, toy_news, distill_set):
+    pairs, click, quality = distill_set
+    result = distill(tiny_student(prec_dir), toy_news, pairs, click, quality,
+                     TrainConfig(batch_size=32, max_steps=2, progress_bar=False, torch_threads=1), quality_weight=0.0)
+    assert set(result.part_weights) == {"click"} and result.part_weights["click"] * result.initial_parts["click"] == \
+        pytest.approx(1.0)
+
+
+def _held_out_loss(model, news, triplets) -> float:
+    pos = score_pairs(model, news, triplets["trigger_id"], triplets["pos_id"]).click
+    neg = score_pairs(model, news, triplets["trigger_id"], triplets["neg_id"]).click
+    return pairwise_softmax_loss(torch.from_numpy(pos), torch.from_numpy(neg)).item()
+
+
+@pytest.mark.parametrize("patience, stopped_after", [(1, 3), (2, 4)])
+def test_fit_stops_after_patience_epochs_and_restores_the_best_epoch(prec_dir, patience, stopped_after):
+    """A scripted held-out loss (0.9, 0.5, 0.6, 0.7, 0.4, ...): lowest at epoch 2 until patience runs out."""
+    model = tiny_student(prec_dir)
+    param = next(p for p in model.parameters() if p.ndim == 2)
+    scripted, snapshots = iter([0.9, 0.5, 0.6, 0.7, 0.4, 0.3]), []
+
+    def validate() -> dict[str, float]:
+        snapshots.append(param.detach().clone())
+        return {"loss": next(scripted)}
+
+    def step(rows):
+        return (param ** 2).mean() * len(rows) ** 0, {}
+
+    result = fit(model, np.full(20, 8), step, TrainConfig(batch_size=10, lr=1e-2, epochs=6, patience=patience,
+                                                          progress_bar=False), "scripted", validate=validate)
+    assert len(result.epoch_losses) == stopped_after and result.held_out["loss"] == (0.9, 0.5, 0.6, 0.7)[:stopped_after]
+    assert result.best_epoch == 2 and result.steps == 2 * stopped_after
+    assert torch.equal(param, snapshots[1]) and not torch.equal(param, snapshots[-1])
+
+
+def test_click_teacher_stops_early_on_a_day_that_rewards_the_opposite(click_teacher_dir, toy_news):
+    """Warm from the trained click teacher, the held-out triplets reward the other category, so training makes
+    their loss worse before long: it stops one epoch (patience 1) after its best epoch, whose weights it keeps."""
+    model = load_cross_encoder(click_teacher_dir)
+    reversed_ = toy_triplets(toy_news, 60, seed=9).rename(columns={"pos_id": "neg_id", "neg_id": "pos_id"})
+    result = train_click(model, toy_news, toy_triplets(toy_news, 160, seed=3),
+                         TrainConfig(batch_size=16, lr=1e-2, epochs=8, progress_bar=False, torch_threads=1),
+                         early_stopping=reversed_)
+    losses = result.held_out["loss"]
+    assert len(result.epoch_losses) == len(losses) < 8, losses
+    assert result.best_epoch == int(np.argmin(losses)) + 1 == len(losses) - 1 and losses[-1] > losses[-2]
+    assert max(result.held_out["accuracy"]) < 0.3
+    assert _held_out_loss(model, toy_news, reversed_) == pytest.approx(losses[result.best_epoch - 1], rel=1e-4)
+
+
+def test_fit_keeps_the_last_epoch_while_the_held_out_loss_falls(prec_dir, toy_news):
+    model = tiny_student(prec_dir)
+    param = next(p for p in model.parameters() if p.ndim == 2)
+    scripted = iter([0.9, 0.8, 0.7])
+    result = fit(model, np.full(20, 8), lambda rows: ((param ** 2).mean(), {}),
+                 TrainConfig(batch_size=10, lr=1e-2, epochs=3, progress_bar=False), "scripted",
+                 validate=lambda: {"loss": next(scripted)})
+    assert result.best_epoch == 3 and len(result.epoch_losses) == 3 and result.held_out["loss"] == (0.9, 0.8, 0.7)
+    assert fit(model, np.full(20, 8), lambda rows: ((param ** 2).mean(), {}),
+               TrainConfig(batch_size=10, epochs=1, progress_bar=False), "no early stopping").best_epoch is None
+    with pytest.raises(ValueError, match="early_stopping lacks"):
+        train_click(model, toy_news, toy_triplets(toy_news, 8, seed=1), TrainConfig(max_steps=1, progress_bar=False),
+                    early_stopping=toy_triplets(toy_news, 8, seed=1).drop(columns=["neg_id"]))
+
+
+def test_judged_training_uses_the_click_and_the_quality_loss(prec_dir, toy_news):
+    pairs = toy_judged_pairs(toy_news, 240, seed=4)
+    category = dict(zip(toy_news["news_id"], toy_news["category"]))
+    same = np.array([category[t] == category[c] for t, c in zip(pairs["trigger_id"], pairs["candidate_id"])])
+    pairs["clicked"] = same.astype(float) * 0.5
+    pairs.loc[:9, "clicked"] = np.nan   # never logged: left out of the click term only
+    model = tiny_student(prec_dir)
+    result = train_judged(model, toy_news, pairs,
+                          TrainConfig(batch_size=32, lr=3e-3, epochs=6, progress_bar=False, torch_threads=1))
+    assert set(result.part_weights) == set(result.epoch_parts) == {"click", "quality"}
+    for term in ("click", "quality"):   # both terms are weighted in and both fall
+        assert result.part_weights[term] * result.initial_parts[term] == pytest.approx(1.0)
+        assert result.epoch_parts[term][-1] < 0.95 * result.epoch_parts[term][0], (term, result.epoch_parts[term])
+    only_quality = train_judged(tiny_student(prec_dir), toy_news, pairs, TrainConfig(max_steps=1, progress_bar=False),
+                                click_weight=0.0)
+    assert set(only_quality.part_weights) == {"quality"}
+    with pytest.raises(ValueError, match="clicked"):
+        train_judged(model, toy_news, pairs.drop(columns=["clicked"]), TrainConfig(max_steps=1, progress_bar=False))
+    with pytest.raises(ValueError, match=r"clicked must lie in \[0, 1\]"):
+        train_judged(model, toy_news, pairs.assign(clicked=2.0), TrainConfig(max_steps=1, progress_bar=False))
+    with pytest.raises(ValueError, match="no judged pair has a logged click"):
+        train_judged(model, toy_news, pairs.assign(clicked=np.nan), TrainConfig(max_steps=1, progress_bar=False))
 
 
 def test_distill_errors(prec_dir, toy_news, distill_set):
@@ -193,12 +304,15 @@ def test_warm_start_continues_from_the_saved_student(toy_news, distill_set, dist
         assert torch.equal(saved, loaded), name
     # the reloaded student starts exactly where the first round ended ...
     assert distill_loss_of(warm, toy_news, pairs, click, quality) == pytest.approx(trained_loss, rel=1e-6)
-    # ... and a second (continual) round trains on from there instead of starting over
+    # ... and a second (continual) round trains on from there instead of starting over (the unweighted terms: each
+    # round balances its own weights)
     second = distill(warm, toy_news, pairs, click, quality,
                      TrainConfig(batch_size=16, lr=1e-3, epochs=2, seed=7, progress_bar=False, torch_threads=1),
                      click_weight=2.0)
     assert second.steps == 2 * 19
-    assert second.epoch_losses[0] < 0.5 * first.epoch_losses[0]
+    for term in ("click", "quality"):
+        assert second.epoch_parts[term][0] < 0.5 * first.epoch_parts[term][0], term
+        assert second.initial_parts[term] < 0.5 * first.initial_parts[term], term
     assert distill_loss_of(warm, toy_news, pairs, click, quality) < 0.5 * fresh_loss
 
 

@@ -55,5 +55,18 @@ def test_table2_shows_a_spread_only_over_several_seeds():
 
     one = table2_markdown(pd.DataFrame([row(1, 0.0)]), {}).splitlines()[2]
     three = table2_markdown(pd.DataFrame([row(3, 0.01)]), {}).splitlines()[2]
-    assert one == "| dcn | base | " + " | ".join(["0.5000"] * len(METRIC_KEYS)) + " |"
+    assert one == "| dcn | base | " + " | ".join(["0.5000"] * len(METRIC_KEYS)) + " |  |"
     assert three.count("0.5000 ± 0.0100") == len(METRIC_KEYS)
+
+
+def test_table2_shows_the_difference_to_base_with_its_interval():
+    from training.ctr.experiment import table2_markdown
+    from training.metrics.ranking import METRIC_KEYS
+
+    base = {"model": "dcn", "variant": "none", "variant_label": "base", "n_seeds": 3,
+            **{f"{m}_mean": 0.5 for m in METRIC_KEYS}, **{f"{m}_std": 0.01 for m in METRIC_KEYS}}
+    np_row = {**base, "variant": "news", "variant_label": "+NP", "auc_diff": 0.0123, "auc_diff_low": -0.002,
+              "auc_diff_high": 0.0261, "n_test_impressions": 1800}
+    text = table2_markdown(pd.DataFrame([base, np_row]), {})
+    assert "| dcn | +NP |" in text and text.splitlines()[3].endswith("| +0.0123 [-0.0020, +0.0261] |")
+    assert "over 3 seed(s)" in text and "1,800 test impressions" in text

@@ -50,6 +50,19 @@ def test_frozen_vector_projection_missing_rows_use_learned_embedding():
     layer.set_vectors(torch.randn(4, 3))
     out = layer(torch.tensor([2, -1]))
     # a batched and a single-row matmul may round differently in float32: compare with an absolute tolerance
-    assert torch.allclose(out[0], layer.projection(layer.vectors[2]), rtol=0, atol=1e-6)
+    assert torch.allclose(out[0], layer.project(layer.vectors[2:3])[0], rtol=0, atol=1e-6)
     assert torch.equal(out[1], layer.missing.detach())
     assert "vectors" not in layer.state_dict()
+
+
+def test_frozen_vector_projection_is_layer_normalised_whatever_the_vector_scale():
+    torch.manual_seed(0)
+    layer = FrozenVectorProjection(8, 4)
+    layer.set_vectors(torch.randn(5, 8) * 50.0)
+    out = layer(torch.arange(5)).detach()
+    assert torch.allclose(out.mean(dim=1), torch.zeros(5), atol=1e-5)
+    assert torch.allclose(out.std(dim=1, unbiased=False), torch.ones(5), atol=1e-3)
+    raw = FrozenVectorProjection(8, 4, normalise=False)   # models saved before the norm
+    raw.set_vectors(layer.vectors)
+    assert "norm.weight" not in raw.state_dict()
+    assert torch.allclose(raw(torch.tensor([1])), raw.projection(layer.vectors[1:2]))

@@ -136,3 +136,26 @@ def test_shared_features_give_the_same_run(prec, tmp_path):
     with pytest.raises(ValueError, match="history_length"):
         train_ctr_model(SMALL_TRAIN, SMALL_VALID, dataclasses.replace(cfg, history_length=5), tmp_path / "x",
                         features=shared)
+
+
+def test_a_model_saved_before_the_vector_norm_still_loads(news_model, tmp_path):
+    import shutil
+
+    import torch
+
+    from training.ctr.config import CtrConfig
+    from training.ctr.predict import CONFIG_FILE, WEIGHTS_FILE
+
+    old = tmp_path / "old"
+    shutil.copytree(news_model, old)
+    saved = json.loads((old / CONFIG_FILE).read_text())
+    assert saved["vector_norm"] is True
+    del saved["vector_norm"]                                      # the config as saved before the field
+    (old / CONFIG_FILE).write_text(json.dumps(saved))
+    weights = torch.load(old / WEIGHTS_FILE, weights_only=True)
+    torch.save({k: v for k, v in weights.items() if ".norm." not in k}, old / WEIGHTS_FILE)
+    predictor = CtrPredictor.load(old)
+    assert predictor.config.vector_norm is False
+    assert CtrConfig.from_dict({"prec": "news"}).vector_norm is True
+    scores = predictor.score(VALID.impressions, VALID.histories, VALID.news)
+    assert np.isfinite(scores).all()

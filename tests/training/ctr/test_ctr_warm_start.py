@@ -87,7 +87,8 @@ def test_projection_and_age_table_skipped_when_their_inputs_differ(previous):
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
     report = warm_start(model, space, old_dir)
     assert set(report.skipped) == {"embedding.tables.news_age.weight", "news_vector.projection.weight",
-                                   "news_vector.projection.bias", "news_vector.missing"}
+                                   "news_vector.projection.bias", "news_vector.norm.weight",
+                                   "news_vector.norm.bias", "news_vector.missing"}
     assert "age buckets differ" in report.skipped["embedding.tables.news_age.weight"]
     assert "news_vector dim 16 (previous) vs 20" == report.skipped["news_vector.projection.weight"]
     for name in report.skipped:

@@ -7,11 +7,12 @@ import math
 import socket
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from builders.openai_server import ChatCompletionsServer
 from builders.slm import tiny_causal_lm
-from training.quality.llm_judge import LlmJudge
+from training.quality.llm_judge import LlmJudge, judge_news_text
 from training.quality.openai_judge import (
     OpenAIJudge,
     OpenAIJudgeError,
@@ -21,18 +22,23 @@ from training.quality.openai_judge import (
 
 KEY_ENV = "NEWSFORGE_TEST_JUDGE_KEY"
 KEY = "sk-test-0123456789"
-TRIGGERS = [
-    "Fed holds interest rates steady. The central bank left its benchmark rate unchanged.",
-    "Storm makes landfall near the coast, millions without power",
-    "Team wins final in overtime thriller",
-    "Apple reports record profits as iPhone sales rise",
-]
-CANDIDATES = [
-    "What the Fed's rate decision means for mortgages and savings accounts.",
-    "You won't BELIEVE this one weird trick! Click here to win a free iPhone now!!!",
-    "Coach explains the overtime plan after the final",
-    "Oil prices fall before the budget vote",
-]
+NEWS = pd.DataFrame({
+    "news_id": [f"N{i}" for i in range(8)],
+    "category": ["finance", "news", "sports", "finance", "finance", "lifestyle", "sports", "finance"],
+    "title": ["Fed holds interest rates steady", "Storm makes landfall near the coast, millions without power",
+              "Team wins final in overtime thriller", "Apple reports record profits as iPhone sales rise",
+              "What the Fed's rate decision means for mortgages and savings accounts",
+              "You won't BELIEVE this one weird trick! Click here to win a free iPhone now!!!",
+              "Coach explains the overtime plan after the final", "Oil prices fall before the budget vote"],
+    "abstract": ["The central bank left its benchmark rate unchanged.", "", "", "", "", "", "", ""],
+    "url": ["https://www.continentalpress.example/finance/AA0.html", "https://assets.msn.com/labs/mind/AA1.html",
+            "https://www.dailyledger.example/sports/AA2.html", "https://www.meridiannews.example/finance/AA3.html",
+            "https://www.eveningpost.example/finance/AA4.html", "https://www.news4unow.example/lifestyle/AA5.html",
+            "https://www.dailyledger.example/sports/AA6.html", "https://assets.msn.com/labs/mind/AA7.html"],
+})
+# What every judge reads (category and, where the URL names one, the source).
+TRIGGERS = judge_news_text(NEWS, ["N0", "N1", "N2", "N3"])
+CANDIDATES = judge_news_text(NEWS, ["N4", "N5", "N6", "N7"])
 
 
 # ----------------------------------------------------------------------------- fixtures

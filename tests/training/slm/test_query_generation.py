@@ -97,3 +97,27 @@ def test_real_generation_end_to_end_and_bad_arguments(lm, tmp_path):
         generate_queries(model, tokenizer, inputs("x"), CONFIG, tmp_path, "../escape", "news")
     with pytest.raises(ValueError, match="message"):
         generate_queries(model, tokenizer, pd.DataFrame({"input_id": ["a"]}), CONFIG, tmp_path, "v", "news")
+
+
+def test_default_decoding_does_not_penalise_the_triggers_own_words(lm, monkeypatch):
+    """transformers' repetition penalty and no-repeat n-grams act on the prompt's tokens too, so they would
+    forbid the trigger's words; the default decoding is plain greedy."""
+    model, tokenizer = lm
+    default = GenerationConfig()
+    assert default.repetition_penalty == 1.0 and default.no_repeat_ngram_size == 0 and not default.do_sample
+    seen = {}
+    original = model.generate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    texts, _ = generate_texts(model, tokenizer, [chat_prompt(tokenizer, news_prompt("Storm hits coast"))],
+                              default.replace(max_new_tokens=6, torch_threads=1))
+    assert seen["repetition_penalty"] == 1.0 and not seen["no_repeat_ngram_size"]
+    plain = original(**{k: v for k, v in seen.items() if k not in ("repetition_penalty", "no_repeat_ngram_size")})
+    width = seen["input_ids"].shape[1]
+    assert texts[0] == tokenizer.decode(plain[0, width:], skip_special_tokens=True)   # = unpenalised greedy
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        GenerationConfig(repetition_penalty=0.0)

@@ -7,6 +7,7 @@ import pytest
 from training.slm.query_targets import (
     QueryLabelError,
     click_refined_targets,
+    followup_hits,
     key_phrase,
     read_query_labels,
     user_targets,
@@ -56,19 +57,30 @@ def test_click_refined_targets_max_queries(news):
     assert len(click_refined_targets(clicks, news, max_queries=2).targets) == 2
 
 
-def test_retrieval_filter_drops_queries_missing_their_source(news):
+def test_enhanced_filter_keeps_queries_whose_retrieval_holds_a_clicked_followup(news):
     clicks = pd.DataFrame({"trigger_id": ["T1", "T1", "T2"], "candidate_id": ["A", "B", "E"]})
     seen = []
 
-    def fake_retrieve(queries):
-        seen.extend(queries)
-        return [["A", "X"] if "mortgage" in q else ["X"] * 3 + ["E"] if "lakers" in q else ["X", "Y"]
-                for q in queries]
+    def fake_retrieve(input_ids, queries):
+        seen.extend(zip(input_ids, queries))
+        # mortgage (from A) finds B, another follow-up of T1: kept; stock markets (from B) finds nothing
+        # clicked after T1; lakers (from E) finds A, clicked after T1 but not after T2: dropped
+        return [["X", "B"] if "mortgage" in q else ["A"] if "lakers" in q else ["X", "Y"] for q in queries]
 
-    result = click_refined_targets(clicks, news, retrieve=fake_retrieve, retrieve_k=3)
-    assert len(seen) == 3
-    assert result.targets["source_news_id"].tolist() == ["A"]      # E is ranked 4th > k=3, B is missed
+    result = click_refined_targets(clicks, news, retrieve=fake_retrieve)
+    assert sorted(seen) == [("T1", "mortgage rates climb highest level"), ("T1", "stock markets"),
+                            ("T2", "lakers beat celtics overtime")]
+    assert result.targets["source_news_id"].tolist() == ["A"]
     assert result.n_dropped_retrieval == 2 and result.n_inputs_without_target == 1
+    everything = click_refined_targets(clicks, news)
+    flags = followup_hits(everything.targets, clicks, fake_retrieve)
+    assert flags.tolist() == [q.startswith("mortgage") for q in everything.targets["query"]]
+
+
+def test_news_targets_prompt_with_the_abstract(news):
+    clicks = pd.DataFrame({"trigger_id": ["T1"], "candidate_id": ["A"]})
+    message = click_refined_targets(clicks, news).inputs["message"].iloc[0]
+    assert "Abstract: The bank moved." in message and "Title: Fed raises interest rates again" in message
 
 
 def test_user_targets_by_impression_and_user(news):

@@ -5,11 +5,15 @@ import pytest
 
 from builders.slm import tiny_tokenizer
 from training.slm.prompts import (
+    FEW_SHOT_EXAMPLES,
+    MAX_ABSTRACT_CHARS,
+    PROMPT_WITH_ABSTRACT,
     chat_prompt,
     filter_queries,
     format_target,
     is_english,
     news_prompt,
+    news_row_prompt,
     parse_queries,
     user_prompt,
 )
@@ -20,6 +24,17 @@ def test_news_prompt_skips_missing_parts_and_needs_a_title():
     assert "Title: Fed raises rates" in text and "Category: finance" in text and "Abstract" not in text
     with pytest.raises(ValueError, match="title"):
         news_prompt("  ")
+
+
+def test_news_row_prompt_shows_the_abstract_by_default():
+    row = {"title": "Fed raises rates", "abstract": "The bank moved " * 40, "category": "finance"}
+    text = news_row_prompt(row)
+    assert PROMPT_WITH_ABSTRACT and "Abstract: The bank moved" in text and text.endswith("...\nSearch queries:")
+    assert len(text.split("Abstract: ")[1]) <= MAX_ABSTRACT_CHARS + len("...\nSearch queries:")
+    assert "Abstract" not in news_row_prompt(row, with_abstract=False)
+    assert "Abstract" not in news_row_prompt({"title": "T", "abstract": float("nan"), "category": None})
+    # the few-shot example is written like the real prompts: title, category and abstract
+    assert all("Abstract: " in message for message, _ in FEW_SHOT_EXAMPLES["news"])
 
 
 def test_user_prompt_keeps_the_most_recent_titles_last():
