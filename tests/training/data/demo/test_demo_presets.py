@@ -18,12 +18,9 @@ SECTION = {"preset": "small", "presets": {"small": {"seed": 1, "users": 300, "ne
                                           "big": {"users": 9000, "news": 8000}}}
 
 
-def test_repo_presets_turn_realism_on_for_the_demo_and_give_mind_small_counts():
-    from training.data.demo.config import REALISM_ON
-
-    assert preset_config(REPO_PARAMS, "demo") == DemoConfig(**REALISM_ON)  # docs/demo_data.md: on in make demo
+def test_repo_presets_keep_demo_defaults_and_give_mind_small_counts():
+    assert preset_config(REPO_PARAMS, "demo") == DemoConfig()  # make demo's data version must not move
     big = preset_config(REPO_PARAMS, "mind-small")
-    assert not big.visible_quality and big.story_rate == 0   # its scale figures were measured with them off
     assert (big.n_users, big.n_news, big.n_days, big.start_day) == (50_000, 51_282, 7, "2019-11-09")
     assert abs(big.impressions_per_day * big.n_days - 156_965) <= big.n_days
     assert yaml.safe_load(REPO_PARAMS.read_text())["demo"]["preset"] == "demo"
