@@ -55,48 +55,48 @@ def _units(values: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def bootstrap(values: ArrayLike, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
-              seed: int = 0) -> Interval:
-    """Interval of the mean of per-unit ``values`` (``(units,)`` or ``(seeds, units)``), resampling units."""
-    arr = _units(values, "values")
+def _check(level: float, n_resamples: int) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    per_unit = arr.mean(axis=0)   # seeds averaged first: the interval covers the seed mean
+
+
+def _resamples(n_units: int, n_resamples: int, seed: int):
+    """Blocks of resampled unit indices, ``(block, n_units)``; at most 100 resamples a block (bounded memory)."""
     rng = np.random.default_rng(seed)
-    n = per_unit.size
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, 100):   # bounded memory: 100 resamples x n units at a time
-        stop = min(start + 100, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = per_unit[idx].mean(axis=1)
+    for start in range(0, n_resamples, 100):
+        yield rng.integers(0, n_units, size=(min(start + 100, n_resamples) - start, n_units))
+
+
+def _interval(estimate: float, resampled: np.ndarray, level: float) -> Interval:
     alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return Interval(float(per_unit.mean()), float(low), float(high), float(means.std(ddof=1)) if n_resamples > 1 else 0.0)
+    low, high = np.quantile(resampled, [alpha, 1 - alpha])
+    std_error = float(resampled.std(ddof=1)) if resampled.size > 1 else 0.0
+    return Interval(float(estimate), float(low), float(high), std_error)
+
+
+def bootstrap(values: ArrayLike, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
+              seed: int = 0) -> Interval:
+    """Interval of the mean of per-unit ``values`` (``(units,)`` or ``(seeds, units)``), resampling units."""
+    arr = _units(values, "values")
+    _check(level, n_resamples)
+    per_unit = arr.mean(axis=0)   # seeds averaged first: the interval covers the seed mean
+    means = np.concatenate([per_unit[idx].mean(axis=1) for idx in _resamples(per_unit.size, n_resamples, seed)])
+    return _interval(per_unit.mean(), means, level)
 
 
 def bootstrap_statistic(n_units: int, statistic: Callable[[np.ndarray], float], n_resamples: int = N_RESAMPLES,
                         level: float = LEVEL, seed: int = 0) -> Interval:
     """Interval of a statistic that is not a per-unit mean (e.g. pairwise accuracy over golden pairs):
     ``statistic(indices)`` is computed on all ``n_units`` units (``np.arange``) for the estimate and on each
-    resample of unit indices (drawn with replacement, as :func:`bootstrap` draws them) for the interval."""
+    resample of unit indices (the same draws as :func:`bootstrap`'s) for the interval."""
     if n_units < 1:
         raise ValueError(f"n_units: no evaluation units (got {n_units})")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_resamples)
-    for start in range(0, n_resamples, 100):   # the same draws as bootstrap()
-        stop = min(start + 100, n_resamples)
-        for row, idx in enumerate(rng.integers(0, n_units, size=(stop - start, n_units))):
-            values[start + row] = statistic(idx)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return Interval(float(statistic(np.arange(n_units))), float(low), float(high),
-                    float(values.std(ddof=1)) if n_resamples > 1 else 0.0)
+    _check(level, n_resamples)
+    values = np.array([statistic(idx) for block in _resamples(n_units, n_resamples, seed) for idx in block],
+                      dtype=np.float64)
+    return _interval(statistic(np.arange(n_units)), values, level)
 
 
 def paired_difference(a: ArrayLike, b: ArrayLike, n_resamples: int = N_RESAMPLES, level: float = LEVEL,

@@ -23,9 +23,9 @@ from numpy.typing import ArrayLike
 
 from training.metrics.intervals import N_RESAMPLES, Interval, bootstrap, format_mean_std, paired_difference
 from training.metrics.quality import (
-    click_ndcg, click_ndcg_per_group, quality_filtered_click_ndcg, quality_filtered_click_ndcg_per_group, reco_dcg,
-    reco_dcg_per_group,
+    click_ndcg, quality_filtered_click_ndcg, quality_filtered_click_ndcg_per_group, reco_dcg,
 )
+from training.quality.evaluation import per_impression_metrics
 from training.ranking.count_features import STAGE2_EXTRA
 from training.ranking.stages import QUALITY_FEATURE, Ranker, RankerConfig, combine_scores, train_ranker
 
@@ -232,10 +232,7 @@ def per_impression(ranker: Ranker, rows: pd.DataFrame, lam: float) -> dict[str, 
     """RecoDCG@5 and ClickNDCG@5 of each impression of labelled ``rows`` (contiguous groups, first-appearance
     order; ClickNDCG is NaN without a click) ranked by ``ranker`` at ``lam``."""
     stage2 = ranker.score_stage2(rows[ranker.stage2_features].to_numpy(np.float32))
-    scores = ranker.combine(stage2, rows[QUALITY_FEATURE].to_numpy(np.float64), lam)
-    groups = rows["impression_id"]
-    return {"reco_dcg5": reco_dcg_per_group(groups, rows["quality"], scores, 5),
-            "click_ndcg5": click_ndcg_per_group(groups, rows["clicked"], scores, 5)}
+    return per_impression_metrics(rows, ranker.combine(stage2, rows[QUALITY_FEATURE].to_numpy(np.float64), lam))
 
 
 @dataclass(frozen=True)
