@@ -66,7 +66,7 @@ class StudentConfig(Config):
     num_layers: int = 1
     num_heads: int = 2
     intermediate_size: int = 128
-    max_len: int = 32
+    max_len: int = 40             # source + title of both sides (training.cross_encoder.config.DEFAULT_MAX_LEN)
     click_weight: float = 1.0     # click term : quality term at step 0 (each weighted 1 / its value before training)
     epochs: int = 4               # each of: click-only distillation, MT distillation, direct fine-tuning
     batch_size: int = 64

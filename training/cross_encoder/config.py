@@ -10,10 +10,13 @@ N_QUALITY = 5  # judge grades 0..4
 BACKBONES = ("prec", "scratch", "pretrained")
 POOLINGS = ("cls", "mean")
 #: tokens per pair (both sides together) when ``max_len`` is not given
-DEFAULT_MAX_LEN = {"prec": 64, "scratch": 32, "pretrained": 128}
-#: news fields per side when ``views`` is not given: the small "scratch" student reads titles only (its 32 tokens
-#: hold two whole titles; with abstracts too, fair budgets would cut each title to ~6 tokens)
-DEFAULT_VIEWS = {"prec": ("title", "abstract"), "scratch": ("title",), "pretrained": ("title", "abstract")}
+DEFAULT_MAX_LEN = {"prec": 64, "scratch": 40, "pretrained": 128}
+#: news fields per side when ``views`` is not given. Every backbone reads the ``source`` view (category and
+#: publisher), the evidence beside the text that the judge is shown too, so the quality teachers can learn what
+#: the judge's labels rest on; the small "scratch" student reads no abstract (its 40 tokens hold two sources and
+#: whole titles; with abstracts too, fair budgets would cut each title to ~6 tokens)
+DEFAULT_VIEWS = {"prec": ("source", "title", "abstract"), "scratch": ("source", "title"),
+                 "pretrained": ("source", "title", "abstract")}
 
 
 def _positive(**values: float) -> None:
@@ -35,7 +38,7 @@ class CrossEncoderConfig(ConfigDict):
         loaded with AutoModel/AutoTokenizer, pairs built with the tokenizer's own pair template.
     ``max_len``: tokens per pair, both sides and special tokens together (None: ``DEFAULT_MAX_LEN``); when the
     pair is too long the longer side is cut first (fair budgets), then the longer views within a side.
-    ``views``: news fields that make up each side, in order (None: ``DEFAULT_VIEWS``; titles only for "scratch").
+    ``views``: news fields that make up each side, in order (None: ``DEFAULT_VIEWS``).
     The scratch sizes are ignored by the other backbones.
     """
 

@@ -173,6 +173,19 @@ def auto_model(source: str | Path | Any, from_config: bool = False) -> nn.Module
         return load(source)
 
 
+def add_view_embeddings(encoder: NewsEncoder, n: int) -> None:
+    """Give ``encoder`` ``n`` more view-embedding rows (views it was not pre-trained on, e.g. ``source``), each
+    starting at the mean of its text views' rows, so a new view's tokens start as plain text."""
+    if n <= 0:
+        return
+    old = encoder.view_embeddings
+    grown = torch.nn.Embedding(old.num_embeddings + n, old.embedding_dim)
+    with torch.no_grad():
+        grown.weight[: old.num_embeddings] = old.weight
+        grown.weight[old.num_embeddings:] = old.weight[1:].mean(dim=0)
+    encoder.view_embeddings = grown
+
+
 def build_cross_encoder(config: CrossEncoderConfig, news_encoder_dir: str | Path | None = None,
                         seed: int | None = 42) -> CrossEncoder:
     """A new cross-encoder (eval mode, CPU); ``news_encoder_dir`` (a PREC news encoder) for "prec" / "scratch".
@@ -187,10 +200,9 @@ def build_cross_encoder(config: CrossEncoderConfig, news_encoder_dir: str | Path
             torch.manual_seed(seed)
         if config.backbone == "prec":
             saved = load_news_encoder(news_encoder_dir)  # type: ignore[arg-type]
-            unknown = [v for v in config.views if v not in saved.views]
-            if unknown:
-                raise ValueError(f"views {unknown} are not among the PREC encoder's views {saved.views}")
-            view_ids = tuple(saved.views.index(v) + 1 for v in config.views)
+            known = list(saved.views) + [v for v in config.views if v not in saved.views]
+            add_view_embeddings(saved.model, len(known) - len(saved.views))
+            view_ids = tuple(known.index(v) + 1 for v in config.views)
             model = news_cross_encoder(config, saved.model, saved.tokenizer, view_ids, zero_segments=True)
             log.info("cross-encoder initialised from PREC news encoder %s (%s)", news_encoder_dir,
                      saved.model_version)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from training.config_dict import ConfigDict
 
 #: Views a news sequence can be built from (``entities`` = labels parsed from ``title_entities``).
-NEWS_VIEWS = ("title", "abstract", "entities")
+NEWS_VIEWS = ("title", "abstract", "entities", "source")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

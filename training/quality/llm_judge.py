@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.prec.news_views import news_sources
 from training.torch_threads import torch_threads as threads_during
 
 PROMPT_VARIANTS = ("A", "B", "C")
@@ -63,9 +64,6 @@ PROMPT_REASON = LABEL_DEFINITIONS + (
 PAIR_TEMPLATE = "TRIGGER: {trigger}\nCANDIDATE: {candidate}"
 #: What the judge reads of one news (:func:`judge_news_text`); the source part only where it is known.
 NEWS_TEMPLATE = "[category: {category}{source}] {text}"
-#: Path prefix of MIND's archive URLs (``https://assets.msn.com/labs/mind/AA...html``): their host is the
-#: archive's, not a publisher's, so they name no source.
-ARCHIVE_PATH = "/labs/mind/"
 ANSWER_PREFIX = "Rating:"
 REASON_PREFIX = "Reasoning:"
 #: Progress bars appear from this many batches on (``progress=None``).
@@ -125,25 +123,11 @@ def _truncate(text: str, max_chars: int) -> str:
     return cut.rstrip() + "..."
 
 
-def news_source(url: str | None) -> str | None:
-    """The publisher a news URL names: its host without ``www.`` (``https://www.dailyledger.example/news/AA1.html``
-    -> ``dailyledger.example``); None for an empty URL or an archive URL (path under :data:`ARCHIVE_PATH`,
-    as every real MIND URL and the demo's without visible quality)."""
-    from urllib.parse import urlsplit
-
-    if not url or not isinstance(url, str):
-        return None
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").removeprefix("www.")
-    if not host or parts.path.startswith(ARCHIVE_PATH):
-        return None
-    return host
-
-
 def judge_news_text(news: pd.DataFrame, ids: Sequence[str]) -> list[str]:
     """What the judge reads of each news id (every judge, every caller): ``[category: C; source: S] title.
     abstract``. The source is the news table's ``source`` column where it has one, else the publisher its
-    ``url`` names (:func:`news_source`); where neither is known (real MIND) the source part is left out."""
+    ``url`` names (``training.prec.news_views.news_sources``); where neither is known (real MIND) the source
+    part is left out."""
     missing = [c for c in ("news_id", "category", "title", "abstract") if c not in news.columns]
     if missing:
         raise ValueError(f"news table lacks column(s) {missing} that the judge reads")
@@ -153,12 +137,7 @@ def judge_news_text(news: pd.DataFrame, ids: Sequence[str]) -> list[str]:
     if unknown:
         raise ValueError(f"{len(unknown)} news id(s) not in the news table, e.g. {unknown[:5]}")
     rows = table.loc[ids]
-    if "source" in table.columns:
-        sources = [s if isinstance(s, str) and s.strip() else None for s in rows["source"]]
-    elif "url" in table.columns:
-        sources = [news_source(u) for u in rows["url"]]
-    else:
-        sources = [None] * len(ids)
+    sources = news_sources(rows)
     out = []
     for category, title, abstract, source in zip(rows["category"], rows["title"].fillna(""),
                                                   rows["abstract"].fillna(""), sources):

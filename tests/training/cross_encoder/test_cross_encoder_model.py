@@ -27,9 +27,10 @@ def random_pairs(news: pd.DataFrame, n: int, seed: int = 0) -> tuple[list[str], 
 
 # ------------------------------------------------------------------------------------------------ configs
 def test_configs_validate_and_round_trip():
-    assert CrossEncoderConfig().max_len == 64 and CrossEncoderConfig(backbone="scratch").max_len == 32
+    assert CrossEncoderConfig().max_len == 64 and CrossEncoderConfig(backbone="scratch").max_len == 40
     assert CrossEncoderConfig(backbone="pretrained").max_len == 128
-    assert CrossEncoderConfig().views == ("title", "abstract") and CrossEncoderConfig(backbone="scratch").views == ("title",)
+    assert CrossEncoderConfig().views == ("source", "title", "abstract")
+    assert CrossEncoderConfig(backbone="scratch").views == ("source", "title")
     config = CrossEncoderConfig(backbone="scratch", views=("title",), max_len=24, pooling="cls")
     assert CrossEncoderConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert TrainConfig.from_dict(TrainConfig(max_steps=3).to_dict()) == TrainConfig(max_steps=3)
@@ -49,7 +50,7 @@ def test_configs_validate_and_round_trip():
 
 # ------------------------------------------------------------------------------------------------ builders
 def test_prec_backbone_starts_exactly_at_the_prec_encoder(prec_dir, toy_news):
-    model = build_cross_encoder(CrossEncoderConfig(backbone="prec", max_len=32), prec_dir)
+    model = build_cross_encoder(CrossEncoderConfig(backbone="prec", max_len=32, views=("title", "abstract")), prec_dir)
     saved = load_news_encoder(prec_dir)
     assert torch.count_nonzero(model.encoder.segment_embeddings.weight) == 0  # zero-initialised segments
     assert not model.training
@@ -65,7 +66,7 @@ def test_prec_backbone_starts_exactly_at_the_prec_encoder(prec_dir, toy_news):
 
 
 def test_prec_pair_layout_and_fair_truncation(prec_dir, toy_news):
-    model = build_cross_encoder(CrossEncoderConfig(backbone="prec", max_len=32), prec_dir)
+    model = build_cross_encoder(CrossEncoderConfig(backbone="prec", max_len=32, views=("title", "abstract")), prec_dir)
     tok = model.tokenizer
     trigger = [[10, 11, 12], [20, 21]]              # title 3, abstract 2 tokens
     candidate = [[30] * 20, [40] * 20]              # long candidate: gets what the trigger leaves
@@ -90,8 +91,21 @@ def test_builder_errors(prec_dir):
         build_cross_encoder(CrossEncoderConfig(backbone="prec"), prec_dir)  # default max_len 64 > 32
     with pytest.raises(ValueError, match="news_encoder_dir"):
         build_cross_encoder(CrossEncoderConfig(backbone="scratch"))
-    with pytest.raises(ValueError, match="entities"):
-        build_cross_encoder(CrossEncoderConfig(backbone="prec", max_len=32, views=("title", "entities")), prec_dir)
+
+
+def test_a_view_the_prec_encoder_lacks_gets_a_new_embedding_at_its_text_views_mean(prec_dir, toy_news):
+    saved = load_news_encoder(prec_dir)
+    assert "source" not in saved.views
+    model = build_cross_encoder(CrossEncoderConfig(backbone="prec", max_len=32), prec_dir)  # source, title, abstract
+    old, grown = saved.model.view_embeddings.weight, model.encoder.news.view_embeddings.weight
+    assert grown.shape[0] == old.shape[0] + 1
+    torch.testing.assert_close(grown[: old.shape[0]], old, rtol=0, atol=0)   # pre-trained views unchanged
+    torch.testing.assert_close(grown[-1], old[1:].mean(dim=0))
+    _, views, _ = model.inputs.assemble([[5], [6], [7]], [[8], [9], [10]])
+    source = old.shape[0]   # the new row's id
+    assert views == [0, source, source, 1, 1, 2, 2, source, source, 1, 1, 2, 2]
+    scores = score_pairs(model, toy_news, ["T0", "T1"], ["T2", "T3"])
+    assert np.isfinite(scores.click).all()
 
 
 def test_scratch_student_is_small_and_seeded(prec_dir):

@@ -9,7 +9,8 @@ import pytest
 from training.metrics.quality import pairwise_accuracy
 from training.quality.evaluation import judge_markdown
 from training.quality.golden_set import balanced_subset, pairwise_accuracy_interval, truth_golden_set
-from training.quality.llm_judge import PROMPT_LABEL, PROMPT_REASON, judge_messages, judge_news_text, news_source
+from training.prec.news_views import news_source, view_texts
+from training.quality.llm_judge import PROMPT_LABEL, PROMPT_REASON, judge_messages, judge_news_text
 
 NEWS = pd.DataFrame({
     "news_id": ["N1", "N2", "N3"],
@@ -47,6 +48,17 @@ def test_a_source_column_wins_and_no_url_means_no_source():
     ("", None), (None, None), ("not a url", None)])
 def test_news_source_from_url(url, source):
     assert news_source(url) == source
+
+
+def test_the_cross_encoders_source_view_shows_the_judges_evidence():
+    """The ``source`` view (what the teachers and students read beside the title) holds the category and publisher
+    that the judge's text shows; the category alone where no publisher is known."""
+    (source,) = view_texts(NEWS, ["source"])
+    assert source == ["sports continentalpress.example", "finance", "news"]
+    assert view_texts(NEWS.assign(source=["Continental Press Wire", None, ""]), ["source"])[0][0] == \
+        "sports Continental Press Wire"
+    with pytest.raises(KeyError, match="category"):
+        view_texts(NEWS.drop(columns="category"), ["source"])
 
 
 def test_unknown_ids_and_missing_columns_are_named():

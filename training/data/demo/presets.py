@@ -11,7 +11,9 @@ The section names a preset and lists the presets; any other key overrides the pr
 
 A section without ``preset`` is read as plain values (``demo: {seed: 42, users: 5000, ...}``).
 Keys are the CLI's names (``users``, ``news``, ``days``, ``impressions_per_day``, ``seed``,
-``start_day``) or any other :class:`DemoConfig` field (e.g. ``median_candidates``).
+``start_day``), any other :class:`DemoConfig` field (e.g. ``median_candidates``), or ``realism: true``: the
+realism features at their intended values (``training.data.demo.config.REALISM_ON``, docs/demo_data.md); a
+field given beside it wins.
 """
 from __future__ import annotations
 
@@ -20,21 +22,28 @@ from typing import Any
 
 import yaml
 
-from training.data.demo.config import DemoConfig
+from training.data.demo.config import REALISM_ON, DemoConfig
 
 #: CLI/params names that differ from the DemoConfig field they set.
 FIELD_NAMES = {"users": "n_users", "news": "n_news", "days": "n_days"}
 SECTION = "demo"
+#: The key that switches every realism feature to ``REALISM_ON``.
+REALISM_KEY = "realism"
 
 
 def config_values(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """Rename params/CLI keys to DemoConfig fields; an unknown key is an error naming ``source``."""
-    renamed = {FIELD_NAMES.get(k, k): v for k, v in values.items()}
+    """Rename params/CLI keys to DemoConfig fields (``realism: true`` -> ``REALISM_ON``, a field beside it wins);
+    an unknown key is an error naming ``source``."""
+    values = dict(values)
+    realism = values.pop(REALISM_KEY, False)
+    if not isinstance(realism, bool):
+        raise ValueError(f"{source}: {REALISM_KEY} must be true or false, got {realism!r}")
+    renamed = {**(REALISM_ON if realism else {}), **{FIELD_NAMES.get(k, k): v for k, v in values.items()}}
     known = set(DemoConfig.__dataclass_fields__)
     unknown = sorted(k for k in values if FIELD_NAMES.get(k, k) not in known)
     if unknown:
         raise ValueError(f"{source}: unknown demo setting(s) {unknown}; known: "
-                         f"{sorted(set(FIELD_NAMES) | known - set(FIELD_NAMES.values()))}")
+                         f"{sorted(set(FIELD_NAMES) | {REALISM_KEY} | known - set(FIELD_NAMES.values()))}")
     return renamed
 
 

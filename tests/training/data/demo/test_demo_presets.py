@@ -11,6 +11,7 @@ import yaml
 from newsforge.cli import main
 from training.data.demo import DemoConfig, DemoReport
 from training.data.demo.generator import REPORT_FILE, Users, _spawn, make_news, make_quality, make_users
+from training.data.demo.config import REALISM_ON
 from training.data.demo.presets import preset_config, resolve
 
 REPO_PARAMS = Path(__file__).resolve().parents[4] / "params.yaml"
@@ -18,8 +19,8 @@ SECTION = {"preset": "small", "presets": {"small": {"seed": 1, "users": 300, "ne
                                           "big": {"users": 9000, "news": 8000}}}
 
 
-def test_repo_presets_keep_demo_defaults_and_give_mind_small_counts():
-    assert preset_config(REPO_PARAMS, "demo") == DemoConfig()  # make demo's data version must not move
+def test_repo_presets_give_demo_its_realism_and_mind_small_its_counts():
+    assert preset_config(REPO_PARAMS, "demo") == DemoConfig(**REALISM_ON)  # make demo's data (issue 22)
     big = preset_config(REPO_PARAMS, "mind-small")
     assert (big.n_users, big.n_news, big.n_days, big.start_day) == (50_000, 51_282, 7, "2019-11-09")
     assert abs(big.impressions_per_day * big.n_days - 156_965) <= big.n_days
@@ -32,6 +33,14 @@ def test_section_preset_then_section_keys_then_command_line():
     section = {**SECTION, "seed": 5, "users": 400}
     config = resolve(section, "p.yaml", overrides={"users": 500, "news": None, "impressions_per_day": 50})
     assert (config.seed, config.n_users, config.n_news, config.impressions_per_day) == (5, 500, 200, 50)
+
+
+def test_realism_true_sets_the_intended_values_and_a_field_beside_it_wins():
+    assert resolve({"seed": 7, "realism": True}, "p.yaml") == DemoConfig(seed=7, **REALISM_ON)
+    assert resolve({"realism": False}, "p.yaml") == DemoConfig()
+    assert resolve({"realism": True, "story_rate": 0.2}, "p.yaml") == DemoConfig(**{**REALISM_ON, "story_rate": 0.2})
+    with pytest.raises(ValueError, match=r"p\.yaml: demo: realism must be true or false, got 'yes'"):
+        resolve({"realism": "yes"}, "p.yaml")
 
 
 def test_flat_section_without_preset_is_read_as_values():
