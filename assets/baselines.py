@@ -4,12 +4,13 @@ import mlflow
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
-from training.data.ceiling import demo_ceiling
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from training.baselines.popularity import PopularityConfig, score_popularity
+from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
 from training.metrics.ranking import format_metrics_table, mind_metrics
+
 
 class PopularityBaselineConfig(Config):
     half_life_hours: float = 24.0

@@ -184,7 +184,8 @@ def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news:
     Over a partition range (a backfill: ``--partition-range``, or the UI's backfill) the days run in date
     order, each with its own MLflow run, registered version and gate, so day D is gated against (and, with
     ``warm_start``, starts from) the champion that day D - 1 left. Every day but the last moves its aliases
-    as soon as its decision is logged; the check reports every day and fails if any day's candidate lost."""
+    as soon as its decision is logged; the check reports every day: ERROR if any day's candidate is below the
+    floor, else WARN if any day kept its champion (see ``orchestration.champion_gate``)."""
     days = sorted(context.partition_keys)
     ranged = len(days) > 1
     users, floors = by_partition(user_embeddings, days), by_partition(popularity_baseline, days)

@@ -13,7 +13,8 @@ from training.data.prepared import BehaviorLog, load_behaviors, load_news
 
 
 @asset(group_name="data", kinds={"parquet", "dvc"})
-def mind_news(context: AssetExecutionContext, dvc_data: DvcData, mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+def mind_news(context: AssetExecutionContext, dvc_data: DvcData,
+              mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
     """The news catalogue (news.tsv), validated, at the data version recorded in dvc.lock."""
     version = dvc_data.data_version()
     with mlflow_tracking.asset_run(context, data_version=version):

@@ -34,7 +34,6 @@ from training.quality.llm_judge import judge_news_text
 from training.quality.pair_files import parse_score, read_pair_file
 from training.quality.simulated_judge import SimulatedJudge
 
-
 JUDGES = ("auto", "simulated", "llm", "openai", "labels_file")
 #: The paper's pairwise accuracy per prompt variant (Table 1 of "Towards Web-scale Recommendations with LLMs").
 PAPER_PA = {"A": 0.77, "B": 0.79, "C": 0.87}
@@ -66,13 +65,16 @@ class LlmJudgeConfig(Config):
 
 
 class OpenAIJudgeConfig(Config):
-    base_url: str = ""            # the API root, e.g. http://localhost:8000/v1 (vLLM, SGLang, llama.cpp); "": not configured
+    base_url: str = ""            # the API root, e.g. http://localhost:8000/v1 (vLLM, SGLang, llama.cpp);
+                                  # "": not configured
     model: str = ""               # the served model's name
-    api_key_env: str = "OPENAI_API_KEY"   # NAME of the variable holding the API key (the key is never logged); unset: no key
+    api_key_env: str = "OPENAI_API_KEY"   # NAME of the variable holding the API key (the key is never logged);
+                                          # unset: no key
     variant: str = "B"            # prompt A or B; C needs answer_prefill
     answer_prefill: bool = True   # end with the assistant turn "Rating: " for the server to continue (vLLM/SGLang
                                   # continue_final_message); false for APIs without it (api.openai.com)
-    answer_space: bool = True     # the prefix ends with a space: right where " 3" is a space token + "3" (SmolLM2, Llama 3, Qwen)
+    answer_space: bool = True     # the prefix ends with a space: right where " 3" is a space token + "3"
+                                  # (SmolLM2, Llama 3, Qwen)
     system_role: bool = True      # false for chat templates without a system turn (the instructions open the user turn)
     top_logprobs: int = 20        # log-probs of the answer's first token (OpenAI: at most 20)
     max_reason_tokens: int = 32   # prompt C's reasoning budget
@@ -80,7 +82,8 @@ class OpenAIJudgeConfig(Config):
     concurrency: int = 8          # requests in flight
     max_retries: int = 4          # retries of 408/429/5xx and connection failures, with exponential backoff
     backoff_s: float = 1.0
-    max_error_share: float = 0.1  # pairs without a label token among the top log-probs (scored NaN, dropped) above which the run fails
+    max_error_share: float = 0.1  # share of pairs without a label token among the top log-probs (scored NaN,
+                                  # dropped) above which the run fails
 
 
 class JudgeEvaluationConfig(Config):
@@ -150,10 +153,12 @@ def pair_logs(context: AssetExecutionContext, config: PairLogsConfig, mind_news:
                  "n_unlabelled_total": len(logs.role("fit")[["trigger_id", "candidate_id"]].drop_duplicates()),
                  "n_without_trigger": logs.n_without_trigger,
                  "n_outside_catalogue": logs.n_outside_catalogue,
-                 "repeated_triplet_share": float((logs.triplets["frequency"] > 1).mean()) if len(logs.triplets) else 0.0}
+                 "repeated_triplet_share":
+                     float((logs.triplets["frequency"] > 1).mean()) if len(logs.triplets) else 0.0}
         mlflow.log_metrics(stats)
     if logs.n_without_trigger:
-        context.log.info(f"{logs.n_without_trigger} impressions have no catalogue item in their history: no trigger, no pairs")
+        context.log.info(f"{logs.n_without_trigger} impressions have no catalogue item in their history: "
+                         "no trigger, no pairs")
     return Output(logs, metadata={**stats, "schedule": MetadataValue.md(schedule_note("pair_logs", config)),
                                   "train_days": ", ".join(logs.train_days),
                                   "fit_days": ", ".join(logs.fit_days), "early_stopping_day": logs.early_stopping_day,
@@ -235,7 +240,8 @@ def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConf
                 scores = sim.score(golden_set["trigger_id"], golden_set["candidate_id"], golden_set["grade"].to_numpy())
                 seconds = time.perf_counter() - start
                 row("simulated (truth + noise)", golden_set["label"].to_numpy(), scores, len(golden_set) / seconds,
-                    np.nan, f"demo only, not a model: noise sigma {sim.sigma:.3f} calibrated to PA {config.simulated_pa}")
+                    np.nan,
+                    f"demo only, not a model: noise sigma {sim.sigma:.3f} calibrated to PA {config.simulated_pa}")
             ceiling = golden_set.get("perfect_text_score")
             if ceiling is not None and not ceiling.isna().any():
                 row("perfect-text ceiling", golden_set["label"].to_numpy(), ceiling.to_numpy(), np.nan, np.nan,
@@ -304,7 +310,8 @@ def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, 
             mlflow.log_metric("judge_errors", result.n_errors)
         else:
             if not config.labels_file:
-                raise ValueError("judge: labels_file needs the labels_file config (TSV trigger_id, candidate_id, score)")
+                raise ValueError("judge: labels_file needs the labels_file config "
+                                 "(TSV trigger_id, candidate_id, score)")
             given = read_pair_file(config.labels_file, set(mind_news["news_id"]), "score", parse_score)
             pairs = given.assign(part="train")
             if truth is None:  # the file's pairs on the evaluation impressions serve the evaluation too

@@ -31,8 +31,13 @@ from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth, pair_quality
 from training.embedding_table import EmbeddingTable
 from training.quality.evaluation import (
-    metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions, summarise,
+    metric_row,
+    metrics_markdown,
+    quality_ranking_metrics,
+    sample_impressions,
+    summarise,
 )
+
 
 class RankingFeaturesConfig(Config):
     windows_days: list[int] = [1, 3, 7]   # count windows (days before the row's day)
@@ -312,7 +317,8 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
         summary = summarise(fixed + per_seed)
         day = context.partition_key
         lambda_days = ", ".join(fitted.meta.get("lambda_days", [])) or "no day"
-        table = (f"Rows: mean ± std over seeds {', '.join(map(str, config.seeds))}; {rows['impression_id'].nunique():,} "
+        table = (f"Rows: mean ± std over seeds {', '.join(map(str, config.seeds))}; "
+                 f"{rows['impression_id'].nunique():,} "
                  f"labelled impressions of {day}; λ chosen per seed on {lambda_days} "
                  f"({'held out' if held_out else 'NOT held out: the window is too short for a selection day'}).\n\n"
                  + metrics_markdown(summary, baseline="click only (λ = 0)") + "\n"

@@ -27,8 +27,17 @@ from serving.ranking_model import CrossEncoderPyfunc
 from training.data.pairs import PairLogs
 from training.data.quality_truth import load_quality_truth, pair_quality
 from training.quality.evaluation import (
-    DIFFERENCE_KEYS, decision, judge_markdown, metric_row, metrics_markdown, paired_differences,
-    per_impression_metrics, quality_ranking_metrics, sample_impressions, summarise, table_note,
+    DIFFERENCE_KEYS,
+    decision,
+    judge_markdown,
+    metric_row,
+    metrics_markdown,
+    paired_differences,
+    per_impression_metrics,
+    quality_ranking_metrics,
+    sample_impressions,
+    summarise,
+    table_note,
 )
 from training.quality.students import TeacherTargets
 
@@ -99,6 +108,7 @@ def _train_config(c, seed: int | None = None, progress: bool = True):
 
 def _teacher_model(config: TeacherConfig, news_encoder: RegisteredModel):
     import torch
+
     from training.cross_encoder import CrossEncoderConfig, build_cross_encoder
 
     torch.manual_seed(config.seed)
@@ -126,7 +136,8 @@ def _register(name: str, model, news: pd.DataFrame, out, *,
     out.mkdir(parents=True, exist_ok=True)
     version = save_cross_encoder(model, out / "model")
     news.to_parquet(out / "news.parquet", index=False)
-    registered = log_and_register(name, CrossEncoderPyfunc(), {"model": str(out / "model"), "news": str(out / "news.parquet")},
+    registered = log_and_register(name, CrossEncoderPyfunc(),
+                                  {"model": str(out / "model"), "news": str(out / "news.parquet")},
                                   local_dir=out / "model", content_version=version, candidate_alias=candidate_alias)
     if tags:
         client = mlflow.tracking.MlflowClient()
@@ -171,7 +182,8 @@ def evaluation_pairs(pair_logs: PairLogs, news: pd.DataFrame, dvc_data: DvcData,
         test = sample_impressions(test, n_impressions, seed)
         return test.assign(quality=pair_quality(truth, news, test["trigger_id"], test["candidate_id"])), "truth"
     judged = quality_labels[quality_labels["part"] == "test"][["trigger_id", "candidate_id", "score"]]
-    merged = test.merge(judged.drop_duplicates(["trigger_id", "candidate_id"]), on=["trigger_id", "candidate_id"], how="left")
+    merged = test.merge(judged.drop_duplicates(["trigger_id", "candidate_id"]), on=["trigger_id", "candidate_id"],
+                        how="left")
     complete = merged.groupby("impression_id")["score"].transform(lambda s: s.notna().all())
     merged = merged[complete].rename(columns={"score": "quality"}).reset_index(drop=True)
     if merged.empty:
@@ -213,12 +225,14 @@ def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_lo
         context.log.warning(f"no click triplets on the early-stopping day {pair_logs.early_stopping_day}: "
                             f"{config.epochs} epoch(s) without early stopping")
     arch, model = _teacher_model(config, news_encoder)
-    with mlflow_tracking.asset_run(context, params={**config.model_dump(), **{f"arch.{k}": v for k, v in arch.to_dict().items()},
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(),
+                                                   **{f"arch.{k}": v for k, v in arch.to_dict().items()},
                                                    "fit_days": ",".join(pair_logs.fit_days),
                                                    "early_stopping_day": pair_logs.early_stopping_day}) as run:
         fit = train_click(model, mind_news, pair_logs.triplets, _train_config(config),
                           early_stopping=None if early.empty else early)
-        mlflow.log_metrics({"train_loss": fit.train_loss, "train_seconds": fit.seconds, "pairs_per_second": fit.pairs_per_second,
+        mlflow.log_metrics({"train_loss": fit.train_loss, "train_seconds": fit.seconds,
+                            "pairs_per_second": fit.pairs_per_second,
                             "n_triplets": len(pair_logs.triplets),
                             "n_early_stopping_triplets": len(pair_logs.early_stopping_triplets)})
         _log_fit(fit)
@@ -231,7 +245,8 @@ def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_lo
     return Output(registered, metadata={"registered_version": registered.version, "n_triplets": len(pair_logs.triplets),
                                         "n_triplets_total": pair_logs.n_triplets_total,
                                         "n_early_stopping_triplets": len(early), "epochs_run": len(fit.epoch_losses),
-                                        **chosen, "train_loss": float(fit.train_loss), "train_seconds": round(fit.seconds, 1),
+                                        **chosen, "train_loss": float(fit.train_loss),
+                                        "train_seconds": round(fit.seconds, 1),
                                         **training_curves_metadata(curves, "click_teacher")})
 
 
@@ -251,15 +266,18 @@ def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig
             if loss not in ("ce", "sce"):
                 raise ValueError(f"quality_teacher losses must be 'ce' or 'sce', got {loss!r}")
             _, model = _teacher_model(config, news_encoder)
-            fit = train_quality(model, mind_news, labels[["trigger_id", "candidate_id", "score"]], loss, _train_config(config))
+            fit = train_quality(model, mind_news, labels[["trigger_id", "candidate_id", "score"]], loss,
+                                _train_config(config))
             mlflow.log_metrics({f"{loss}_train_loss": fit.train_loss, f"{loss}_train_seconds": fit.seconds})
             _log_fit(fit, prefix=f"{loss}_")
             folder = model_dir("quality_teacher", context.partition_key, context.run.run_id) / loss
             out[loss] = _register("quality_teacher", model, mind_news, folder, tags={"loss": loss})
             metadata[f"{loss}_version"] = out[loss].version
             metadata[f"{loss}_train_loss"] = float(fit.train_loss)
-        curves = log_training_curves(run.info.run_id, model_dir("quality_teacher", context.partition_key, context.run.run_id))
-    return Output(out, metadata={**metadata, "n_labels": len(labels), **training_curves_metadata(curves, "quality_teacher")})
+        curves = log_training_curves(run.info.run_id,
+                                     model_dir("quality_teacher", context.partition_key, context.run.run_id))
+    return Output(out, metadata={**metadata, "n_labels": len(labels),
+                                 **training_curves_metadata(curves, "quality_teacher")})
 
 
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch"})
@@ -421,9 +439,11 @@ def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluation
                          f"{ {'beats': '', 'ties': 'with ', 'loses': 'to '}[verdict]}direct fine-tuning.\n")
         note = "\n" + schedule_note("ranking_evaluation", config) + "\n"
         markdown = {
-            "table1.md": judge_markdown(judge_evaluation) if not judge_evaluation.empty else "no golden set: judges not measured\n",
+            "table1.md": (judge_markdown(judge_evaluation) if not judge_evaluation.empty
+                          else "no golden set: judges not measured\n"),
             "table2.md": (metrics_markdown(summary[summary["ranker"].isin(names2)], CLICK_TEACHER, diff2) + "\n"
-                          + table_note(n_impressions, day, f"teachers: one training each; random: seeds {seeds}") + note),
+                          + table_note(n_impressions, day, f"teachers: one training each; random: seeds {seeds}")
+                          + note),
             "table3.md": (metrics_markdown(summary[summary["ranker"].isin(names3)], CLICK_ONLY, diff3) + "\n"
                           + table_note(n_impressions, day, f"students: seeds {seeds}") + "\n" + decision_line + note),
         }

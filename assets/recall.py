@@ -31,7 +31,12 @@ from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
 from training.retrieval.live_news import LIVE_DAYS, LiveWindow
 from training.retrieval.qprime import (
-    gate_slice, generator_recall, qprime_candidates, qprime_index, sft_data, trigger_messages,
+    gate_slice,
+    generator_recall,
+    qprime_candidates,
+    qprime_index,
+    sft_data,
+    trigger_messages,
 )
 
 #: The gate of ``query_generator``: held-out recall@30 of its Q' path against the untrained base model's.
@@ -43,7 +48,8 @@ PATHS = ("coclick", "embedding", "qprime")
 
 class NewsIndexConfig(Config):
     kind: str = "auto"            # auto | flat | hnsw | ivf
-    exact_max: int = 200_000      # auto: exact search up to this many news (IVF at 100k: recall@10 0.92), approximate past it
+    exact_max: int = 200_000      # auto: exact search up to this many news (IVF at 100k: recall@10 0.92),
+                                  # approximate past it
     approximate: str = "ivf"      # what auto picks past exact_max: ivf (measured default) | hnsw
     threads: int = 1
 
@@ -96,7 +102,8 @@ class GeneratedQueriesConfig(Config):
 
 
 class RecallCandidatesConfig(Config):
-    live_days: float = LIVE_DAYS   # paths propose only news live on the day (first shown <= N days before a moment of it)
+    live_days: float = LIVE_DAYS   # paths propose only news live on the day
+                                   # (first shown <= N days before a moment of it)
     k: int = 100                   # candidates per trigger of the coclick and embedding paths
     per_query: int = 10            # Q': news retrieved per query
     keep: int = 30                 # Q': candidates kept per trigger after the quality ranking
@@ -218,7 +225,8 @@ def query_targets(context: AssetExecutionContext, config: QueryTargetsConfig, pa
         raise ValueError(f"source must be click_refined or labels_file, got {config.source!r}")
     clicks = pair_logs.part("train")
     clicks = clicks[clicks["clicked"] == 1]
-    clicks = clicks.assign(time=clicks["impression_id"].map(mind_behaviors.histories.set_index("impression_id")["time"]))
+    clicks = clicks.assign(
+        time=clicks["impression_id"].map(mind_behaviors.histories.set_index("impression_id")["time"]))
     clicks = clicks[["trigger_id", "candidate_id", "time"]].dropna()
     if config.max_inputs:
         top = clicks["trigger_id"].value_counts().head(config.max_inputs).index
@@ -463,7 +471,8 @@ def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, que
     generation = _generation_config(GenerationSettings(**{k: v for k, v in settings["generation"].items()
                                                           if k in GenerationSettings.model_fields}))
     lora = LoraSftConfig.from_dict(settings["lora"])
-    triggers, heldout = gate_slice(_heldout(pair_logs, behaviors), settings["gate"]["triggers"], settings["gate"]["seed"])
+    triggers, heldout = gate_slice(_heldout(pair_logs, behaviors), settings["gate"]["triggers"],
+                                   settings["gate"]["seed"])
     prompts = trigger_messages(news, triggers)
     per_query = settings["gate"]["per_query"]
     window = LiveWindow.from_impressions(behaviors.impressions, settings["gate"]["live_days"])
@@ -505,7 +514,11 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
     each path's top 5; and base vs LoRA SFT vs LoRA SFT on click-refined targets (mean ± std over seeds)."""
     from training.data.quality_truth import load_quality_truth
     from training.retrieval.evaluation import (
-        comparison_markdown, fresh_targets, path_reco_dcg, recall_markdown, recall_report,
+        comparison_markdown,
+        fresh_targets,
+        path_reco_dcg,
+        recall_markdown,
+        recall_report,
     )
 
     test = pair_logs.part("test")
@@ -530,7 +543,8 @@ def recall_evaluation(context: AssetExecutionContext, config: RecallEvaluationCo
         if config.compare:
             rows = _comparison(config, query_targets, query_generator, pair_logs, mind_behaviors, mind_news,
                                _encoder(news_encoder), news_index, context.log.info)
-            markdown["generators.md"] = comparison_markdown(rows) + "\n" + schedule_note("recall_evaluation", config) + "\n"
+            markdown["generators.md"] = (comparison_markdown(rows) + "\n"
+                                         + schedule_note("recall_evaluation", config) + "\n")
             mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "generators_per_seed.csv")
         for name, text in markdown.items():
             mlflow.log_text(text, name)

@@ -28,20 +28,21 @@ import warnings
 from pathlib import Path
 
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
 from builders.prec import synthetic_news  # noqa: E402
+
 from training.cross_encoder import CrossEncoder, CrossEncoderConfig, build_cross_encoder, hf_cross_encoder  # noqa: E402
 from training.cross_encoder.model import auto_model  # noqa: E402
 from training.cross_encoder.pair_inputs import PairTokenCache  # noqa: E402
 from training.cross_encoder.scoring import score_pairs  # noqa: E402
-from training.prec.encode_cache import length_bucketed_batches  # noqa: E402
 from training.prec.config import NewsPretrainConfig  # noqa: E402
+from training.prec.encode_cache import length_bucketed_batches  # noqa: E402
 from training.prec.news_encoder_store import load_news_encoder, save_news_encoder  # noqa: E402
 from training.prec.news_model import build_news_encoder  # noqa: E402
 from training.prec.news_pretrainer import build_tokenizer  # noqa: E402

@@ -14,11 +14,12 @@ import os
 import tempfile
 import time
 import warnings
-
-import torch
+from functools import partial
 
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+import torch
 from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
+
 from training.ctr import CtrConfig, CtrPredictor, FeatureSpace, build_model
 
 
@@ -60,9 +61,9 @@ def main() -> None:
         imps = valid.impressions.iloc[:size]
         hist = valid.histories[valid.histories["impression_id"].isin(imps["impression_id"])]
         news = valid.news[valid.news["news_id"].isin(imps["news_id"])]
-        end_to_end = _rate(lambda: predictor.score(imps, hist, news, batch_size=size), size, args.seconds)
+        end_to_end = _rate(partial(predictor.score, imps, hist, news, batch_size=size), size, args.seconds)
         feats = predictor.featurize(imps, hist, news)
-        model_only = _rate(lambda: predictor.score_features(feats, batch_size=size), size, args.seconds)
+        model_only = _rate(partial(predictor.score_features, feats, batch_size=size), size, args.seconds)
         print(f"{size:>7,} | {end_to_end:>20,.0f} | {model_only:>14,.0f}")
 
 

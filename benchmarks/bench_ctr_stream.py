@@ -63,7 +63,8 @@ def generate(out: Path, rows: int, seed: int = 0) -> None:
             "impression_id": pa.array(first_id + imp, pa.int64()), "user_id": ids("U", user[imp]),
             "time": time_s.take(pa.array(imp)), "day": pa.array([day] * len(imp)),
             "position": pa.array(np.arange(len(imp)) - np.repeat(starts, sizes), pa.int32()),
-            "news_id": ids("N", cand), "label": pa.array(rng.random(len(imp)) < np.where(like, 0.3, 0.03)).cast(pa.int8()),
+            "news_id": ids("N", cand),
+            "label": pa.array(rng.random(len(imp)) < np.where(like, 0.3, 0.03)).cast(pa.int8()),
             "in_catalogue": pa.array(np.ones(len(imp), bool)),
         }), out / IMPRESSIONS_FILE / f"{day}.parquet", row_group_size=200_000)
         history = pa.ListArray.from_arrays(pa.array(np.arange(n_imp + 1) * HISTORY, pa.int32()),

@@ -17,12 +17,12 @@ import statistics
 import time
 import warnings
 
+import _paths  # noqa: F401  (repository root and tests/ on sys.path)
 import lightning as L
 import torch
+from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from torch.nn import functional as F
 
-import _paths  # noqa: F401  (repository root and tests/ on sys.path)
-from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from training.ctr import CtrConfig, CtrLightningModule, FeatureSpace, build_model
 from training.ctr.dataset import make_loader
 
@@ -54,7 +54,8 @@ def bare_loop(model: torch.nn.Module, loader, cfg: CtrConfig, epochs: int) -> li
     return seconds
 
 
-def lightning_fit(model: torch.nn.Module, loader, cfg: CtrConfig, epochs: int, progress_bar: bool) -> tuple[list[float], float]:
+def lightning_fit(model: torch.nn.Module, loader, cfg: CtrConfig, epochs: int,
+                  progress_bar: bool) -> tuple[list[float], float]:
     timer = _EpochTimer()
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
                         enable_checkpointing=False, enable_progress_bar=progress_bar, enable_model_summary=False,

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+import pandas as pd
 from builders.prec import synthetic_news
+
 from training.data.mind_reader import read_news
 
 

@@ -59,7 +59,8 @@ def write_behaviors(path: Path, scale: int, seed: int = 0) -> None:
                 history = " ".join([hist[i] for i in hist_ids[h:h + nh]])
                 c, h = c + nc, h + nh
                 hour = t.hour % 12 or 12
-                when = f"{t.month}/{t.day}/{t.year} {hour}:{t.minute:02d}:{t.second:02d} {'AM' if t.hour < 12 else 'PM'}"
+                noon = "AM" if t.hour < 12 else "PM"
+                when = f"{t.month}/{t.day}/{t.year} {hour}:{t.minute:02d}:{t.second:02d} {noon}"
                 lines.append(f"{lo + k + 1}\tU{users[k]}\t{when}\t{history}\t{cands}\n")
             fh.write("".join(lines))
 

@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from builders.slm import news_corpus, tiny_causal_lm  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from builders.slm import news_corpus, tiny_causal_lm  # noqa: E402
 from training.slm.lora_sft import (  # noqa: E402
     LoraSftConfig,
     collate,

@@ -13,7 +13,6 @@ import math
 import time
 
 import numpy as np
-
 from _timing import best_of
 from sklearn.metrics import roc_auc_score
 

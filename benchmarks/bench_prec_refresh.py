@@ -14,12 +14,13 @@ import tempfile
 from pathlib import Path
 
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-
 from bench_data import load_news  # noqa: E402
+
 from training.prec.config import NewsPretrainConfig  # noqa: E402
 from training.prec.encode_cache import encode_news  # noqa: E402
 from training.prec.news_encoder_store import load_news_encoder, save_news_encoder  # noqa: E402

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
-
 from bench_data import load_news  # noqa: E402
 from builders.prec import synthetic_histories, synthetic_profiles  # noqa: E402
+
 from training.prec.config import NewsPretrainConfig, UserPretrainConfig  # noqa: E402
 from training.prec.encode_cache import encode_news  # noqa: E402
 from training.prec.news_pretrainer import train_news_encoder  # noqa: E402

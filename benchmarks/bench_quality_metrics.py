@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import _paths  # noqa: F401  (repository root on sys.path)
+import numpy as np
 from _timing import best_of
+
 from training.metrics.quality import (
     click_ndcg,
     pairwise_accuracy,

@@ -8,11 +8,12 @@ checkout's files, ``demo.preset`` set to ``--preset``), runs ``dvc repro`` (gene
 materialises the assets one by one in dependency order, each as its own
 ``dagster asset materialize -m orchestration.definitions --select ASSET [--partition D] [-c CFG]`` child
 process. "wall s" is the child's whole life (Python start, code location load, run launch, step
-subprocess, resources); "step s" is Dagster's own step duration from its log. Each row's peak RSS is the largest sum of RSS over the child and all its descendants (Dagster's
-multiprocess executor runs the step in a grandchild), polled every 0.5 s: shared pages count once per
-process, so it is an upper bound. The run config (default ``benchmarks/scale/PRESET.yaml`` when it exists)
-is split per asset: each child gets only its own ``ops:`` entry. A work folder built before for the same
-preset is reused (delete it to rebuild). Prints one Markdown table, and again each row as it finishes.
+subprocess, resources); "step s" is Dagster's own step duration from its log. Each row's peak RSS is the
+largest sum of RSS over the child and all its descendants (Dagster's multiprocess executor runs the step in
+a grandchild), polled every 0.5 s: shared pages count once per process, so it is an upper bound. The run
+config (default ``benchmarks/scale/PRESET.yaml`` when it exists) is split per asset: each child gets only its
+own ``ops:`` entry. A work folder built before for the same preset is reused (delete it to rebuild). Prints one
+Markdown table, and again each row as it finishes.
 """
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def build_project(work: Path, preset: str) -> None:
         shutil.copy2(src, dst)
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     if preset not in params["demo"]["presets"]:
-        raise SystemExit(f"unknown preset {preset!r}; params.yaml's demo.presets: {', '.join(params['demo']['presets'])}")
+        raise SystemExit(f"unknown preset {preset!r}; "
+                         f"params.yaml's demo.presets: {', '.join(params['demo']['presets'])}")
     params["demo"]["preset"] = preset
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = project_env(work, executor="multiprocess")   # what users run: a process per step
@@ -168,7 +170,8 @@ def print_table(rows: list[Row], header: str, complete: bool = False) -> None:
           f"{total(chain, 3):.0f} | |")
     print(f"| **grids** ({', '.join(r[0] for r in grids) or 'none run'}) | | {total(grids, 2):.0f} | "
           f"{total(grids, 3):.0f} | |")
-    print(f"| **all assets** | | **{total(assets, 2):.0f}** ({total(assets, 2) / 60:.1f} min) | {total(assets, 3):.0f} | |")
+    print(f"| **all assets** | | **{total(assets, 2):.0f}** ({total(assets, 2) / 60:.1f} min) | "
+          f"{total(assets, 3):.0f} | |")
     print(f"| **peak** (all rows) | {verdict(peak <= TARGET_PEAK_GB)} (target <= {TARGET_PEAK_GB:g} GB) "
           f"| | | **{peak:.2f}** |")
     sys.stdout.flush()

@@ -11,7 +11,7 @@ random history, ``GET /v1/related/{id}`` for random known triggers. Between phas
 
     .venv/bin/python benchmarks/bench_serving.py --synthetic            # tiny registry in a temp dir
     .venv/bin/python benchmarks/bench_serving.py                        # $NEWSFORGE_HOME (after `make demo`)
-    .venv/bin/python benchmarks/bench_serving.py --synthetic --workers 2 --handlers threadpool
+    .venv/bin/python benchmarks/bench_serving.py --synthetic --workers 2
 """
 from __future__ import annotations
 
@@ -198,15 +198,14 @@ def _load(url: str, endpoint: str, payloads: list, clients: int, seconds: float,
 
 def _scrape(url: str) -> list:
     import requests
-
-    from serving.service.prometheus import parse_samples
+    from prometheus_text import parse_samples
 
     return parse_samples(requests.get(f"{url}/metrics", timeout=30).text)
 
 
 def _server_delta(before: list, after: list, endpoint: str) -> tuple[float, list[tuple[float, float]]]:
     """(requests answered, cumulative latency buckets) of ``endpoint`` between two scrapes."""
-    from serving.service.prometheus import histogram_buckets
+    from prometheus_text import histogram_buckets
 
     def count(samples):
         return sum(v for name, lab, v in samples if name == "newsforge_requests_total" and lab["endpoint"] == endpoint)
@@ -254,13 +253,13 @@ def _measure(args: argparse.Namespace, work: Path) -> dict:
         print(f"synthetic registry and store built in {time.perf_counter() - t0:.1f} s")
     else:
         uri, store = args.tracking_uri or default_tracking_uri(), Path(args.store or candidate_store_path())
-    extra = ["--workers", str(args.workers), "--handlers", args.handlers]
+    extra = ["--workers", str(args.workers)]
     with start_service(uri, store, work / "serve", poll_seconds=10.0, extra=extra, timeout=300) as service:
         health = requests.get(f"{service.url}/healthz", timeout=30).json()
         versions = {name: m["version"] for name, m in health["models"].items()}
         news, users, triggers = _served_ids(uri, versions)
-        print(f"service {service.url}: {versions}, store {health['store']['version']}; workers {args.workers}, "
-              f"handlers {args.handlers}; {args.clients} closed-loop clients, {args.seconds:g} s per endpoint "
+        print(f"service {service.url}: {versions}, store {health['store']['version']}; workers {args.workers}; "
+              f"{args.clients} closed-loop clients, {args.seconds:g} s per endpoint "
               f"after {args.warmup:g} s warm-up; {os.cpu_count()} CPUs visible")
         phases = {"rank": ("/v1/rank", _rank_bodies(news, users, args.candidates, args.history, 2000, seed=0)),
                   "related": ("/v1/related/{news_id}", triggers)}
@@ -296,8 +295,6 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100, help="candidates per /v1/rank request")
     parser.add_argument("--history", type=int, default=20, help="history items per /v1/rank request")
     parser.add_argument("--workers", type=int, default=1, help="passed to newsforge serve --workers")
-    parser.add_argument("--handlers", choices=("batched", "inline", "threadpool"), default="batched",
-                        help="passed to newsforge serve --handlers")
     parser.add_argument("--endpoints", default="rank,related", help="phases to run, in order")
     parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
                         help="raw: pre-encoded HTTP/1.1 on asyncio streams (cheapest); aiohttp: a full client")
@@ -306,7 +303,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-    from serving.service.prometheus import histogram_quantile
+    from prometheus_text import histogram_quantile
 
     work = Path(tempfile.mkdtemp(prefix="bench_serving_"))  # the synthetic registry and the service log (removed)
     try:

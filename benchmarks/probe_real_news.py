@@ -49,7 +49,8 @@ def main() -> None:
         vectors, _ = encode_news(result.encoder_dir, news, out / "cache")
         png = plot_news_tsne(vectors, news, out / "tsne.png", title=f"PREC news vectors on the {name} sample")
         print(f"\n{name}: {len(news)} news, {news['category'].nunique()} categories, views {views}, "
-              f"{'MiniLM-initialised' if args.pretrained else 'from scratch'}, {result.global_step} steps in {trained:.0f} s")
+              f"{'MiniLM-initialised' if args.pretrained else 'from scratch'}, "
+              f"{result.global_step} steps in {trained:.0f} s")
         print(table.to_markdown(index=False, floatfmt=".3f"))
         print(f"t-SNE: {png}")
 

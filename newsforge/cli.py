@@ -144,8 +144,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     require = tuple(name.strip() for name in args.require.split(",") if name.strip())
     options = ServeOptions(tracking_uri=args.tracking_uri or default_tracking_uri(),
                            store=str(args.store or candidate_store_path()), host=args.host, port=args.port,
-                           poll_seconds=args.poll_seconds, workers=args.workers, require=require,
-                           handlers=args.handlers)
+                           poll_seconds=args.poll_seconds, workers=args.workers, require=require)
     try:
         serve(options)
     except ServeRefused as err:  # one line: which champion is missing or broken, and where we looked
@@ -197,11 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("out_dir")
     prep.add_argument("--max-bad-fraction", type=float, default=0.0,
                       help="fail when a file's share of bad rows exceeds this (default 0: any bad row fails)")
-    prep.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default $NEWSFORGE_DUCKDB_MEMORY_LIMIT or 1GB)")
+    prep.add_argument("--memory-limit",
+                      help="DuckDB memory limit, e.g. 2GB (default $NEWSFORGE_DUCKDB_MEMORY_LIMIT or 1GB)")
     prep.add_argument("--threads", type=int, help="DuckDB threads (default $NEWSFORGE_DUCKDB_THREADS or 2)")
     prep.set_defaults(func=_cmd_prepare)
 
-    imp = data.add_parser("import", help="convert another dataset (EB-NeRD, Adressa) into a MIND folder").add_subparsers(
+    imp = data.add_parser(
+        "import", help="convert another dataset (EB-NeRD, Adressa) into a MIND folder").add_subparsers(
         dest="dataset", required=True)
     eb = imp.add_parser("ebnerd", help="EB-NeRD: DIR/articles.parquet, DIR/<split>/{behaviors,history}.parquet")
     eb.add_argument("dir")
@@ -256,13 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     serve.add_argument("--require", default="ctr_model,ranker",
                        help="models whose champion must exist to start (default ctr_model,ranker; '' for none)")
-    serve.add_argument("--handlers", choices=("batched", "inline", "threadpool"), default="batched",
-                       help="batched (default): /v1/rank requests arriving together share one model forward; "
-                            "inline: score each on the event loop; threadpool: score in worker threads")
     serve.set_defaults(func=_cmd_serve)
 
-    retrain = sub.add_parser("retrain", help="materialise a partition (or a range, in date order), then summarise "
-                                             "the gate decisions and evaluation tables (what CI retraining runs)")
+    retrain = sub.add_parser(
+        "retrain", help="materialise a partition (or a range, in date order), then summarise the gate decisions "
+                        "and evaluation tables (what CI retraining runs)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status:\n"
+               "  0  the run succeeded and every gate promoted its candidate (or no gate ran)\n"
+               "  3  the run succeeded and at least one gate kept its champion (above the floor, not better\n"
+               "     than the champion): no improvement, not an error; in CI: newsforge retrain ... || [ $? -eq 3 ]\n"
+               "  1  a step failed, a gate whose candidate is below the floor included\n"
+               "  2  bad arguments, or data that differs from dvc.lock")
     when = retrain.add_mutually_exclusive_group(required=True)
     when.add_argument("--partition", help="YYYY-MM-DD, or 'latest': the newest day of the prepared data")
     when.add_argument("--partition-range", help="START...END: a single-run backfill, days gated in date order "

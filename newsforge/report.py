@@ -19,7 +19,6 @@ from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
 from training.metrics.ranking import METRIC_KEYS, format_metrics_table
 
-
 #: The quality-aware ranking tables of ``ranking_evaluation`` ("Explore Further" Tables 1-3 analogues).
 QUALITY_TABLES = (
     ("table1.md", "Quality judges on the golden set (Explore Further Table 1)"),
@@ -123,7 +122,8 @@ def partition_figures(client: MlflowClient, partition: str) -> list[RunFigure]:
     for exp in client.search_experiments():
         if not exp.name.startswith(EXPERIMENT_PREFIX):
             continue
-        run = latest_finished_run(client, exp.experiment_id, partition) or latest_finished_run(client, exp.experiment_id, "")
+        run = (latest_finished_run(client, exp.experiment_id, partition)
+               or latest_finished_run(client, exp.experiment_id, ""))
         if run is not None:
             runs.append((exp, run))
     figures = []

@@ -13,8 +13,16 @@ run the same thing:
    summary by default in Actions) and as files under ``--out`` (``summary.md``, ``gates.json``,
    ``report.md``, ``report.html``).
 
-Exit status: 0 when the run succeeded or only gates rejected candidates (a rejection is the gate working:
-the champion stays), 1 when any step failed for another reason, 2 on bad arguments or data.
+Each gate decision has one of three outcomes (``orchestration/champion_gate.py``): ``promoted`` (the new
+version is champion), ``kept`` (above the floor but not better than the champion: the champion stays, the
+step succeeds, downstream runs) or ``failed`` (below the floor: the step fails, or for a non-blocking gate
+is reported as failed here). Exit status:
+
+* 0: the run succeeded and every gate promoted its candidate (or no gate ran);
+* 3: the run succeeded and at least one gate kept its champion (none failed); a day without improvement,
+  not an error (CI treats it as success: ``newsforge retrain ... || [ $? -eq 3 ]``);
+* 1: any step failed, a gate whose candidate is below the floor included, or the run did not succeed;
+* 2: bad arguments, or data that differs from ``dvc.lock``.
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestration.settings import newsforge_home, project_root
@@ -36,6 +44,7 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 @dataclass
 class GateOutcome:
     asset: str
+    outcome: str            # promoted | kept | failed
     passed: bool
     blocking: bool
     candidate_version: str
@@ -57,15 +66,17 @@ class RetrainSummary:
     partitions: list[str]
     materialised: dict[str, str] = field(default_factory=dict)  # asset -> MLflow run URL (or "")
     gates: list[GateOutcome] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)           # gated steps failed by their own blocking check
-    failed: dict[str, str] = field(default_factory=dict)        # other failed steps -> error message
+    kept: list[str] = field(default_factory=list)               # gated assets whose champion stayed (outcome kept)
+    failed: dict[str, str] = field(default_factory=dict)        # failed steps and failed gates -> message
     skipped: list[str] = field(default_factory=list)            # steps that never ran (downstream of a failure)
     warnings: list[str] = field(default_factory=list)           # other checks that did not pass (e.g. champion_age)
 
     @property
-    def ok(self) -> bool:
-        """Succeeded, or failed only because blocking gates kept their champions."""
-        return not self.failed and (self.status == "SUCCESS" or (self.status == "FAILURE" and bool(self.rejected)))
+    def exit_status(self) -> int:
+        """0: succeeded, every gate promoted; 3: succeeded, some gate kept its champion; 1: failed."""
+        if self.failed or self.status != "SUCCESS":
+            return 1
+        return 3 if self.kept else 0
 
 
 def resolve_partition(partition: str) -> str:
@@ -115,7 +126,7 @@ def materialise(select: str, partition: str | None, partition_range: str | None,
     for config in configs:
         cmd += ["-c", config]
     print("$ " + " ".join(cmd[1:]), flush=True)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     proc = subprocess.run(cmd, cwd=project_root())  # a run's outcome is read back from the run itself
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(created_after=started), limit=1)
@@ -134,7 +145,8 @@ def read_run(run_id: str) -> RetrainSummary:
         records = instance.all_logs(run_id)
     tags = run.tags
     partitions = ([tags["dagster/partition"]] if "dagster/partition" in tags else
-                  [tags.get("dagster/asset_partition_range_start", ""), tags.get("dagster/asset_partition_range_end", "")])
+                  [tags.get("dagster/asset_partition_range_start", ""),
+                   tags.get("dagster/asset_partition_range_end", "")])
     summary = RetrainSummary(run_id, run.status.value, partitions)
     planned, started, failures, checks = set(), set(), {}, {}
     for record in records:
@@ -164,19 +176,32 @@ def read_run(run_id: str) -> RetrainSummary:
         meta = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
         metric = str(meta.get("metric", ""))
         summary.gates.append(GateOutcome(
-            asset, evaluation.passed, bool(evaluation.blocking),
+            asset, outcome_of(meta, evaluation.passed, evaluation.severity), evaluation.passed,
+            bool(evaluation.blocking),
             str(meta.get("candidate_version", "")), str(meta.get("champion_version", "")),
             str(meta.get("champion_after", "")), metric, _number(meta.get(f"candidate_{metric}")),
             _number(meta.get(f"champion_{metric}")), _number(meta.get(f"floor_{metric}")),
             str(evaluation.description or "")))
-    lost = {g.asset for g in summary.gates if not g.passed}
+    failed_gates = {g.asset: g for g in summary.gates if g.outcome == "failed"}
+    summary.kept = [g.asset for g in summary.gates if g.outcome == "kept"]
     for step, message in failures.items():
-        if step in lost and "blocking asset check" in message:
-            summary.rejected.append(step)
-        else:
-            summary.failed[step] = message.splitlines()[0][:500]
+        if step in failed_gates and "blocking asset check" in message:
+            continue  # reported with the gate's own reason below
+        summary.failed[step] = message.splitlines()[0][:500]
+    for asset, gate in failed_gates.items():  # a non-blocking gate's failure does not fail its step
+        summary.failed[asset] = gate.reason[:500]
     summary.skipped = sorted(planned - started)
     return summary
+
+
+def outcome_of(metadata: dict, passed: bool, severity) -> str:
+    """A ``beats_champion`` evaluation's outcome: its ``outcome`` metadata; for evaluations recorded before
+    outcomes were, ``promoted`` when it passed, ``kept`` when it failed with severity WARN, else ``failed``."""
+    if metadata.get("outcome"):
+        return str(metadata["outcome"])
+    from dagster import AssetCheckSeverity
+
+    return "promoted" if passed else "kept" if severity == AssetCheckSeverity.WARN else "failed"
 
 
 def _number(value) -> float | None:
@@ -194,26 +219,28 @@ def _fmt(value: float | None) -> str:
 def summary_markdown(summary: RetrainSummary, report: str, history: dict[str, list]) -> str:
     """The job summary: verdict, gates, materialisations, failures, champion history, evaluation tables."""
     days = " ... ".join(dict.fromkeys(summary.partitions))
-    verdict = ("✅ succeeded" if summary.status == "SUCCESS" else
-               "⚠️ succeeded, gate(s) kept the champion" if summary.ok else "❌ failed")
+    verdict = {0: "✅ succeeded", 3: f"✅ succeeded, champion kept ({', '.join(summary.kept)})",
+               1: "❌ failed"}[summary.exit_status]
     lines = [f"# Retraining {days}: {verdict}", "",
              f"Dagster run `{summary.dagster_run_id}` ({summary.status}); {len(summary.materialised)} asset(s) "
              "materialised.", ""]
     if summary.gates:
         lines += ["## Champion gates", "",
-                  "| model | passed | candidate | metric | candidate | champion | floor | champion after |",
+                  "| model | outcome | candidate | metric | candidate | champion | floor | champion after |",
                   "|---|---|---|---|---:|---:|---:|---|"]
         for g in summary.gates:
-            lines.append(f"| {g.asset} | {'yes' if g.passed else 'no'} | v{g.candidate_version} | {g.metric} | "
-                         f"{_fmt(g.candidate)} | {('v' + g.champion_before + ' ' + _fmt(g.champion)) if g.champion_before else 'none'} | "
+            lines.append(f"| {g.asset} | {g.outcome} | v{g.candidate_version} | {g.metric} | "
+                         f"{_fmt(g.candidate)} | "
+                         f"{('v' + g.champion_before + ' ' + _fmt(g.champion)) if g.champion_before else 'none'} | "
                          f"{_fmt(g.floor)} | {('v' + g.champion_after) if g.champion_after else 'none'} |")
         lines += [""] + [f"- **{g.asset}**: {g.reason}" for g in summary.gates] + [""]
     if summary.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in summary.warnings] + [""]
     if summary.failed:
-        lines += ["## Failed steps", ""] + [f"- `{step}`: {msg}" for step, msg in summary.failed.items()] + [""]
+        lines += ["## Failed steps and gates", ""]
+        lines += [f"- `{step}`: {msg}" for step, msg in summary.failed.items()] + [""]
     if summary.skipped:
-        lines += ["## Not run (downstream of a failed step or a rejected candidate)", "",
+        lines += ["## Not run (downstream of a failed step or a candidate below the floor)", "",
                   ", ".join(f"`{s}`" for s in summary.skipped), ""]
     if summary.materialised:
         lines += ["## Materialised", "", "| asset | MLflow run |", "|---|---|"]
@@ -222,8 +249,8 @@ def summary_markdown(summary: RetrainSummary, report: str, history: dict[str, li
         if not records:
             continue
         lines += [f"## {name}: champion history (every gate decision, oldest first)", "",
-                  "| day | candidate | passed | champion before | champion after |", "|---|---|---|---|---|"]
-        lines += [f"| {r.day or '–'} | v{r.candidate or '?'} | {'yes' if r.passed else 'no'} | "
+                  "| day | candidate | outcome | champion before | champion after |", "|---|---|---|---|---|"]
+        lines += [f"| {r.day or '–'} | v{r.candidate or '?'} | {r.outcome or 'not promoted'} | "
                   f"{('v' + r.champion_before) if r.champion_before else 'none'} | "
                   f"{('v' + r.champion_after) if r.champion_after else 'none'} |" for r in records] + [""]
     if report:
@@ -248,7 +275,8 @@ def retrain(partition: str | None, partition_range: str | None, select: str = "*
     else:
         start, _, end = partition_range.partition("...")
         if not (_DAY.match(start) and _DAY.match(end)) or start > end:
-            raise ValueError(f"--partition-range {partition_range!r}: expected START...END, both YYYY-MM-DD, START <= END")
+            raise ValueError(f"--partition-range {partition_range!r}: "
+                             "expected START...END, both YYYY-MM-DD, START <= END")
     ensure_dagster_home()
     version = prepare_data(data)
     print(f"data version {version}", flush=True)
@@ -264,15 +292,20 @@ def retrain(partition: str | None, partition_range: str | None, select: str = "*
     (out / "summary.md").write_text(markdown, encoding="utf-8")
     (out / "report.md").write_text(report, encoding="utf-8")
     (out / "gates.json").write_text(json.dumps({"dagster_run_id": run_id, "status": summary.status,
+                                                "exit_status": summary.exit_status,
                                                 "gates": [asdict(g) for g in summary.gates],
-                                                "rejected": summary.rejected, "failed": summary.failed,
+                                                "kept": summary.kept, "failed": summary.failed,
                                                 "warnings": summary.warnings},
                                                indent=2), encoding="utf-8")
     write_html_report(last_day, out / "report.html", tracking_uri=default_tracking_uri())
-    summary_path = summary_path or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None)
+    summary_path = summary_path or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY")
+                                    else None)
     if summary_path is not None:
         with open(summary_path, "a", encoding="utf-8") as fh:
             fh.write(markdown + "\n")
     print("\n" + markdown)
     print(f"\nsummary, gate decisions and evaluation tables written to {out}")
-    return 0 if summary.ok else 1
+    print({0: "exit 0: the run succeeded; every gate promoted its candidate (or none ran)",
+           3: f"exit 3: the run succeeded; champion kept by {', '.join(summary.kept)} (no improvement, not an error)",
+           1: "exit 1: the run failed (see Failed steps and gates)"}[summary.exit_status])
+    return summary.exit_status

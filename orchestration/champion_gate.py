@@ -9,14 +9,24 @@ A gated asset registers a new version (no alias yet), then:
    champion's (a tie is not a win); :class:`KeepsClicksGainsQuality` (the ranking student) must not lose
    quality and may lose clicks only within a tolerance. With no champion, the floor alone decides, so a
    first version that loses to popularity never becomes champion.
-2. :func:`gated_outputs` yields the asset's ``Output``, then the blocking check result (severity ERROR on
-   a loss, so Dagster fails the step and does not run anything downstream of it), and only then moves the
-   aliases with :func:`promote`: ``candidate`` to the new version, ``champion`` too when the check passed.
+   The decision has one of three outcomes (:attr:`GateDecision.outcome`):
+
+   * ``promoted``: the criterion passed; the new version becomes champion.
+   * ``kept``: above the floor, but not better than the champion by the criterion's rule; the champion
+     stays. An outcome, not an error: the check fails with severity WARN, so the step and the run succeed
+     and downstream assets run (they read the ``champion`` alias themselves).
+   * ``failed``: not above the floor; the champion (if any) stays and the check fails with severity
+     ERROR, so a blocking check fails the step and nothing downstream of it runs.
+2. :func:`gated_outputs` yields the asset's ``Output``, then the check result, and only then moves the
+   aliases with :func:`promote`: ``candidate`` to the new version, ``champion`` too when it was promoted.
+   The check's description is the decision's one-line reason, which starts with the outcome: e.g.
+   ``kept the champion: candidate v3 auc 0.7012 vs champion v2 auc 0.7012, ...; rule: ...``.
 
 Over a partition range (a single-run backfill) the asset decides and promotes day by day in date order,
 so each day is gated against the champion the previous day left; the last day goes through
-:func:`gated_outputs` with every day's decision, and its check fails if any day lost. Each decision is
-logged in its MLflow run (``gate.*`` tags), which :func:`gate_history` reads back as the alias history.
+:func:`gated_outputs` with every day's decision, and its check is ERROR if any day failed, else WARN if any
+day kept its champion, else passed. Each decision is logged in its MLflow run (``gate.*`` tags, among them
+``gate.outcome``), which :func:`gate_history` reads back as the alias history.
 
 A crash anywhere before :func:`promote` (scoring the candidate, scoring the champion, after registration)
 leaves both aliases where they were. A champion that can no longer be loaded or scored is an error naming
@@ -35,6 +45,9 @@ from training.metrics.ranking import METRIC_KEYS, format_metrics_table
 #: Name of the blocking check every gated asset carries.
 CHECK_NAME = "beats_champion"
 
+#: The outcomes of a gate decision (see the module docstring).
+PROMOTED, KEPT, FAILED = "promoted", "kept", "failed"
+
 
 class ChampionUnusableError(RuntimeError):
     """The current champion cannot be loaded or scored; ``force_promote`` lets a candidate replace it."""
@@ -50,18 +63,25 @@ class BeatsOnMetric:
 
     metric: str = "auc"
 
+    @property
+    def compared(self) -> tuple[str, ...]:
+        """The metrics the decision compares (shown in its summary line)."""
+        return (self.metric,)
+
     def describe(self, floor_name: str) -> str:
         return (f"its {self.metric} on the gate slice is strictly above the {floor_name} floor and the current "
                 f"champion's (a tie is not a win)")
 
+    def clears_floor(self, candidate: Mapping[str, float], floor: Mapping[str, float]) -> bool:
+        return candidate[self.metric] > floor[self.metric]
+
     def judge(self, candidate: Mapping[str, float], champion: Mapping[str, float] | None,
               floor: Mapping[str, float], floor_name: str) -> tuple[bool, str]:
         """(passed, verdict)."""
-        value = candidate[self.metric]
-        if not value > floor[self.metric]:
-            return False, f"not above the {floor_name} floor: champion stays"
-        if champion is not None and not value > champion[self.metric]:
-            return False, "not above the champion (a tie is not a win): champion stays"
+        if not self.clears_floor(candidate, floor):
+            return False, f"not above the {floor_name} floor"
+        if champion is not None and not candidate[self.metric] > champion[self.metric]:
+            return False, "not above the champion (a tie is not a win)"
         return True, "champion moves to the new version"
 
 
@@ -78,21 +98,29 @@ class KeepsClicksGainsQuality:
     def metric(self) -> str:
         return self.quality_metric
 
+    @property
+    def compared(self) -> tuple[str, ...]:
+        """The metrics the decision compares (shown in its summary line)."""
+        return self.quality_metric, self.click_metric
+
     def describe(self, floor_name: str) -> str:
         return (f"its {self.quality_metric} on the gate slice is strictly above the {floor_name} floor and not "
                 f"below the champion's, and its {self.click_metric} is at most {self.click_tolerance} below the "
                 f"champion's")
 
+    def clears_floor(self, candidate: Mapping[str, float], floor: Mapping[str, float]) -> bool:
+        return candidate[self.quality_metric] > floor[self.quality_metric]
+
     def judge(self, candidate: Mapping[str, float], champion: Mapping[str, float] | None,
               floor: Mapping[str, float], floor_name: str) -> tuple[bool, str]:
+        """(passed, verdict)."""
         quality, clicks = candidate[self.quality_metric], candidate[self.click_metric]
-        if not quality > floor[self.quality_metric]:
-            return False, f"{self.quality_metric} not above the {floor_name} floor: champion stays"
+        if not self.clears_floor(candidate, floor):
+            return False, f"{self.quality_metric} not above the {floor_name} floor"
         if champion is not None and quality < champion[self.quality_metric]:
-            return False, f"loses {self.quality_metric} to the champion: champion stays"
+            return False, f"loses {self.quality_metric} to the champion"
         if champion is not None and clicks < champion[self.click_metric] - self.click_tolerance:
-            return False, (f"loses {self.click_metric} by more than {self.click_tolerance} to the champion: "
-                           "champion stays")
+            return False, f"loses {self.click_metric} by more than {self.click_tolerance} to the champion"
         return True, "champion moves to the new version"
 
 
@@ -101,8 +129,9 @@ Criterion = BeatsOnMetric | KeepsClicksGainsQuality
 
 def gate_check_spec(asset: str, criterion: Criterion = BeatsOnMetric(),
                     floor_name: str = "popularity_baseline", blocking: bool = True) -> AssetCheckSpec:
-    """The ``beats_champion`` check of a gated asset. Blocking by default (nothing downstream runs on a loss);
-    ``blocking=False`` where downstream reads the ``champion`` alias itself and must refresh either way."""
+    """The ``beats_champion`` check of a gated asset. Blocking by default (nothing downstream runs when the
+    candidate is below the floor); ``blocking=False`` where downstream reads the ``champion`` alias itself
+    and must refresh either way."""
     return AssetCheckSpec(
         CHECK_NAME, asset=asset, blocking=blocking,
         description=f"The new version passes when {criterion.describe(floor_name)}; only then does alias "
@@ -123,7 +152,14 @@ class GateDecision:
     floor_metrics: Mapping[str, float]
     champion_error: str | None                # why the champion could not be scored (force_promote only)
     passed: bool
-    reason: str
+    reason: str                               # one line: the outcome, the metric values, the verdict, the rule
+    above_floor: bool                         # the candidate clears the floor (the criterion's clears_floor)
+
+    @property
+    def outcome(self) -> str:
+        """``promoted`` (passed), ``kept`` (above the floor, lost to the champion) or ``failed`` (not above
+        the floor)."""
+        return PROMOTED if self.passed else KEPT if self.above_floor else FAILED
 
     @property
     def new_champion(self) -> str | None:
@@ -148,19 +184,23 @@ class GateDecision:
         mlflow.log_metrics({f"floor_{k}": float(v) for k, v in self.floor_metrics.items()})
         if self.champion_metrics:
             mlflow.log_metrics({f"champion_{k}": float(v) for k, v in self.champion_metrics.items()})
-        mlflow.set_tags({"gate.passed": str(self.passed).lower(), "gate.reason": self.reason,
+        mlflow.set_tags({"gate.passed": str(self.passed).lower(), "gate.outcome": self.outcome,
+                         "gate.reason": self.reason,
                          "gate.candidate": self.candidate_version,
                          "gate.champion_before": self.champion_version or "",
                          "gate.champion_after": self.new_champion or "",
                          **{f"gate.{key}": value for key, value in tags.items()}})
 
     def check_result(self) -> AssetCheckResult:
-        """The blocking check result: ERROR severity on a loss, so nothing downstream runs."""
+        """The check result: passed when promoted; failed with severity WARN when kept (the step, the run and
+        everything downstream go on); failed with severity ERROR when failed (a blocking check stops the step
+        and everything downstream). The description is :attr:`reason`."""
         nan = float("nan")
         return AssetCheckResult(
-            check_name=CHECK_NAME, passed=self.passed, severity=AssetCheckSeverity.ERROR,
+            check_name=CHECK_NAME, passed=self.passed, severity=_severity(self.outcome),
             description=self.reason,
             metadata={
+                "outcome": self.outcome,
                 "metric": self.metric,
                 "candidate_version": self.candidate_version,
                 f"candidate_{self.metric}": float(self.candidate_metrics[self.metric]),
@@ -172,6 +212,11 @@ class GateDecision:
                 "comparison": MetadataValue.md(self.metrics_table()),
             },
         )
+
+
+def _severity(outcome: str) -> AssetCheckSeverity:
+    """WARN for a kept champion (not an error), ERROR otherwise (only read when the check fails)."""
+    return AssetCheckSeverity.WARN if outcome == KEPT else AssetCheckSeverity.ERROR
 
 
 def decide(name: str, candidate_version: str, score: Callable[[str], Mapping[str, float]],
@@ -194,18 +239,25 @@ def decide(name: str, candidate_version: str, score: Callable[[str], Mapping[str
             champion_error = f"{type(err).__name__}: {err}"
     metric = criterion.metric
     passed, verdict = criterion.judge(candidate, champion_metrics, floor, floor_name)
-    parts = [f"v{candidate_version} {metric} {candidate[metric]:.4f}", f"{floor_name} floor {floor[metric]:.4f}"]
+    above_floor = criterion.clears_floor(candidate, floor)
+    outcome = PROMOTED if passed else KEPT if above_floor else FAILED
+
+    def values(row: Mapping[str, float]) -> str:
+        return " ".join(f"{k} {row[k]:.4f}" for k in criterion.compared)
+
     if champion_metrics is not None:
-        parts.append(f"champion v{champion} {champion_metrics[metric]:.4f}")
-        click = getattr(criterion, "click_metric", None)
-        if click:
-            parts.append(f"{click} v{candidate_version} {candidate[click]:.4f} vs champion {champion_metrics[click]:.4f}")
+        against = f"champion v{champion} {values(champion_metrics)}"
     elif champion_error is not None:
-        parts.append(f"champion v{champion} unusable, replaced by force_promote ({champion_error})")
+        against = f"champion v{champion} unusable ({champion_error}; force_promote set)"
     else:
-        parts.append("no champion yet")
-    return GateDecision(name, metric, candidate_version, candidate, champion, champion_metrics, floor_name,
-                        dict(floor), champion_error, passed, "; ".join(parts) + ": " + verdict)
+        against = "no champion yet"
+    head = {PROMOTED: "promoted", KEPT: "kept the champion", FAILED: "failed"}[outcome]
+    reason = (f"{head}: candidate v{candidate_version} {values(candidate)} vs {against}, {floor_name} floor "
+              f"{metric} {floor[metric]:.4f}; {verdict}; rule: promoted when {criterion.describe(floor_name)}")
+    return GateDecision(name=name, metric=metric, candidate_version=candidate_version, candidate_metrics=candidate,
+                        champion_version=champion, champion_metrics=champion_metrics, floor_name=floor_name,
+                        floor_metrics=dict(floor), champion_error=champion_error, passed=passed, reason=reason,
+                        above_floor=above_floor)
 
 
 def promote(decision: GateDecision) -> None:
@@ -232,6 +284,7 @@ class GateRecord:
     passed: bool
     reason: str
     mlflow_run_id: str
+    outcome: str                # promoted | kept | failed ("" when logged before outcomes were recorded)
 
 
 def gate_history(name: str, client=None) -> list[GateRecord]:
@@ -250,33 +303,36 @@ def gate_history(name: str, client=None) -> list[GateRecord]:
                               order_by=["attributes.start_time ASC"], max_results=10_000)
     return [GateRecord(r.data.tags.get("dagster.partition", ""), r.data.tags.get("gate.candidate", ""),
                        r.data.tags.get("gate.champion_before", ""), r.data.tags.get("gate.champion_after", ""),
-                       r.data.tags["gate.passed"] == "true", r.data.tags.get("gate.reason", ""), r.info.run_id)
+                       r.data.tags["gate.passed"] == "true", r.data.tags.get("gate.reason", ""), r.info.run_id,
+                       r.data.tags.get("gate.outcome", PROMOTED if r.data.tags["gate.passed"] == "true" else ""))
             for r in runs]
 
 
 def backfill_table(decisions: Mapping[str, GateDecision]) -> str:
     """Markdown: one row per day of a backfill, in date order, with each day's gate decision."""
-    lines = ["| day | candidate | metric | candidate | champion | floor | passed | champion after |",
+    lines = ["| day | candidate | metric | candidate | champion | floor | outcome | champion after |",
              "|---|---|---|---:|---:|---:|---|---|"]
     for day, d in sorted(decisions.items()):
         champion = f"v{d.champion_version} {d.champion_metrics[d.metric]:.4f}" if d.champion_metrics else "none"
         lines.append(f"| {day} | v{d.candidate_version} | {d.metric} | {d.candidate_metrics[d.metric]:.4f} | "
-                     f"{champion} | {d.floor_metrics[d.metric]:.4f} | {'yes' if d.passed else 'no'} | "
+                     f"{champion} | {d.floor_metrics[d.metric]:.4f} | {d.outcome} | "
                      f"{('v' + d.new_champion) if d.new_champion else 'none'} |")
     return "\n".join(lines)
 
 
 def _range_check_result(last: GateDecision, decisions: Mapping[str, GateDecision]) -> AssetCheckResult:
-    """The check of a backfill: passes iff every day's candidate passed; the last day's metadata, plus the
-    days that lost and the table of every day."""
+    """The check of a backfill: its outcome is ``failed`` (ERROR) if any day failed, else ``kept`` (WARN) if
+    any day kept its champion, else ``promoted`` (passed). The last day's metadata, plus the days of each
+    outcome and the table of every day."""
     result = last.check_result()
-    lost = [day for day, d in sorted(decisions.items()) if not d.passed]
+    days = {outcome: [day for day, d in sorted(decisions.items()) if d.outcome == outcome]
+            for outcome in (PROMOTED, KEPT, FAILED)}
+    outcome = FAILED if days[FAILED] else KEPT if days[KEPT] else PROMOTED
+    named = "; ".join(f"{o} on {', '.join(days[o])}" for o in (FAILED, KEPT, PROMOTED) if days[o])
     return AssetCheckResult(
-        check_name=CHECK_NAME, passed=not lost, severity=AssetCheckSeverity.ERROR,
-        description=(f"{len(decisions)} days gated in date order; "
-                     + (f"lost on {', '.join(lost)}" if lost else "every day's candidate passed")
-                     + f". Last day: {last.reason}"),
-        metadata={**result.metadata, "days_lost": ", ".join(lost),
+        check_name=CHECK_NAME, passed=outcome == PROMOTED, severity=_severity(outcome),
+        description=f"{outcome}: {len(decisions)} days gated in date order; {named}. Last day: {last.reason}",
+        metadata={**result.metadata, "outcome": outcome, **{f"days_{o}": ", ".join(days[o]) for o in days},
                   "backfill": MetadataValue.md(backfill_table(decisions))},
     )
 

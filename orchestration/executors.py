@@ -2,10 +2,10 @@
 
 | value | executor | steps run | needs |
 |---|---|---|---|
-| ``multiprocess`` (default) | Dagster's ``multi_or_in_process_executor`` | one subprocess per step, independent steps side by side | nothing |
+| ``multiprocess`` (default) | ``multi_or_in_process_executor`` | one subprocess per step, side by side | nothing |
 | ``in_process`` | ``in_process_executor`` | one after another in the run's process | nothing |
-| ``docker`` | ``dagster_docker.docker_executor`` | one container per step | ``pip install dagster-docker``, an image of this project |
-| ``k8s`` | ``dagster_k8s.k8s_job_executor`` | one Kubernetes Job per step | ``pip install dagster-k8s``, an image, a cluster |
+| ``docker`` | ``dagster_docker.docker_executor`` | a container per step | ``pip install dagster-docker``, an image |
+| ``k8s`` | ``dagster_k8s.k8s_job_executor`` | a Kubernetes Job per step | ``pip install dagster-k8s``, image, cluster |
 
 Under ``multiprocess`` each step gets one CPU thread (``OMP_NUM_THREADS=1`` in the step processes' environment
 unless it is set already): Dagster runs as many steps side by side as there are cores, and OpenMP pools that

@@ -14,8 +14,13 @@ import os
 from datetime import date
 
 from dagster import (
-    AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, Config,
-    DagsterInstance, asset_check,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    Config,
+    DagsterInstance,
+    asset_check,
 )
 from mlflow.tracking import MlflowClient
 from pydantic import Field

@@ -47,7 +47,7 @@ class Lineage:
         (Path(directory) / SIDECAR).write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
 
     @classmethod
-    def read(cls, directory: Path) -> "Lineage":
+    def read(cls, directory: Path) -> Lineage:
         path = Path(directory) / SIDECAR
         if not path.is_file():
             raise LineageError(f"{path} is missing: the value in {directory} has no lineage record "

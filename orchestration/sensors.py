@@ -9,10 +9,16 @@ finished ``data_job`` run loaded (its ``mind_behaviors`` materialisation), not f
 ``eager()`` condition on the daily assets only ever targets the latest time partition (yesterday, UTC),
 which a replayed or late log (MIND is from 2019) never covers, and it cannot tag the run with the data
 version it follows. Inside the ``daily_job`` run, Dagster holds every asset downstream of a gated model
-until its blocking ``beats_champion`` check passes, and skips it when the check fails.
+until its blocking ``beats_champion`` check has run, and skips it when the check fails with severity ERROR
+(the candidate is below the popularity floor); a kept champion (the check fails with WARN) lets it run.
 """
 from dagster import (
-    DagsterRunStatus, RunRequest, RunStatusSensorContext, SensorEvaluationContext, SkipReason, run_status_sensor,
+    DagsterRunStatus,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_status_sensor,
     sensor,
 )
 

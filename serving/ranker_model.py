@@ -151,7 +151,8 @@ class RankerPyfunc(PythonModel):
         fresh = self.ranker.score_stage2(x[sample])
         if not np.allclose(stored[sample], fresh, rtol=0.0, atol=1e-9):
             raise ValueError(f"related artefact {path}: stored {STAGE2_SCORE} does not match the stage-2 booster "
-                             f"(max difference {np.max(np.abs(stored[sample] - fresh)):.3g}); rebuild it with log_ranker")
+                             f"(max difference {np.max(np.abs(stored[sample] - fresh)):.3g}); "
+                             "rebuild it with log_ranker")
         return stored
 
     @property

@@ -46,7 +46,8 @@ def run(cmd: list[str], root: Path, check: bool = True, timeout: float = 600,
     proc = subprocess.run(cmd, cwd=root, env=project_env(root, executor), capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
 
 

@@ -48,7 +48,7 @@ class EmbeddingTable:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "EmbeddingTable":
+    def load(cls, directory: str | Path) -> EmbeddingTable:
         directory = Path(directory)
         ids = pq.read_table(directory / "ids.parquet").column("id").to_pylist()
         return cls(ids=ids, vectors=np.load(directory / "vectors.npy"))

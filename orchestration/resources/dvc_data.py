@@ -51,7 +51,8 @@ class DvcData(ConfigurableResource):
 
     def _check_status(self) -> None:
         proc = subprocess.run(
-            [sys.executable, "-m", "dvc", "status", "--json", self.stage], cwd=self.repo_root, capture_output=True, text=True
+            [sys.executable, "-m", "dvc", "status", "--json", self.stage], cwd=self.repo_root, capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise DataVersionError(f"`dvc status {self.stage}` failed: {proc.stderr.strip()}")

@@ -19,7 +19,12 @@ from mlflow.tracking import MlflowClient
 from pydantic import Field
 
 from orchestration.lineage import (
-    EXPERIMENT_PREFIX, Lineage, announce_output, code_version, inputs_data_version, take_inputs,
+    EXPERIMENT_PREFIX,
+    Lineage,
+    announce_output,
+    code_version,
+    inputs_data_version,
+    take_inputs,
 )
 from orchestration.settings import default_tracking_uri, mlflow_ui_url, newsforge_home
 
@@ -67,7 +72,10 @@ class MlflowTracking(ConfigurableResource):
         if self.artifact_root is None and not mlflow.get_tracking_uri().startswith("sqlite:///"):
             return client.create_experiment(name)  # a tracking server keeps artefacts where it is configured to
         root = self.artifact_root or _default_artifact_root()
-        location = Path(root, asset_name).resolve().as_uri() if "://" not in root else f"{root.rstrip('/')}/{asset_name}"
+        if "://" in root:
+            location = f"{root.rstrip('/')}/{asset_name}"
+        else:
+            location = Path(root, asset_name).resolve().as_uri()
         return client.create_experiment(name, artifact_location=location)
 
     def lightning_logger(self, run: mlflow.ActiveRun):
@@ -97,7 +105,8 @@ class MlflowTracking(ConfigurableResource):
         else:
             keys = context.partition_keys
             if partition not in keys:
-                raise ValueError(f"{asset_name}: partition {partition} is outside this run's range {keys[0]}...{keys[-1]}")
+                raise ValueError(f"{asset_name}: partition {partition} is outside this run's range "
+                                 f"{keys[0]}...{keys[-1]}")
             inputs = take_inputs(context.run.run_id, step_key, partition, keep=partition != keys[-1])
         if data_version is None:
             data_version = inputs_data_version(inputs)

@@ -4,11 +4,9 @@ Client errors answer ``{"detail": "<field>: <message>", "field": "<field>"}`` (`
 two scoring routes are answered by ``scoring_routes.ScoringRoutes`` in front of FastAPI (which keeps them as
 plain Starlette routes for the other methods), so there is no OpenAPI document.
 
-``handlers``: ``"batched"`` runs the work on the event loop and lets the ``/v1/rank`` requests of one loop
-iteration share a model forward (``rank_batching``); ``"inline"`` runs each request's (millisecond) scoring
-inside its ``async`` endpoint on the event loop; ``"threadpool"`` hands parsing, scoring and encoding to the
-threadpool (``benchmarks/bench_serving.py`` compares them). Responses are encoded once with orjson; nothing
-pandas happens per request.
+The work runs on the event loop: the ``/v1/rank`` requests of one loop iteration share a model forward
+(``rank_batching``), and ``/v1/related`` answers from the ranker's precomputed rows. Responses are encoded once
+with orjson; nothing pandas happens per request.
 """
 from __future__ import annotations
 
@@ -21,7 +19,6 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from serving.service.champions import CTR_MODEL, RANKER, Champions
@@ -45,7 +42,6 @@ from serving.service.scoring_routes import (
     ScoringRoutes,
     related_news_id,
 )
-from serving.service.server import HANDLERS
 from serving.service.store_status import StoreStatus
 
 #: Attributes a ranker may expose naming the candidate-store version its candidates were snapshotted from.
@@ -104,12 +100,9 @@ def ranker_snapshot_version(ranker: Any) -> str | None:
     return None
 
 
-def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics | None = None,
-               handlers: str = "batched") -> ASGIApp:
+def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics | None = None) -> ASGIApp:
     """The service as an ASGI app (``ScoringRoutes`` and FastAPI behind it, inside the body-size guard and the
     request metrics). The lifespan starts and stops ``champions``' polling thread and closes ``store``."""
-    if handlers not in HANDLERS:
-        raise ValueError(f"handlers must be one of {HANDLERS}, got {handlers!r}")
     metrics = metrics or champions.metrics
 
     @asynccontextmanager
@@ -131,14 +124,6 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
         return _json({"scores": scores.tolist(), "ranking": [candidates[i] for i in order], "unknown": list(unknown),
                       "model": {"name": CTR_MODEL, "version": version}})
 
-    def rank_body(body: bytes) -> Response:
-        request = parse_rank_request(body)
-        loaded = champions.get(CTR_MODEL)
-        if loaded is None:
-            return _unavailable(CTR_MODEL)
-        scores, unknown = loaded.served.score(request.user_id, request.history, request.candidates, request.time)
-        return rank_response(request.candidates, scores, unknown, loaded.version)
-
     def related_items(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
         k, lam = parse_related_query(k_text, lam_text)
         loaded = champions.get(RANKER)
@@ -156,29 +141,15 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
         used = float(ranker.default_lambda if lam is None else lam)
         return _json({"items": items, "model": {"name": RANKER, "version": loaded.version, "lambda": used}})
 
-    if handlers == "batched":
-        batcher = RankBatcher(metrics)
+    batcher = RankBatcher(metrics)
 
-        async def answer_rank(body: bytes) -> Response:
-            request = parse_rank_request(body)
-            loaded = champions.get(CTR_MODEL)
-            if loaded is None:
-                return _unavailable(CTR_MODEL)
-            scores, unknown = await batcher.score(loaded.served, request)
-            return rank_response(request.candidates, scores, unknown, loaded.version)
-    elif handlers == "inline":
-        async def answer_rank(body: bytes) -> Response:
-            return rank_body(body)
-    else:
-        async def answer_rank(body: bytes) -> Response:
-            return await run_in_threadpool(rank_body, body)
-
-    if handlers == "threadpool":
-        async def answer_related(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
-            return await run_in_threadpool(related_items, news_id, k_text, lam_text)
-    else:
-        async def answer_related(news_id: str, k_text: str | None, lam_text: str | None) -> Response:
-            return related_items(news_id, k_text, lam_text)
+    async def answer_rank(body: bytes) -> Response:
+        request = parse_rank_request(body)
+        loaded = champions.get(CTR_MODEL)
+        if loaded is None:
+            return _unavailable(CTR_MODEL)
+        scores, unknown = await batcher.score(loaded.served, request)
+        return rank_response(request.candidates, scores, unknown, loaded.version)
 
     # The scoring endpoints: called by ScoringRoutes for POST /v1/rank and GET /v1/related/{news_id}, and by
     # these plain Starlette routes (no FastAPI dependency machinery) for the other methods (HEAD). Their
@@ -188,7 +159,7 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
 
     async def related(request: Request) -> Response:
         query = request.query_params
-        return await answer_related(request.path_params["news_id"], query.get("k"), query.get("lambda"))
+        return related_items(request.path_params["news_id"], query.get("k"), query.get("lambda"))
 
     app.add_route(RANK_PATH, rank, methods=["POST"])
     app.add_route(RELATED_ROUTE, related, methods=["GET"])

@@ -5,23 +5,23 @@ buckets fine around 1-50 ms), ``newsforge_model_info{model,version}`` and ``news
 (loaded versions), ``newsforge_model_reloads_total{model,result}``, ``newsforge_candidate_store_info{version}``,
 ``newsforge_rank_forwards_total`` and ``newsforge_rank_forward_requests_total`` (batched ``/v1/rank``).
 ``RequestMetrics`` is the ASGI middleware that times every request (from the first byte the app sees to the
-last byte it sends). ``parse_samples`` and ``histogram_quantile`` read the text back (tests, benchmark).
+last byte it sends). The tests read the text back with ``tests/prometheus_text.py``.
 """
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from serving.service.limits import ASGIApp, Message, Receive, Scope, Send
 
 #: Upper bounds (seconds) of the latency buckets; +Inf is implied.
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02,
-                   0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015,
+                   0.0175, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5,
+                   5.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -158,48 +158,3 @@ class RequestMetrics:
                 self.metrics.observe_request(self.endpoint_of(scope["path"]), 500, time.perf_counter() - started)
             raise
 
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """``(name, labels, value)`` of every sample line of an exposition text; raises ``ValueError`` on a
-    line that is neither a comment nor a sample."""
-    samples = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if not match:
-            raise ValueError(f"line {number} is not a Prometheus sample: {line!r}")
-        labels = {k: re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], v)
-                  for k, v in _LABEL.findall(match[2] or "")}
-        samples.append((match[1], labels, float(match[3])))
-    return samples
-
-
-def histogram_buckets(samples: Iterable[tuple[str, dict[str, str], float]], name: str,
-                      **labels: str) -> list[tuple[float, float]]:
-    """Cumulative ``(le, count)`` of histogram ``name`` restricted to ``labels``, sorted by ``le``."""
-    out = [(float(lab["le"]), value) for sample, lab, value in samples
-           if sample == f"{name}_bucket" and all(lab.get(k) == v for k, v in labels.items())]
-    return sorted(out)
-
-
-def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
-    """Prometheus' ``histogram_quantile``: linear interpolation inside the bucket holding rank ``q * total``
-    (the last finite bound when it falls in +Inf); NaN without observations."""
-    if not buckets or buckets[-1][1] <= 0:
-        return math.nan
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if bound == math.inf:
-                return lower_bound
-            if count == lower_count:
-                return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
-        lower_bound, lower_count = bound, count
-    return lower_bound

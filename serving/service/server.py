@@ -13,7 +13,6 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 
-HANDLERS = ("batched", "inline", "threadpool")
 OPTIONS_ENV = "NEWSFORGE_SERVE_OPTIONS"
 #: uvicorn's httptools protocol sending each response in one write (``http_protocol``).
 HTTP_PROTOCOL = "serving.service.http_protocol:CoalescingHttpToolsProtocol"
@@ -34,7 +33,6 @@ class ServeOptions:
     poll_seconds: float = 10.0
     workers: int = 1
     require: tuple[str, ...] = ("ctr_model", "ranker")
-    handlers: str = "batched"
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -49,8 +47,6 @@ class ServeOptions:
         unknown = [name for name in self.require if name not in SERVED_MODELS]
         if unknown:
             raise ValueError(f"--require names {', '.join(unknown)}; the service serves {', '.join(SERVED_MODELS)}")
-        if self.handlers not in HANDLERS:
-            raise ValueError(f"--handlers must be one of {', '.join(HANDLERS)}, got {self.handlers!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -121,7 +117,7 @@ def build_app(options: ServeOptions):
         champions.load_at_start(options.require)
     except (UnknownModelError, ChampionLoadError, MlflowException) as err:
         raise _refusal(options, err) from None
-    return create_app(champions, StoreStatus(options.store), handlers=options.handlers), champions
+    return create_app(champions, StoreStatus(options.store)), champions
 
 
 def app_from_env():

@@ -23,17 +23,17 @@ def synthetic_news(n: int, n_categories: int = 6, seed: int = 0, id_prefix: str 
     categories = _CATEGORIES[:n_categories]
     pools = {c: _pool(c, 60) for c in categories}
     rows = []
+
+    def words(k: int, pool: list[str]) -> str:
+        own = rng.choice(pool, size=k)
+        shared = rng.choice(_SHARED, size=k)
+        return " ".join(o if rng.random() < 0.7 else s for o, s in zip(own, shared))
+
     for i in range(n):
         cat = categories[int(rng.integers(len(categories)))]
         sub = f"{cat}_{int(rng.integers(3))}"
-
-        def words(k: int) -> str:
-            own = rng.choice(pools[cat], size=k)
-            shared = rng.choice(_SHARED, size=k)
-            return " ".join(o if rng.random() < 0.7 else s for o, s in zip(own, shared))
-
-        title = words(int(rng.integers(5, 12)))
-        abstract = words(int(rng.integers(10, 30))) if rng.random() > 0.1 else ""
+        title = words(int(rng.integers(5, 12)), pools[cat])
+        abstract = words(int(rng.integers(10, 30)), pools[cat]) if rng.random() > 0.1 else ""
         entity = {"Label": f"{cat.title()} {pools[cat][int(rng.integers(10))]}", "Type": "O", "WikidataId": "Q1",
                   "Confidence": 1.0, "OccurrenceOffsets": [0], "SurfaceForms": ["x"]}
         rows.append({

@@ -165,7 +165,8 @@ def service_env(home: Path) -> dict[str, str]:
 
 
 def start_service(tracking_uri: str, store: Path, work_dir: Path, poll_seconds: float = 0.5,
-                  require: str = "ctr_model,ranker", extra: Sequence[str] = (), timeout: float = 120.0) -> ServiceProcess:
+                  require: str = "ctr_model,ranker", extra: Sequence[str] = (),
+                  timeout: float = 120.0) -> ServiceProcess:
     """Start ``newsforge serve`` on a free loopback port and wait until ``/healthz`` answers 200; raises
     ``RuntimeError`` with the server's output when it exits or does not answer in ``timeout`` seconds."""
     import requests

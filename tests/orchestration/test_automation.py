@@ -9,14 +9,28 @@ import mlflow
 import pytest
 import yaml
 from dagster import (
-    AssetCheckSeverity, AssetMaterialization, DagsterInstance, DataVersion, Definitions, Output, RunRequest,
-    SkipReason, asset, build_run_status_sensor_context, build_sensor_context, define_asset_job,
+    AssetCheckSeverity,
+    AssetMaterialization,
+    DagsterInstance,
+    DataVersion,
+    Definitions,
+    Output,
+    RunRequest,
+    SkipReason,
+    asset,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    define_asset_job,
 )
 from mlflow.tracking import MlflowClient
 
 from orchestration.definitions import defs
 from orchestration.freshness import (
-    GATED_MODELS, MAX_AGE_ENV, champion_age_result, default_max_age_days, newest_data_day,
+    GATED_MODELS,
+    MAX_AGE_ENV,
+    champion_age_result,
+    default_max_age_days,
+    newest_data_day,
 )
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.sensors import daily_chain_sensor, data_version_sensor

@@ -4,12 +4,18 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from dagster import AssetExecutionContext, DagsterInstance, Output, asset, materialize
+from dagster import AssetCheckSeverity, AssetExecutionContext, DagsterInstance, Output, asset, materialize
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
+from newsforge.retrain import read_run, summary_markdown
 from orchestration.champion_gate import (
-    ChampionUnusableError, GateConflictError, decide, gate_check_spec, gated_outputs, promote,
+    ChampionUnusableError,
+    GateConflictError,
+    decide,
+    gate_check_spec,
+    gated_outputs,
+    promote,
 )
 from orchestration.model_registry import CANDIDATE, CHAMPION, alias_version, log_and_register, set_alias
 
@@ -70,7 +76,7 @@ def aliases() -> tuple[str | None, str | None]:
 def test_first_version_must_beat_the_floor(registry):
     v1 = register(0.54)  # like ctr_model on the real MIND sample: below popularity
     d = gate(v1)
-    assert not d.passed and "floor" in d.reason
+    assert not d.passed and d.outcome == "failed" and "floor" in d.reason
     assert aliases() == (v1, None)
     v2 = register(0.60)
     assert gate(v2).passed and aliases() == (v2, v2)
@@ -81,12 +87,14 @@ def test_win_tie_and_loss(registry):
     gate(v1)
     v2 = register(0.60)
     tie = gate(v2)
-    assert not tie.passed and "tie is not a win" in tie.reason and aliases() == (v2, v1)
+    assert tie.outcome == "kept" and "tie is not a win" in tie.reason and aliases() == (v2, v1)
     v3 = register(0.58)
-    assert not gate(v3).passed and aliases() == (v3, v1)
+    assert gate(v3).outcome == "kept" and aliases() == (v3, v1)
     v4 = register(0.61)
     win = gate(v4)
-    assert win.passed and win.champion_metrics == {"auc": 0.60} and aliases() == (v4, v4)
+    assert win.outcome == "promoted" and win.champion_metrics == {"auc": 0.60} and aliases() == (v4, v4)
+    v5 = register(0.55)  # the floor: a tie with it is no pass either
+    assert gate(v5).outcome == "failed" and aliases() == (v5, v4)
 
 
 def test_candidate_scoring_crash_moves_nothing(registry):
@@ -136,7 +144,7 @@ def test_force_promote_still_needs_the_floor(registry):
     v2 = register(0.50)
     d = decide("m", v2, failing_for(v1, OSError("artefacts gone")), FLOOR, force_promote=True)
     promote(d)
-    assert not d.passed and aliases() == (v2, v1)
+    assert d.outcome == "failed" and aliases() == (v2, v1)
 
 
 def test_promote_refuses_when_the_champion_moved_meanwhile(registry):
@@ -159,22 +167,46 @@ def _gated_assets(auc: float, deployed: list):
 
     @asset
     def deploy(model):
-        deployed.append(model)
+        deployed.append((model, alias_version("m", CHAMPION)))  # like the real assets: it serves the champion
         return model
 
     return [model, deploy]
 
 
-def test_blocking_check_in_a_real_dagster_run(registry):
+def test_gate_outcomes_in_a_real_dagster_run(registry, tmp_path, monkeypatch):
+    """promoted: the check passes. kept (above the floor, not above the champion): the check fails with WARN, yet
+    the step and the run succeed and downstream runs, on the unchanged champion. failed (not above the floor):
+    ERROR fails the step and the run, and downstream does not run. `newsforge retrain` reads each run back."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # read_run reads the instance from there
+    (tmp_path / "dagster").mkdir()
     deployed = []
-    instance = DagsterInstance.ephemeral()
-    ok = materialize(_gated_assets(0.60, deployed), instance=instance)
-    assert ok.success and deployed == ["1"] and aliases() == ("1", "1")
-    checks = ok.get_asset_check_evaluations()
-    assert [c.passed for c in checks] == [True]
+    with DagsterInstance.get() as instance:
+        ok = materialize(_gated_assets(0.60, deployed), instance=instance)
+        assert ok.success and deployed == [("1", "1")] and aliases() == ("1", "1")
+        assert [c.passed for c in ok.get_asset_check_evaluations()] == [True]
 
-    lost = materialize(_gated_assets(0.58, deployed), instance=instance, raise_on_error=False)
-    assert not lost.success  # Dagster fails the step on a failed blocking check ...
-    assert deployed == ["1"]  # ... and the asset downstream of it does not run
-    assert [c.passed for c in lost.get_asset_check_evaluations()] == [False]
-    assert aliases() == ("2", "1")  # the new version is the candidate, the champion stays
+        kept = materialize(_gated_assets(0.58, deployed), instance=instance, raise_on_error=False)
+        assert kept.success  # a kept champion is an outcome, not a crash ...
+        assert deployed[-1] == ("2", "1")  # ... downstream ran, and the champion stays
+        (check,) = kept.get_asset_check_evaluations()
+        assert not check.passed and check.severity == AssetCheckSeverity.WARN
+        assert check.description.startswith("kept the champion: candidate v2 auc 0.5800 vs champion v1 auc 0.6000")
+        assert aliases() == ("2", "1")
+
+        failed = materialize(_gated_assets(0.50, deployed), instance=instance, raise_on_error=False)
+        assert not failed.success  # Dagster fails the step on a blocking check failed with ERROR ...
+        assert len(deployed) == 2  # ... and the asset downstream of it does not run
+        (check,) = failed.get_asset_check_evaluations()
+        assert not check.passed and check.severity == AssetCheckSeverity.ERROR
+        assert check.description.startswith("failed: candidate v3 auc 0.5000 vs champion v1 auc 0.6000")
+        assert aliases() == ("3", "1")
+
+    summaries = [read_run(result.run_id) for result in (ok, kept, failed)]
+    assert [[g.outcome for g in s.gates] for s in summaries] == [["promoted"], ["kept"], ["failed"]]
+    assert [s.exit_status for s in summaries] == [0, 3, 1]
+    assert summaries[1].kept == ["model"] and summaries[1].failed == {} and summaries[1].status == "SUCCESS"
+    assert list(summaries[2].failed) == ["model"] and summaries[2].failed["model"].startswith("failed: candidate v3")
+    assert summaries[2].skipped == ["deploy"]
+    markdown = summary_markdown(summaries[1], "", {})
+    assert "✅ succeeded, champion kept (model)" in markdown.splitlines()[0]
+    assert "| model | kept | v2 | auc | 0.5800 | v1 0.6000 | 0.5500 | v1 |" in markdown

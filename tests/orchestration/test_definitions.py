@@ -1,6 +1,6 @@
 """The code location in process: Definitions load, jobs select exactly their assets and checks, schedule and
 sensor ticks. The automation chain and champion_age are exercised in test_automation.py."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import yaml
 from dagster import AssetSelection, Definitions, build_schedule_context, build_sensor_context
@@ -72,9 +72,9 @@ def _demo_config(asset: str):
     from assets.ranking import RankingEvaluationConfig
     from assets.recall import RecallEvaluationConfig
 
-    return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig, "pair_logs": PairLogsConfig,
-            "ranking_evaluation": RankingEvaluationConfig, "recall_evaluation": RecallEvaluationConfig,
-            "ranking_tradeoff": RankingTradeoffConfig}[asset]()
+    return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig,
+            "pair_logs": PairLogsConfig, "ranking_evaluation": RankingEvaluationConfig,
+            "recall_evaluation": RecallEvaluationConfig, "ranking_tradeoff": RankingTradeoffConfig}[asset]()
 
 
 def test_champion_age_comes_with_a_gated_model_and_needs_no_config():
@@ -89,7 +89,7 @@ def test_champion_age_comes_with_a_gated_model_and_needs_no_config():
 def test_schedule_tick_requests_the_day_that_ended():
     schedule = defs.resolve_schedule_def("daily_job_schedule")
     assert schedule.cron_schedule == "0 3 * * *" and schedule.job_name == "daily_job"
-    context = build_schedule_context(scheduled_execution_time=datetime(2019, 11, 15, 3, 0, tzinfo=timezone.utc))
+    context = build_schedule_context(scheduled_execution_time=datetime(2019, 11, 15, 3, 0, tzinfo=UTC))
     requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2019-11-14"]
 

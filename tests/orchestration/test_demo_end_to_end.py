@@ -4,7 +4,6 @@ the content-based recall paths must find the fresh news that co-clicks cannot, a
 beat popularity on quality and the CTR model alone on clicks."""
 import pandas as pd
 import pytest
-
 from project import REPO_ROOT, finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-14"
@@ -28,8 +27,8 @@ def test_table2_on_default_demo(tmp_path):
     root = make_project(tmp_path, params=(REPO_ROOT / "params.yaml").read_text())
     (root / "run.yaml").write_text(CONFIG)
     run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select",
-         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation,*ranking_tradeoff", "--partition", DAY, "-c", "run.yaml"], root,
-        timeout=3000, executor="multiprocess")   # what `make demo` runs: a process per step
+         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation,*ranking_tradeoff", "--partition", DAY,
+         "-c", "run.yaml"], root, timeout=3000, executor="multiprocess")   # what `make demo` runs: a process per step
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
     floor = pd.read_parquet(root / ".newsforge" / "assets" / "popularity_baseline" / DAY / "table.parquet")
@@ -45,19 +44,22 @@ def test_table2_on_default_demo(tmp_path):
         assert reco[teacher] > reco["click teacher"] + 0.03, quality
     assert reco.max() == reco["truth ceiling (true grades)"] and reco["random"] < reco["quality teacher (CE)"], quality
 
-    recall = pd.read_parquet(root / ".newsforge" / "assets" / "recall_evaluation" / DAY / "table.parquet").set_index("path")
+    recall = pd.read_parquet(root / ".newsforge" / "assets" / "recall_evaluation" / DAY / "table.parquet")
+    recall = recall.set_index("path")
     # fresh news have few co-clicks before today; their text still has a vector
     assert recall.loc["embedding", "fresh_recall_at_30"] > 3 * recall.loc["coclick", "fresh_recall_at_30"], recall
     from training.retrieval.live_news import live_news
     n_live = len(live_news(pd.read_parquet(root / "data" / "prepared" / "impressions.parquet"), DAY, 2))
     assert recall.loc["embedding", "recall_at_30"] > 1.2 * 30 / n_live, recall  # 30 live news drawn at random
-    assert recall.loc["union", "recall_at_100"] >= recall.loc[["coclick", "embedding", "qprime"], "recall_at_30"].max(), recall
+    best_path_at_30 = recall.loc[["coclick", "embedding", "qprime"], "recall_at_30"].max()
+    assert recall.loc["union", "recall_at_100"] >= best_path_at_30, recall
 
     tradeoff = pd.read_parquet(root / ".newsforge" / "assets" / "ranking_tradeoff" / DAY / "table.parquet")
     assert len(tradeoff) == 21 and tradeoff["lam"].is_monotonic_increasing, tradeoff
     client = mlflow_client(root)
     gate = finished_runs(client, "ranker")[0].data.metrics
-    assert gate["reco_dcg5"] > gate["floor_reco_dcg5"] + 0.03 and gate["click_ndcg5"] > gate["floor_click_ndcg5"] + 0.03, gate
+    assert gate["reco_dcg5"] > gate["floor_reco_dcg5"] + 0.03, gate
+    assert gate["click_ndcg5"] > gate["floor_click_ndcg5"] + 0.03, gate
     assert str(client.get_registered_model("ranker").aliases.get("champion")) == "1"
     table = pd.read_csv(client.download_artifacts(finished_runs(client, "ranking_tradeoff")[0].info.run_id,
                                                   "tradeoff_table.csv")).set_index("ranker")
@@ -66,7 +68,6 @@ def test_table2_on_default_demo(tmp_path):
 
     # what `make demo` leaves is enough for `newsforge serve`: both endpoints answer from the champions
     import requests
-
     from builders.serving import start_service
 
     impressions = pd.read_parquet(root / "data" / "prepared" / "impressions.parquet")
@@ -74,7 +75,8 @@ def test_table2_on_default_demo(tmp_path):
     first = histories[histories["day"] == DAY].iloc[0]
     shown = impressions[impressions["impression_id"] == first["impression_id"]]["news_id"].tolist()
     with start_service(f"sqlite:///{root / '.newsforge' / 'mlflow' / 'mlflow.db'}",
-                       root / ".newsforge" / "serving" / "candidates.sqlite", tmp_path / "serve", poll_seconds=10) as svc:
+                       root / ".newsforge" / "serving" / "candidates.sqlite", tmp_path / "serve",
+                       poll_seconds=10) as svc:
         ranked = requests.post(f"{svc.url}/v1/rank", timeout=10, json={
             "user_id": first["user_id"], "history": list(first["history"]), "candidates": shown,
             "time": first["time"].strftime("%Y-%m-%dT%H:%M:%SZ")}).json()

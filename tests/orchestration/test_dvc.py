@@ -2,9 +2,9 @@
 import shutil
 
 import yaml
+from project import make_project, run
 
 from orchestration.resources.dvc_data import DataVersionError, DvcData
-from project import make_project, run
 
 
 def _dvc_data(root) -> DvcData:

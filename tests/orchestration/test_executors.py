@@ -6,9 +6,9 @@ import sys
 
 import pytest
 from dagster import in_process_executor, multi_or_in_process_executor
+from project import REPO_ROOT
 
 from orchestration.executors import EXECUTOR_NAMES, configured_executor, executor_named
-from project import REPO_ROOT
 
 _JOB_EXECUTORS = """
 import json

@@ -6,7 +6,6 @@ import shlex
 import pandas as pd
 import pytest
 import yaml
-
 from project import REPO_ROOT, TINY_PARAMS, finished_runs, make_project, mlflow_client, run
 
 DAY = "2019-11-11"
@@ -42,15 +41,18 @@ def materialize(root, select, seed=1, partition=DAY, check=True):
                check=check)
 
 
-def gate_outcome(proc) -> bool:
-    """Whether the run's beats_champion check passed; a failed blocking check fails the run, nothing else may."""
+def gate_outcome(proc, root) -> str:
+    """The run's ctr_model gate outcome (its MLflow run's ``gate.outcome``). Only a candidate below the floor
+    fails the run (a blocking check failed with ERROR); a kept champion is a successful run; nothing else may fail."""
     out = proc.stdout + proc.stderr
     assert "ASSET_CHECK_EVALUATION" in out and "beats_champion" in out
-    if proc.returncode == 0:
-        return True
+    outcome = finished_runs(mlflow_client(root), "ctr_model")[0].data.tags["gate.outcome"]
+    if outcome != "failed":
+        assert proc.returncode == 0 and "RUN_SUCCESS" in out, out[-3000:]
+        return outcome
     assert "blocking asset check failed with ERROR severity" in out and "ctr_model: beats_champion" in out, out[-3000:]
     assert "Steps failed: ['ctr_model']." in out, out[-3000:]  # the gate's step, and no other
-    return False
+    return outcome
 
 
 FIRST_GATE: dict = {}  # project root -> whether version 1 passed its gate (from the Dagster check evaluation)
@@ -64,8 +66,9 @@ def project(tmp_path_factory):
     proc = run(["newsforge", "retrain", "--partition", DAY, "--select", "*ctr_model,*ctr_evaluation",
                 "-c", str(config_file(root)), "--out", str(out), "--summary", str(summary)], root, check=False,
                timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # 0 also when the gate kept no champion
     (gate,) = [g for g in json.loads((out / "gates.json").read_text())["gates"] if g["asset"] == "ctr_model"]
+    # no champion yet: promoted (exit 0) or below the popularity floor (exit 1), never kept
+    assert proc.returncode == {"promoted": 0, "failed": 1}[gate["outcome"]], proc.stdout[-3000:] + proc.stderr[-3000:]
     FIRST_GATE[root], RETRAIN[root] = gate["passed"], (proc, out, summary)
     return root
 
@@ -80,7 +83,8 @@ def test_lineage_registry_and_pictures(project):
     for name in ("news_encoder", "user_encoder", "ctr_model"):
         assert str(client.get_model_version_by_alias(name, "candidate").version) == "1"
     for name, upstream in (("ctr_model", ("mind_news", "mind_behaviors", "news_embeddings", "user_embeddings",
-                                          "popularity_baseline")), ("user_encoder", ("mind_behaviors", "news_embeddings"))):
+                                          "popularity_baseline")),
+                           ("user_encoder", ("mind_behaviors", "news_embeddings"))):
         tags = finished_runs(client, name)[0].data.tags
         for asset in upstream:
             assert tags[f"upstream.{asset}.run_id"] == finished_runs(client, asset)[0].info.run_id
@@ -114,7 +118,8 @@ def test_predict_then_score_reproduces_the_asset_metrics(project, tmp_path):
     (day_dir / "news.tsv").write_bytes((project / "data" / "demo" / "news.tsv").read_bytes())
     lines = (project / "data" / "demo" / "behaviors.tsv").read_text().splitlines(keepends=True)
     month, day = int(DAY[5:7]), int(DAY[8:10])
-    (day_dir / "behaviors.tsv").write_text("".join(l for l in lines if l.split("\t")[2].startswith(f"{month}/{day}/")))
+    day_lines = [line for line in lines if line.split("\t")[2].startswith(f"{month}/{day}/")]
+    (day_dir / "behaviors.tsv").write_text("".join(day_lines))
     run(["newsforge", "predict", "--model", "ctr_model@1", "--data", str(day_dir),
          "--out", str(tmp_path / "prediction.txt")], project)
     out = run(["newsforge", "score", str(day_dir / "behaviors.tsv"), str(tmp_path / "prediction.txt"), "--json"],
@@ -139,13 +144,14 @@ def test_first_version_needs_the_popularity_floor(project):
     floor = finished_runs(client, "popularity_baseline")[0].data.metrics["auc"]
     assert metrics["floor_auc"] == pytest.approx(floor, abs=1e-12)  # the gate slice is the partition day
     assert FIRST_GATE[project] == (metrics["auc"] > floor) and tags["gate.passed"] == str(FIRST_GATE[project]).lower()
+    assert tags["gate.outcome"] == ("promoted" if FIRST_GATE[project] else "failed")
     assert _champion(client) == ("1" if FIRST_GATE[project] else None)
     assert "early_stopping_auc" in metrics and tags["gate.champion_before"] == ""
 
 
 def test_second_version_is_gated_on_the_partition_day(project):
     before = _champion(mlflow_client(project))
-    passed = gate_outcome(materialize(project, "ctr_model", seed=2, check=False))
+    outcome = gate_outcome(materialize(project, "ctr_model", seed=2, check=False), project)
     client = mlflow_client(project)
     runs = finished_runs(client, "ctr_model")
     new, old = runs[0].data.metrics, runs[1].data.metrics
@@ -153,9 +159,10 @@ def test_second_version_is_gated_on_the_partition_day(project):
     assert new["floor_auc"] == pytest.approx(old["floor_auc"], abs=1e-12)
     if before is not None:  # the champion re-scored on the same held-out day
         assert new["champion_auc"] == pytest.approx(old["auc"], abs=1e-9)
-    expected = new["auc"] > new["floor_auc"] and (before is None or new["auc"] > new["champion_auc"])
-    assert passed == expected
-    assert _champion(client) == ("2" if expected else before)
+    beats = before is None or new["auc"] > new["champion_auc"]
+    expected = "failed" if not new["auc"] > new["floor_auc"] else "promoted" if beats else "kept"
+    assert outcome == expected
+    assert _champion(client) == ("2" if expected == "promoted" else before)
 
 
 def test_logged_model_loads_from_another_checkout(project, tmp_path):
@@ -216,10 +223,13 @@ def test_retrain_command_registers_and_summarises(project):
     assert gate["candidate"] == pytest.approx(ctr.data.metrics["auc"])
     assert gate["floor"] == pytest.approx(ctr.data.metrics["floor_auc"])
     assert gate["champion_after"] == ("1" if passed else "")
-    assert gates["rejected"] == ([] if passed else ["ctr_model"]) and gates["failed"] == {}
+    assert gate["outcome"] == ("promoted" if passed else "failed") and gates["kept"] == []
+    assert list(gates["failed"]) == ([] if passed else ["ctr_model"])  # below the floor: the one failure
+    assert gates["exit_status"] == proc.returncode == (0 if passed else 1)
     text = summary.read_text()
     assert text == (out / "summary.md").read_text() + "\n"
-    assert "## Champion gates" in text and f"| ctr_model | {'yes' if passed else 'no'} | v1 | auc |" in text
+    assert "## Champion gates" in text and f"| ctr_model | {gate['outcome']} | v1 | auc |" in text
+    assert f"- **ctr_model**: {gate['outcome']}: candidate v1 auc " in text  # the gate's one-line summary
     for asset in ("news_encoder", "user_embeddings", "popularity_baseline", "ctr_model", "ctr_evaluation"):
         assert f"| {asset} | http://" in text  # every materialised asset with its MLflow run link
     if not passed:
@@ -252,7 +262,8 @@ def test_retrain_pulls_the_data_from_the_dvc_remote(project):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (project / "data" / "prepared" / "prepare_report.json").is_file()
     gates = json.loads((out / "gates.json").read_text())
-    assert gates["status"] == "SUCCESS" and gates["gates"] == [] and "| impressions | http://" in (out / "summary.md").read_text()
+    assert gates["status"] == "SUCCESS" and gates["gates"] == []
+    assert "| impressions | http://" in (out / "summary.md").read_text()
 
 
 def test_three_day_backfill_gates_in_date_order_with_warm_starts(project):
@@ -282,7 +293,8 @@ def test_three_day_backfill_gates_in_date_order_with_warm_starts(project):
     assert new[-1].data.tags.get("warm_start.version"), "no champion to warm-start the last day from"
     aliases = client.get_registered_model("ctr_model").aliases
     assert str(aliases.get("champion", "")) == expected and str(aliases["candidate"]) == str(latest + 3)
-    assert (proc.returncode == 0) == all(r.data.tags["gate.passed"] == "true" for r in new)
+    # only a day below the floor fails the run; a day that kept its champion is no failure
+    assert (proc.returncode == 0) == all(r.data.tags["gate.outcome"] != "failed" for r in new)
     # each day's value is stored in its own folder, written by that day's run, with that day's upstream run
     assets = project / ".newsforge" / "assets"
     for r in new:
@@ -312,10 +324,13 @@ def test_workflow_runs_the_retrain_command_on_its_triggers():
     assert "make install" in [s.get("run", "").strip() for s in steps]  # the README's set-up
     (retrain,) = [s for s in steps if "newsforge retrain" in s.get("run", "")]
     words = shlex.split(retrain["run"].replace("$GITHUB_STEP_SUMMARY", "summary.md"))
-    args = build_parser().parse_args(words[words.index(".venv/bin/newsforge") + 1:])  # flags the CLI knows
+    end = words.index("||")
+    assert words[end:] == ["||", "[", "$?", "-eq", "3", "]"]  # exit 3 (a gate kept its champion) is success
+    args = build_parser().parse_args(words[words.index(".venv/bin/newsforge") + 1:end])  # flags the CLI knows
     assert args.func.__name__ == "_cmd_retrain" and args.data == "pull" and args.partition == "$PARTITION"
     assert retrain["env"]["PARTITION"].startswith("${{ github.event.inputs.partition")
     upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload and upload[0]["with"]["path"].rstrip("/") == str(args.out)
     env = workflow["jobs"]["retrain"]["env"]
-    assert all(str(v).startswith("${{ secrets.") for k, v in env.items() if k.startswith(("MLFLOW", "NEWSFORGE_MLFLOW", "AWS")))
+    assert all(str(v).startswith("${{ secrets.") for k, v in env.items()
+               if k.startswith(("MLFLOW", "NEWSFORGE_MLFLOW", "AWS")))

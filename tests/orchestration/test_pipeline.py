@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-
 from project import make_project, run
 
 PARTITION = "2019-11-10"
@@ -17,8 +16,8 @@ PARTITION = "2019-11-10"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("project"))
-    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select", "mind_news,*popularity_baseline",
-         "--partition", PARTITION], root)
+    run(["dagster", "asset", "materialize", "-m", "orchestration.definitions",
+         "--select", "mind_news,*popularity_baseline", "--partition", PARTITION], root)
     return root
 
 
@@ -35,7 +34,8 @@ def _latest(client, asset):
 def test_every_asset_is_an_mlflow_run_with_lineage(project):
     client = _client(project)
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    version = next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/prepared").removesuffix(".dir")
+    outs = lock["stages"]["prepare"]["outs"]
+    version = next(o["md5"] for o in outs if o["path"] == "data/prepared").removesuffix(".dir")
     commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
     runs = {a: _latest(client, a) for a in ("mind_news", "mind_behaviors", "impressions", "popularity_baseline")}
     for asset, r in runs.items():
@@ -55,7 +55,8 @@ def test_baseline_metrics_match_an_independent_computation(project):
     from sklearn.metrics import roc_auc_score
 
     scored = pd.read_parquet(project / ".newsforge" / "assets" / "popularity_baseline" / PARTITION / "table.parquet")
-    aucs = [roc_auc_score(g["label"], g["score"]) for _, g in scored.groupby("impression_id") if g["label"].nunique() == 2]
+    aucs = [roc_auc_score(g["label"], g["score"]) for _, g in scored.groupby("impression_id")
+            if g["label"].nunique() == 2]
     logged = _latest(_client(project), "popularity_baseline").data.metrics
     assert logged["auc"] == pytest.approx(sum(aucs) / len(aucs), abs=1e-9)
     assert 0.0 < logged["auc"] < logged["ceiling_auc"]  # the generator's Bayes-optimal ceiling is above the floor

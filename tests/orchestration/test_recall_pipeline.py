@@ -5,7 +5,6 @@ with the real MLflow registry."""
 import mlflow
 import pandas as pd
 import pytest
-
 from builders.slm import tiny_causal_lm
 from project import finished_runs, make_project, mlflow_client, run
 
@@ -161,7 +160,8 @@ def test_recall_evaluation_logs_every_path_and_the_report_shows_it(project):
     for path in ("coclick", "embedding", "qprime", "union"):
         assert 0.0 <= run_.data.metrics[f"recall_at_30_{path}"] <= 1.0
     table = _value(project, "recall_evaluation").set_index("path")
-    assert (table["recall_at_10"] <= table["recall_at_30"]).all() and (table["recall_at_30"] <= table["recall_at_100"]).all()
+    assert (table["recall_at_10"] <= table["recall_at_30"]).all()
+    assert (table["recall_at_30"] <= table["recall_at_100"]).all()
     # the union is the set union of the paths' top k: never below a path; the served list interleaves them
     paths = table.loc[["coclick", "embedding", "qprime"]]
     for k in (10, 30, 100):
@@ -175,7 +175,8 @@ def test_recall_evaluation_logs_every_path_and_the_report_shows_it(project):
         assert run_.data.tags["qprime_vs_random"] in {"above 0", "contains 0", "below 0"}
     per_seed = pd.read_csv(client.download_artifacts(run_.info.run_id, "generators_per_seed.csv"))
     assert per_seed.groupby("variant").size().to_dict() == {
-        "base model, few-shot (no training)": 1, "LoRA SFT (all click targets)": 2, "LoRA SFT (click-refined targets)": 2}
+        "base model, few-shot (no training)": 1, "LoRA SFT (all click targets)": 2,
+        "LoRA SFT (click-refined targets)": 2}
     out = run(["newsforge", "report", "--partition", DAY], project).stdout
     assert "Recall paths" in out and "| qprime |" in out and "Query generators on held-out triggers" in out
 
@@ -205,11 +206,13 @@ def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(proje
     # the tiny window has 2 days: no selection day of its own, λ is chosen on the early-stopping day and says so
     assert ranker_run.data.tags["lambda_day_held_out"] == "false" and ranker_run.data.tags["lambda_day"] == "2019-11-10"
     assert ranker_run.data.metrics["lambda_tolerance"] == ranker_run.data.metrics["lambda_std_error"] >= 0
-    assert {"selection_tradeoff.csv", "selection_tradeoff.png"} <= {a.path for a in client.list_artifacts(ranker_run.info.run_id)}
+    artifacts = {a.path for a in client.list_artifacts(ranker_run.info.run_id)}
+    assert {"selection_tradeoff.csv", "selection_tradeoff.png"} <= artifacts
     version = client.get_model_version("ranker", "1")
     assert float(version.tags["lambda"]) == lam and "stage2" in version.tags["mu"]
     aliases = {a: str(v) for a, v in client.get_registered_model("ranker").aliases.items()}
-    assert aliases["candidate"] == "1" and (aliases.get("champion") == "1") == (ranker_run.data.tags["gate.passed"] == "true")
+    assert aliases["candidate"] == "1"
+    assert (aliases.get("champion") == "1") == (ranker_run.data.tags["gate.passed"] == "true")
     mlflow.set_tracking_uri(f"sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/ranker/1").unwrap_python_model()
     trigger = related["trigger_id"].iloc[0]
@@ -222,9 +225,10 @@ def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(proje
     assert "tradeoff.png" in {a.path for a in client.list_artifacts(tradeoff.info.run_id)}
     per_seed = pd.read_csv(client.download_artifacts(tradeoff.info.run_id, "tradeoff_per_seed.csv"))
     assert sorted(per_seed["seed"].unique()) == [1, 2]
-    works = min(per_seed.loc[per_seed["ranker"] == "chosen λ", "lambda"]) > 0 and tradeoff.data.metrics["delta_reco_dcg5_low"] > 0
-    assert tradeoff.data.tags["tradeoff.decision"] == ("works" if works and tradeoff.data.metrics["delta_click_ndcg5"]
-                                                       >= -tradeoff.data.metrics["click_ndcg5_std_error"] else "does not work")
+    metrics = tradeoff.data.metrics
+    works = (min(per_seed.loc[per_seed["ranker"] == "chosen λ", "lambda"]) > 0 and metrics["delta_reco_dcg5_low"] > 0
+             and metrics["delta_click_ndcg5"] >= -metrics["click_ndcg5_std_error"])
+    assert tradeoff.data.tags["tradeoff.decision"] == ("works" if works else "does not work")
     md = client.download_artifacts(tradeoff.info.run_id, "tradeoff.md")
     assert "paired bootstrap interval over impressions" in open(md).read() and "seeds 1, 2" in open(md).read()
     out = run(["newsforge", "report", "--partition", DAY], project).stdout

@@ -24,14 +24,10 @@ from builders.serving import (
     write_tiny_candidate_store,
 )
 from mlflow.tracking import MlflowClient
+from prometheus_text import histogram_buckets, histogram_quantile, parse_samples
 
 from serving.service.app import health
-from serving.service.prometheus import (
-    ServiceMetrics,
-    histogram_buckets,
-    histogram_quantile,
-    parse_samples,
-)
+from serving.service.prometheus import ServiceMetrics
 from serving.service.schemas import ErrorResponse, RankResponse, RelatedResponse
 from serving.service.store_status import StoreStatus
 from training.data.schema import MIND_TIME_FORMAT, NEWS_TSV_COLUMNS
@@ -77,7 +73,10 @@ def _requests(registry, time: str = TIME) -> list[dict]:
     model keeps, 100 candidates, and candidates and history items missing from the catalogue."""
     rng = np.random.default_rng(7)
     known = _catalogue(registry)["news_id"].tolist()
-    pick = lambda n: [str(x) for x in rng.choice(known, size=n, replace=False)]
+
+    def pick(n: int) -> list[str]:
+        return [str(x) for x in rng.choice(known, size=n, replace=False)]
+
     return [
         {"user_id": "U3", "history": pick(5) + ["N_never_seen"], "candidates": pick(10) + ["N_unknown_1"],
          "time": time},
@@ -141,8 +140,10 @@ def test_concurrent_ranks_share_forwards_and_keep_their_own_scores(registry, ser
             barrier.wait(timeout=30)
             return _rank(session, service, case)
 
-    forwards = lambda: {name: value for name, _, value in parse_samples(
-        requests.get(f"{service.url}/metrics", timeout=10).text) if name.startswith("newsforge_rank_forward")}
+    def forwards() -> dict[str, float]:
+        text = requests.get(f"{service.url}/metrics", timeout=10).text
+        return {name: value for name, _, value in parse_samples(text) if name.startswith("newsforge_rank_forward")}
+
     before = forwards()
     with ThreadPoolExecutor(len(cases)) as pool:
         answers = list(pool.map(send, cases))
@@ -166,7 +167,8 @@ def test_rank_ranking_equals_newsforge_predict(registry, service, http, tmp_path
     out = tmp_path / "prediction.txt"
     proc = subprocess.run([sys.executable, "-m", "newsforge.cli", "predict", "--model", "ctr_model@champion",
                            "--data", str(tmp_path / "mind"), "--out", str(out), "--tracking-uri", registry["uri"]],
-                          cwd=REPO_ROOT, env=service_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+                          cwd=REPO_ROOT, env=service_env(tmp_path), capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     predicted_ranks = read_prediction_file(out)
     assert sorted(predicted_ranks) == list(range(1, len(cases) + 1))

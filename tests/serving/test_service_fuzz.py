@@ -17,6 +17,7 @@ from builders.serving import (
     start_service,
     write_tiny_candidate_store,
 )
+from prometheus_text import parse_samples
 
 from serving.service.limits import (
     MAX_BODY_BYTES,
@@ -24,7 +25,6 @@ from serving.service.limits import (
     MAX_ID_LENGTH,
     MAX_RELATED_K,
 )
-from serving.service.prometheus import parse_samples
 
 N_CASES = 1000
 VALID = {"user_id": "U1", "history": ["N1", "N2"], "candidates": ["N3", "N4", "N5"], "time": "2019-11-14T08:55:22Z"}
@@ -75,8 +75,12 @@ def _with(field: str, value) -> dict:
 
 
 def _make_case(kind: str, rng: np.random.Generator, triggers: list[str]) -> Case:
-    pick = lambda options: options[int(rng.integers(len(options)))]
-    rank = lambda body, **kw: Case(kind, "POST", "/v1/rank", body, **kw)
+    def pick(options):
+        return options[int(rng.integers(len(options)))]
+
+    def rank(body, **kw) -> Case:
+        return Case(kind, "POST", "/v1/rank", body, **kw)
+
     trigger = pick(triggers)
     if kind == "bad_json":
         text = _body(VALID)

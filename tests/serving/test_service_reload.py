@@ -20,8 +20,7 @@ from builders.serving import (
     write_tiny_candidate_store,
 )
 from mlflow.tracking import MlflowClient
-
-from serving.service.prometheus import parse_samples
+from prometheus_text import parse_samples
 
 POLL_SECONDS = 0.5
 SWITCH_DEADLINE = 30.0  # seconds: a few poll periods plus loading the new version on a busy 2-core box
@@ -34,7 +33,8 @@ def registry(tmp_path_factory):
     """ctr_model v1 (champion), v2 (another seed) and v3 (fails to load); ranker v1 (champion)."""
     root = tmp_path_factory.mktemp("registry")
     with mlflow_registry(root) as uri:
-        versions = {"v1": register_tiny_ctr_model(root, seed=0), "v2": register_tiny_ctr_model(root, alias=None, seed=1),
+        versions = {"v1": register_tiny_ctr_model(root, seed=0),
+                    "v2": register_tiny_ctr_model(root, alias=None, seed=1),
                     "broken": register_failing_ctr_model()}
         ranker_version = register_tiny_ranker(root, seed=0)
         ranker = mlflow.pyfunc.load_model(f"models:/ranker/{ranker_version}").unwrap_python_model()
@@ -42,7 +42,8 @@ def registry(tmp_path_factory):
         for key in ("v1", "v2"):
             model = mlflow.pyfunc.load_model(f"models:/ctr_model/{versions[key]}")
             rows = pd.DataFrame([{"impression_id": 1, "user_id": REQUEST["user_id"], "time": REQUEST["time"],
-                                  "news_id": c, "history": " ".join(REQUEST["history"])} for c in REQUEST["candidates"]])
+                                  "news_id": c, "history": " ".join(REQUEST["history"])}
+                                 for c in REQUEST["candidates"]])
             offline[key] = np.asarray(model.predict(rows), dtype=np.float64)
     store = root / "candidates.sqlite"
     write_tiny_candidate_store(store, sorted(ranker.triggers), [f"N{i}" for i in range(100)])
@@ -108,7 +109,9 @@ def test_alias_moves_switch_the_service_without_failed_requests(registry):
     client = MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"])
     with start_service(registry["uri"], registry["store"], registry["root"] / "serve", POLL_SECONDS) as service, \
             requests.Session() as http:
-        health = lambda: http.get(f"{service.url}/healthz", timeout=10).json()
+        def health() -> dict:
+            return http.get(f"{service.url}/healthz", timeout=10).json()
+
         assert health()["models"]["ctr_model"]["version"] == versions["v1"]
         with Hammer(service.url, registry["triggers"]) as hammer:
             time.sleep(1.0)

@@ -49,7 +49,10 @@ def pandas_explode(behaviors: str, catalogue: set[str]) -> tuple[pd.DataFrame, p
     imps["label"] = imps["token"].str[-1].astype("int8")
     imps["in_catalogue"] = imps["news_id"].isin(catalogue)
     imps = imps[["impression_id", "user_id", "time", "day", "position", "news_id", "label", "in_catalogue"]]
-    by_day = lambda f: f.sort_values("day", kind="stable").reset_index(drop=True)
+
+    def by_day(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("day", kind="stable").reset_index(drop=True)
+
     return by_day(imps), by_day(hist)
 
 

@@ -12,7 +12,12 @@ import pytest
 
 from training.data.demo import DemoConfig, DemoReport, generate_demo
 from training.data.demo.generator import (
-    BEHAVIORS_FILE, CLICK_PROBABILITIES_FILE, NEWS_FILE, NEWS_QUALITY_FILE, REPORT_FILE, USER_PROFILES_FILE,
+    BEHAVIORS_FILE,
+    CLICK_PROBABILITIES_FILE,
+    NEWS_FILE,
+    NEWS_QUALITY_FILE,
+    REPORT_FILE,
+    USER_PROFILES_FILE,
     sample_labels_with_click,
 )
 from training.data.demo.mind_files import mind_time
@@ -217,5 +222,6 @@ def test_default_config_is_realistic(tmp_path):
     assert [round(v) for v in q["pct_news_per_grade"].values()] == [10, 20, 30, 25, 15]
     assert abs(q["spearman_propensity_grade"]) < 0.3 and 15 <= q["pct_clicks_grade_le1"] <= 35
     bait = q["clickbait"]
-    assert bait["mean_probability"] > 1.5 * bait["mean_probability_other"] and bait["mean_grade"] < bait["mean_grade_other"] - 1
+    assert bait["mean_probability"] > 1.5 * bait["mean_probability_other"]
+    assert bait["mean_grade"] < bait["mean_grade_other"] - 1
     assert 3 <= q["pct_news_spam"] <= 5 and 3 <= q["pct_news_near_duplicate"] <= 6

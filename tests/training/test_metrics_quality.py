@@ -261,7 +261,9 @@ def test_errors(call, match):
 
 def test_per_group_values_average_to_the_scalar_metrics():
     from training.metrics.quality import (
-        click_ndcg_per_group, quality_filtered_click_ndcg_per_group, reco_dcg_per_group,
+        click_ndcg_per_group,
+        quality_filtered_click_ndcg_per_group,
+        reco_dcg_per_group,
     )
 
     rng = np.random.default_rng(5)

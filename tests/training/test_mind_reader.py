@@ -66,7 +66,8 @@ def test_bad_behavior_rows_are_named_and_quarantined(tmp_path, line, field, reas
     assert report.bad_rows["behaviors.tsv"] == 1 and report.n_impressions == 3
     quarantined = (tmp_path / "out" / "quarantine" / "behaviors.tsv").read_text()
     assert quarantined == line  # kept verbatim
-    issues = [json.loads(x) for x in (tmp_path / "out" / "quarantine" / "behaviors.tsv.issues.jsonl").read_text().splitlines()]
+    issues_file = tmp_path / "out" / "quarantine" / "behaviors.tsv.issues.jsonl"
+    issues = [json.loads(x) for x in issues_file.read_text().splitlines()]
     assert issues[0]["line"] == 4 and issues[0]["field"] == field
 
 
@@ -83,7 +84,8 @@ def test_invalid_utf8_and_entity_json_are_reported(tmp_path):
 
 def test_duplicate_news_id_is_an_error(tmp_path):
     d = write_dir(tmp_path, news=NEWS + "N2\tnews\tnewsus\tAgain\t\thttps://x/2\t[]\t[]\n")
-    with pytest.raises(DataValidationError, match=r"news.tsv:4: field 'news_id': duplicate news id N2 \(first on line 2\)"):
+    with pytest.raises(DataValidationError,
+                       match=r"news.tsv:4: field 'news_id': duplicate news id N2 \(first on line 2\)"):
         prepare(d, tmp_path / "out")
 
 

@@ -33,8 +33,10 @@ def test_trigger_is_the_newest_history_item_in_the_catalogue():
 def test_pair_logs_split_train_and_test_and_count_what_they_leave_out():
     logs = build_pair_logs(NEWS, log(), "2019-11-10", window_days=3)
     train, test = logs.part("train"), logs.part("test")
-    assert train[["trigger_id", "candidate_id", "clicked"]].values.tolist() == [["N2", "N4", 1], ["N2", "N5", 0], ["N2", "N6", 0]]
-    assert test[["trigger_id", "candidate_id", "clicked", "position"]].values.tolist() == [["N3", "N4", 0, 0], ["N3", "N7", 1, 1]]
+    assert train[["trigger_id", "candidate_id", "clicked"]].values.tolist() == [
+        ["N2", "N4", 1], ["N2", "N5", 0], ["N2", "N6", 0]]
+    assert test[["trigger_id", "candidate_id", "clicked", "position"]].values.tolist() == [
+        ["N3", "N4", 0, 0], ["N3", "N7", 1, 1]]
     assert logs.n_without_trigger == 1 and logs.n_outside_catalogue == 1
     assert logs.train_days == ["2019-11-09"] and logs.test_day == "2019-11-10"
     assert logs.triplets[["trigger_id", "pos_id", "neg_id"]].values.tolist() == [["N2", "N4", "N5"], ["N2", "N4", "N6"]]

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from training.cross_encoder.config import N_QUALITY
 from training.cross_encoder.model import CrossEncoder
 from training.cross_encoder.pair_inputs import PairTokenCache
-from training.torch_threads import torch_threads as threads_during
 from training.prec.encode_cache import length_bucketed_batches
+from training.torch_threads import torch_threads as threads_during
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ batches before training (eval mode, ``BALANCE_BATCHES``) and each is weighted ``
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,13 +28,18 @@ from tqdm.auto import tqdm
 
 from training.cross_encoder.config import N_QUALITY, TrainConfig
 from training.cross_encoder.losses import (
-    MAX_GRADE, click_label_loss, distillation_loss, head_weights, pairwise_softmax_loss, quality_ce_loss,
+    MAX_GRADE,
+    click_label_loss,
+    distillation_loss,
+    head_weights,
+    pairwise_softmax_loss,
+    quality_ce_loss,
     quality_sce_loss,
 )
 from training.cross_encoder.model import CrossEncoder
 from training.cross_encoder.pair_inputs import PairTokenCache, check_columns
-from training.torch_threads import torch_threads
 from training.prec.encode_cache import length_bucketed_batches
+from training.torch_threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +214,8 @@ def _triplet_weights(triplets: pd.DataFrame, what: str) -> np.ndarray:
     weights = _float_column(triplets, "weight", what) if "weight" in triplets.columns else \
         np.ones(len(triplets), dtype=np.float32)
     if (weights <= 0).any():
-        raise ValueError(f"{what}.weight must be > 0 (use training.data.pairs.triplet_weight(frequency) = 1 + ln(frequency))")
+        raise ValueError(f"{what}.weight must be > 0 "
+                         "(use training.data.pairs.triplet_weight(frequency) = 1 + ln(frequency))")
     return weights
 
 
@@ -236,8 +242,9 @@ def train_click(model: CrossEncoder, news: pd.DataFrame, triplets: pd.DataFrame,
                 early_stopping: pd.DataFrame | None = None) -> FitResult:
     """Click teacher: pairwise softmax loss on (trigger, clicked, not clicked) triplets of one impression.
 
-    ``triplets``: columns trigger_id, pos_id, neg_id and weight (precomputed ``training.data.pairs.triplet_weight(frequency)``;
-    when the column is absent every triplet weighs 1). Only the click head (and the backbone) learn.
+    ``triplets``: columns trigger_id, pos_id, neg_id and weight (precomputed
+    ``training.data.pairs.triplet_weight(frequency)``; when the column is absent every triplet weighs 1). Only the
+    click head (and the backbone) learn.
     ``early_stopping``: triplets of a later day, same columns: after each epoch their weighted pairwise softmax
     loss and pairwise accuracy are measured (``FitResult.held_out``); training stops after ``config.patience``
     epochs without a lower loss and the best epoch's weights are kept (``FitResult.best_epoch``).
@@ -252,7 +259,8 @@ def train_click(model: CrossEncoder, news: pd.DataFrame, triplets: pd.DataFrame,
     validate = None
     if early_stopping is not None:
         es_weight = torch.from_numpy(_triplet_weights(early_stopping, "early_stopping"))
-        es_cache = PairTokenCache(model.inputs, news, {c: early_stopping[c] for c in ("trigger_id", "pos_id", "neg_id")})
+        es_cache = PairTokenCache(model.inputs, news,
+                                  {c: early_stopping[c] for c in ("trigger_id", "pos_id", "neg_id")})
         es_trig, es_pos, es_neg = (es_cache.rows[c] for c in ("trigger_id", "pos_id", "neg_id"))
         es_batch = max(config.batch_size, 256)
 

@@ -10,6 +10,7 @@ from training.ctr.config import CtrConfig
 from training.ctr.layers import FeatureEmbedding, FrozenVectorProjection, MaskedMeanPooling
 from training.embedding_table import EmbeddingTable
 
+
 class CtrModel(nn.Module):
     """Embeds all fields into ``(B, num_fields, embedding_dim)``; subclasses implement ``interact``.
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from training.ctr.registry import MODEL_REGISTRY
 from training.distributed import check_strategy
@@ -75,7 +76,7 @@ class CtrConfig:
         return self.prec == "news+user"
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "CtrConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> CtrConfig:
         """Build from a plain mapping (JSON/YAML); an unknown key raises ``ValueError`` naming it."""
         known = {f.name: f for f in fields(cls)}
         unknown = [k for k in values if k not in known]
@@ -91,5 +92,5 @@ class CtrConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, path: str | Path) -> "CtrConfig":
+    def load(cls, path: str | Path) -> CtrConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))

@@ -143,7 +143,7 @@ class FitCounts:
     rows: int              # candidate rows counted
 
     @classmethod
-    def of(cls, impressions: pd.DataFrame, histories: pd.DataFrame | None) -> "FitCounts":
+    def of(cls, impressions: pd.DataFrame, histories: pd.DataFrame | None) -> FitCounts:
         joined = _join_histories(impressions, histories)
         candidates = impressions["news_id"].to_numpy(dtype=object)
         users = impressions.drop_duplicates("impression_id")["user_id"]
@@ -153,7 +153,7 @@ class FitCounts:
                    first_seen, len(impressions))
 
     @classmethod
-    def merge(cls, parts: list["FitCounts"]) -> "FitCounts":
+    def merge(cls, parts: list[FitCounts]) -> FitCounts:
         if len(parts) == 1:
             return parts[0]
         def total(series: list[pd.Series]) -> pd.Series:
@@ -178,7 +178,7 @@ class FeatureSpace:
         self.age_bucket_hours = tuple(float(e) for e in age_bucket_hours)
 
     @classmethod
-    def fit(cls, train: CtrData, config: CtrConfig) -> "FeatureSpace":
+    def fit(cls, train: CtrData, config: CtrConfig) -> FeatureSpace:
         """Learn vocabularies from training rows only.
 
         Users are counted by impressions, news by candidate rows plus history mentions; values seen
@@ -188,7 +188,7 @@ class FeatureSpace:
         return cls.from_counts(FitCounts.of(train.impressions, train.histories), train.news, config)
 
     @classmethod
-    def from_counts(cls, counts: "FitCounts", news: pd.DataFrame, config: CtrConfig) -> "FeatureSpace":
+    def from_counts(cls, counts: FitCounts, news: pd.DataFrame, config: CtrConfig) -> FeatureSpace:
         """The space ``fit`` learns, from the training rows' ``FitCounts`` (summed over chunks by a stream)."""
         catalogue = news.drop_duplicates("news_id")
         known = catalogue[catalogue["news_id"].isin(counts.news.index)]
@@ -302,7 +302,7 @@ class FeatureSpace:
         (directory / "features.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "FeatureSpace":
+    def load(cls, directory: str | Path) -> FeatureSpace:
         directory = Path(directory)
         meta = json.loads((directory / "features.json").read_text())
         if meta.get("format_version") != FORMAT_VERSION:

@@ -13,7 +13,6 @@ Artefact layout (a directory)::
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,7 @@ class CtrPredictor:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "CtrPredictor":
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CtrPredictor:
         directory = Path(directory)
         saved = json.loads((directory / CONFIG_FILE).read_text())
         saved.setdefault("vector_norm", False)  # saved before the field existed: a projection without a norm

@@ -30,12 +30,12 @@ class Vocabulary:
             raise ValueError("vocabulary values must be unique")
 
     @classmethod
-    def fit(cls, values: pd.Series, min_count: int = 1) -> "Vocabulary":
+    def fit(cls, values: pd.Series, min_count: int = 1) -> Vocabulary:
         """Values occurring at least ``min_count`` times (nulls ignored), sorted for determinism."""
         return cls.from_counts(value_counts(values), min_count)
 
     @classmethod
-    def from_counts(cls, counts: pd.Series, min_count: int = 1) -> "Vocabulary":
+    def from_counts(cls, counts: pd.Series, min_count: int = 1) -> Vocabulary:
         """From occurrence counts (value -> count, e.g. summed over chunks by ``value_counts``)."""
         return cls(sorted(counts.index[counts.to_numpy() >= min_count]))
 
@@ -60,7 +60,7 @@ class Vocabulary:
         pq.write_table(table, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         frame = pq.read_table(path).to_pandas().sort_values("index")
         expected = np.arange(len(frame)) + FIRST_KNOWN
         if not np.array_equal(frame["index"].to_numpy(), expected):

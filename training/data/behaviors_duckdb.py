@@ -83,7 +83,8 @@ SELECT *,
        ts IS NULL AS bad_time,
        len(tokens) = 0 OR coalesce(list_bool_or([
            CASE WHEN strpos(t, '-') = 0 THEN $require_labels
-                ELSE NOT (suffix(t, '-0') OR suffix(t, '-1')) OR length(t) = 2 END FOR t IN tokens]), false) AS bad_cands
+                ELSE NOT (suffix(t, '-0') OR suffix(t, '-1')) OR length(t) = 2 END
+           FOR t IN tokens]), false) AS bad_cands
 FROM parsed
 """
 
@@ -233,7 +234,7 @@ class BehaviorStore:
         self.con.execute("SET enable_progress_bar = false")
         self.con.execute(_CREATE)
 
-    def __enter__(self) -> "BehaviorStore":
+    def __enter__(self) -> BehaviorStore:
         return self
 
     def __exit__(self, *exc) -> None:

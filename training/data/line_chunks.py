@@ -90,7 +90,8 @@ def _chunk(first_line: int, data: bytes) -> LineChunk:
     return LineChunk(first_line, data, starts, table, undecodable)
 
 
-def read_line_chunks(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = True) -> Iterator[LineChunk]:
+def read_line_chunks(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                     progress: bool = True) -> Iterator[LineChunk]:
     """Yield the file as consecutive chunks of whole lines (about ``chunk_bytes`` each; a longer line is one chunk).
 
     ``text`` lacks the newline but keeps any carriage return before it (strip it on the consumer side).

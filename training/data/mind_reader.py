@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from training.data.behaviors_duckdb import UNKNOWN_LABEL, BehaviorStore, InMemoryRows  # noqa: F401 (UNKNOWN_LABEL re-exported)
+from training.data.behaviors_duckdb import BehaviorStore, InMemoryRows
 from training.data.line_chunks import DEFAULT_CHUNK_BYTES
 from training.data.line_chunks import decode_error as utf8_error
 from training.data.schema import (
-    MIND_TIME_FORMAT,
     NEWS_SCHEMA,
     NEWS_TSV_COLUMNS,
     USER_PROFILE_TSV_COLUMNS,
@@ -80,7 +78,8 @@ def read_news(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
         if not news_id or any(ch.isspace() for ch in news_id):
             issues.append(RowIssue(file, line, "news_id", f"invalid news id {news_id!r}"))
         elif news_id in first_line:
-            issues.append(RowIssue(file, line, "news_id", f"duplicate news id {news_id} (first on line {first_line[news_id]})"))
+            issues.append(RowIssue(file, line, "news_id",
+                                   f"duplicate news id {news_id} (first on line {first_line[news_id]})"))
         if not category:
             issues.append(RowIssue(file, line, "category", "empty category"))
         fields[6], e1 = _entities(fields[6], file, line, "title_entities")
@@ -94,11 +93,6 @@ def read_news(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
             rows[column].append(value)
     table = pa.table({c: pa.array(rows[c], pa.string()) for c in NEWS_TSV_COLUMNS}, schema=NEWS_SCHEMA)
     return table.to_pandas(), result
-
-
-def parse_mind_time(value: str) -> datetime:
-    """Parse MIND's ``11/15/2019 8:55:22 AM`` as a UTC datetime."""
-    return datetime.strptime(value, MIND_TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def read_behaviors(
@@ -125,13 +119,6 @@ def read_behaviors(
     return impressions.to_pandas(), histories.to_pandas(), validation
 
 
-def mark_catalogue(impressions: pd.DataFrame, news: pd.DataFrame) -> pd.DataFrame:
-    """Set ``in_catalogue`` from the news table (False: the id has no text, so only ID features apply)."""
-    out = impressions.copy()
-    out["in_catalogue"] = out["news_id"].isin(news["news_id"]).to_numpy()
-    return out
-
-
 def read_user_profiles(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
     """Read the optional ``user_profiles.tsv`` (user_id, region, device; no header)."""
     path = Path(path)
@@ -146,7 +133,8 @@ def read_user_profiles(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
             continue
         fields, issues = _split(text, len(USER_PROFILE_TSV_COLUMNS), file, line)
         if fields is not None and fields[0] in seen:
-            issues.append(RowIssue(file, line, "user_id", f"duplicate user id {fields[0]} (first on line {seen[fields[0]]})"))
+            issues.append(RowIssue(file, line, "user_id",
+                                   f"duplicate user id {fields[0]} (first on line {seen[fields[0]]})"))
         if fields is None or issues:
             result.reject(line, raw, issues)
             continue

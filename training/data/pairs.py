@@ -154,7 +154,8 @@ def build_pair_logs(news: pd.DataFrame, log: BehaviorLog, day: str, window_days:
         raise ValueError(f"no impressions on {day}; days present: {', '.join(log.days)}")
     before = log.before(day, window_days)
     if before.histories.empty:
-        raise ValueError(f"no impressions in the {window_days} day(s) before {day}; days present: {', '.join(log.days)}")
+        raise ValueError(f"no impressions in the {window_days} day(s) before {day}; "
+                         f"days present: {', '.join(log.days)}")
     catalogue = set(news["news_id"])
     train, n_no_trigger_train, n_out_train = logged_pairs(before, catalogue)
     test, n_no_trigger_test, n_out_test = logged_pairs(log.select_days([day]), catalogue)
@@ -168,7 +169,8 @@ def build_pair_logs(news: pd.DataFrame, log: BehaviorLog, day: str, window_days:
     es_triplets = click_triplets(train[train["day"] == early_stopping_day])
     unlabelled = fit[["trigger_id", "candidate_id"]].drop_duplicates().sort_values(["trigger_id", "candidate_id"])
     return PairLogs(
-        pairs=pairs, triplets=_sample(triplets, max_triplets, seed), unlabelled=_sample(unlabelled, max_unlabelled, seed + 1),
+        pairs=pairs, triplets=_sample(triplets, max_triplets, seed),
+        unlabelled=_sample(unlabelled, max_unlabelled, seed + 1),
         n_without_trigger=n_no_trigger_train + n_no_trigger_test, n_outside_catalogue=n_out_train + n_out_test,
         n_triplets_total=len(triplets), train_days=list(before.days), test_day=day, fit_days=list(fit_days),
         early_stopping_day=early_stopping_day, selection_day=selection_day,

@@ -26,13 +26,13 @@ class BehaviorLog:
     def days(self) -> list[str]:
         return sorted(self.histories["day"].unique().tolist())
 
-    def select_days(self, days: list[str]) -> "BehaviorLog":
+    def select_days(self, days: list[str]) -> BehaviorLog:
         return BehaviorLog(
             self.impressions[self.impressions["day"].isin(days)].reset_index(drop=True),
             self.histories[self.histories["day"].isin(days)].reset_index(drop=True),
         )
 
-    def before(self, day: str, window_days: int | None = None) -> "BehaviorLog":
+    def before(self, day: str, window_days: int | None = None) -> BehaviorLog:
         """The days strictly before ``day`` (the last ``window_days`` of them when given)."""
         earlier = [d for d in self.days if d < day]
         return self.select_days(earlier[-window_days:] if window_days else earlier)
@@ -45,7 +45,8 @@ def load_news(prepared_dir: str | Path) -> pd.DataFrame:
 def load_behaviors(prepared_dir: str | Path, days: list[str] | None = None) -> BehaviorLog:
     """The behaviour log of ``prepared_dir``: every day, or only ``days`` (reading only those days' files)."""
     prepared_dir = Path(prepared_dir)
-    return BehaviorLog(_read_days(prepared_dir / IMPRESSIONS_FILE, days), _read_days(prepared_dir / HISTORIES_FILE, days))
+    return BehaviorLog(_read_days(prepared_dir / IMPRESSIONS_FILE, days),
+                       _read_days(prepared_dir / HISTORIES_FILE, days))
 
 
 def _read_days(path: Path, days: list[str] | None) -> pd.DataFrame:

@@ -56,7 +56,8 @@ def _off_topic(news: pd.DataFrame, triggers: np.ndarray, candidates: np.ndarray)
     """Whether each candidate's category differs from its trigger's."""
     news_index = pd.Index(news["news_id"])
     category = news["category"].to_numpy()
-    return category[_positions(news_index, triggers, "trigger")] != category[_positions(news_index, candidates, "candidate")]
+    trigger_category = category[_positions(news_index, triggers, "trigger")]
+    return trigger_category != category[_positions(news_index, candidates, "candidate")]
 
 
 def pair_quality(truth: pd.DataFrame, news: pd.DataFrame, trigger_ids: Sequence[str] | np.ndarray,
@@ -69,7 +70,8 @@ def pair_quality(truth: pd.DataFrame, news: pd.DataFrame, trigger_ids: Sequence[
     """
     triggers, candidates = _pair_ids(trigger_ids, candidate_ids)
     off_topic = _off_topic(news, triggers, candidates)
-    grade = truth["quality"].to_numpy()[_positions(pd.Index(truth["news_id"]), candidates, "candidate (no quality truth)")]
+    positions = _positions(pd.Index(truth["news_id"]), candidates, "candidate (no quality truth)")
+    grade = truth["quality"].to_numpy()[positions]
     return np.clip(grade.astype(np.int64) - OFF_TOPIC_PENALTY * off_topic, 0, 4).astype(np.int8)
 
 
@@ -100,7 +102,8 @@ def visible_quality(raw_dir: str | Path, truth: pd.DataFrame) -> pd.Series | Non
 
 
 def perfect_text_scores(visible: pd.Series, truth: pd.DataFrame, news: pd.DataFrame,
-                        trigger_ids: Sequence[str] | np.ndarray, candidate_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+                        trigger_ids: Sequence[str] | np.ndarray,
+                        candidate_ids: Sequence[str] | np.ndarray) -> np.ndarray:
     """Scores of the *perfect-text judge* for (trigger, candidate) pairs: it knows each candidate's visible
     latent (:func:`visible_quality`) exactly, bins it into grades as the generator bins the full latent
     (same shares, spam 0), takes :data:`OFF_TOPIC_PENALTY` off for a category other than the trigger's, as

@@ -169,7 +169,8 @@ def quality_filtered_click_ndcg(group_ids: ArrayLike, clicks: ArrayLike, quality
     ndcg = quality_filtered_click_ndcg_per_group(group_ids, clicks, quality, scores, k, threshold)
     kept = ndcg[~np.isnan(ndcg)]
     if kept.size == 0:
-        raise ValueError(f"clicks: no group with a click is left after dropping clicks of quality <= {float(threshold):g}")
+        raise ValueError("clicks: no group with a click is left after dropping clicks of quality "
+                         f"<= {float(threshold):g}")
     return float(kept.mean())
 
 

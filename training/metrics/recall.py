@@ -47,7 +47,8 @@ def only_found_by(per_path: dict[str, pd.DataFrame], targets: pd.DataFrame, path
     return float((mine & ~others).mean())
 
 
-def recall_table(per_path: dict[str, pd.DataFrame], targets: pd.DataFrame, ks: tuple[int, ...] = (10, 30, 100)) -> pd.DataFrame:
+def recall_table(per_path: dict[str, pd.DataFrame], targets: pd.DataFrame,
+                 ks: tuple[int, ...] = (10, 30, 100)) -> pd.DataFrame:
     """One row per path: ``path``, ``recall_at_<k>`` for each k, ``n_targets``."""
     rows = [{"path": name, **{f"recall_at_{k}": recall_at_k(frame, targets, k) for k in ks},
              "n_targets": len(targets)} for name, frame in per_path.items()]

@@ -38,7 +38,8 @@ def metric_family(name: str) -> tuple[str, str]:
     return rest, f"{label} ({granularity})" if granularity else label
 
 
-def curve_families(histories: Mapping[str, Sequence[tuple[int, float]]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+def curve_families(
+        histories: Mapping[str, Sequence[tuple[int, float]]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Group the histories with more than one point into families: ``{family: {series label: points}}``
     (points sorted by step, non-finite values dropped)."""
     families: dict[str, dict[str, list[tuple[int, float]]]] = {}

@@ -18,7 +18,12 @@ from training.prec.lightning_loop import PretrainModule, TaskOutputs, fit, split
 from training.prec.news_encoder_store import SPLIT_FILE, save_news_encoder
 from training.prec.news_model import NewsEncoder, build_news_encoder
 from training.prec.news_tasks import (
-    NewsBatchCollator, NewsTaskHeads, NewsTasks, classification_loss, label_classes, label_codes,
+    NewsBatchCollator,
+    NewsTaskHeads,
+    NewsTasks,
+    classification_loss,
+    label_classes,
+    label_codes,
     resolve_news_tasks,
 )
 from training.prec.news_views import view_texts
@@ -127,8 +132,8 @@ def train_news_encoder(news: pd.DataFrame, config: NewsPretrainConfig, out_dir: 
     """Pre-train a news encoder on a NEWS_SCHEMA DataFrame and save it (self-contained) to ``out_dir``.
 
     ``out_dir`` receives the encoder files (see ``news_encoder_store``), ``metrics.json``, ``split.json``
-    (validation news ids) and ``lightning/checkpoints/best.ckpt``. ``loggers``: Lightning loggers (e.g. MLFlowLogger) or None;
-    ``callbacks``: extra Lightning callbacks.
+    (validation news ids) and ``lightning/checkpoints/best.ckpt``. ``loggers``: Lightning loggers (e.g.
+    MLFlowLogger) or None; ``callbacks``: extra Lightning callbacks.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ class NewsTokenizer:
     # ----------------------------------------------------------------- construction
     @classmethod
     def train(cls, corpus: Iterable[str], n_views: int, vocab_size: int = 8000, min_frequency: int = 2,
-              model: str = "wordpiece") -> "NewsTokenizer":
+              model: str = "wordpiece") -> NewsTokenizer:
         """Learn a lower-cased WordPiece (or word-level) vocabulary from ``corpus`` (offline); words are split
         on whitespace and punctuation (BERT pre-tokenizer)."""
         specials = [PAD, UNK, CLS, SEP, MASK] + [view_mask_token(i) for i in range(n_views)]
@@ -94,7 +94,7 @@ class NewsTokenizer:
         return cls(tok, n_views)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, n_views: int) -> "NewsTokenizer":
+    def from_pretrained(cls, directory: str | Path, n_views: int) -> NewsTokenizer:
         """MiniLM's tokenizer (``tokenizer.json``) with the ``[MASK_i]`` tokens added."""
         path = Path(directory) / TOKENIZER_FILE
         if not path.exists():
@@ -104,7 +104,7 @@ class NewsTokenizer:
         return cls(tok, n_views)
 
     @classmethod
-    def from_local(cls, path: str | Path, n_views: int) -> "NewsTokenizer":
+    def from_local(cls, path: str | Path, n_views: int) -> NewsTokenizer:
         """Any tokenizer the user already has on disk (e.g. a multilingual one), never downloaded: a
         ``tokenizer.json`` file, or a Hugging Face tokenizer folder (``tokenizer.json``, or files
         ``transformers`` converts offline). Missing ``[PAD]/[UNK]/[CLS]/[SEP]/[MASK]`` roles and the
@@ -137,7 +137,7 @@ class NewsTokenizer:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path, n_views: int) -> "NewsTokenizer":
+    def load(cls, directory: str | Path, n_views: int) -> NewsTokenizer:
         return cls(Tokenizer.from_file(str(Path(directory) / TOKENIZER_FILE)), n_views)
 
     def to_json(self) -> str:

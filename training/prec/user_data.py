@@ -32,7 +32,7 @@ class ProfileVocab:
     values: dict[str, list[str]]
 
     @classmethod
-    def fit(cls, profiles: pd.DataFrame) -> "ProfileVocab":
+    def fit(cls, profiles: pd.DataFrame) -> ProfileVocab:
         return cls({v: sorted(set(profiles[v].dropna().astype(str)) - {""}) for v in PROFILE_VIEWS})
 
     @property

@@ -18,12 +18,21 @@ from training.embedding_table import EmbeddingTable
 from training.prec.config import UserPretrainConfig
 from training.prec.lightning_loop import PretrainModule, TaskOutputs, fit, split_train_val
 from training.prec.user_data import (
-    ITEM_OFFSET, ITEM_PAD, ProfileVocab, UserSequences, build_user_sequences, latest_histories,
+    ITEM_OFFSET,
+    ITEM_PAD,
+    ProfileVocab,
+    UserSequences,
+    build_user_sequences,
+    latest_histories,
 )
 from training.prec.user_encoder_store import load_user_encoder, save_user_encoder
 from training.prec.user_model import UserEncoder
 from training.prec.user_tasks import (
-    UserBatchCollator, UserTaskHeads, UserTasks, resolve_user_tasks, sampled_softmax,
+    UserBatchCollator,
+    UserTaskHeads,
+    UserTasks,
+    resolve_user_tasks,
+    sampled_softmax,
 )
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,11 @@ import pandas as pd
 
 from training.metrics.intervals import Interval, format_mean_std, paired_difference
 from training.metrics.quality import (
-    click_ndcg, click_ndcg_per_group, quality_filtered_click_ndcg, reco_dcg, reco_dcg_per_group,
+    click_ndcg,
+    click_ndcg_per_group,
+    quality_filtered_click_ndcg,
+    reco_dcg,
+    reco_dcg_per_group,
 )
 
 #: The one spelling of these metrics (dict keys, MLflow metric names, table columns).

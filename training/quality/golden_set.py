@@ -22,7 +22,10 @@ def truth_golden_set(pairs: pd.DataFrame, grades: np.ndarray, size: int, seed: i
                      perfect_text_scores: np.ndarray | None = None) -> pd.DataFrame:
     """A balanced sample of ``size`` distinct pairs: half Good (grade >= 3), half Bad (grade <= 1), with the
     perfect-text judge's score of each pair where given (:func:`training.data.quality_truth.perfect_text_scores`)."""
-    ceiling = np.full(len(pairs), np.nan) if perfect_text_scores is None else np.asarray(perfect_text_scores, np.float64)
+    if perfect_text_scores is None:
+        ceiling = np.full(len(pairs), np.nan)
+    else:
+        ceiling = np.asarray(perfect_text_scores, np.float64)
     if ceiling.shape != (len(pairs),):
         raise ValueError(f"perfect_text_scores: expected {len(pairs)} scores, got shape {ceiling.shape}")
     frame = pairs[["trigger_id", "candidate_id"]].assign(grade=np.asarray(grades, dtype=np.int64),

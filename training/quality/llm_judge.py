@@ -172,9 +172,9 @@ class LlmJudge:
     ``model_dir``: a local transformers folder (loaded with ``local_files_only``); ``variant``: one of
     :data:`PROMPT_VARIANTS`; ``max_reason_tokens``: reasoning length for C; ``batch_size``: pairs per
     forward pass (left padded, sorted by length); ``max_text_chars``: each trigger / candidate text
-    (:func:`judge_news_text`: category, source, title, abstract) is cut to this many characters; ``torch_threads``: ``torch.set_num_threads`` while
-    scoring, restored afterwards (None leaves it); ``progress``: tqdm over batches (None: from
-    :data:`PROGRESS_MIN_BATCHES` batches on).
+    (:func:`judge_news_text`: category, source, title, abstract) is cut to this many characters;
+    ``torch_threads``: ``torch.set_num_threads`` while scoring, restored afterwards (None leaves it);
+    ``progress``: tqdm over batches (None: from :data:`PROGRESS_MIN_BATCHES` batches on).
     """
 
     def __init__(self, model_dir: str | Path, variant: str = "B", *, max_reason_tokens: int = 32,

@@ -36,7 +36,7 @@ class SimulatedJudge:
     seed: int = 0
 
     @classmethod
-    def calibrated(cls, golden: pd.DataFrame, target_pa: float, seed: int = 0, iterations: int = 60) -> "SimulatedJudge":
+    def calibrated(cls, golden: pd.DataFrame, target_pa: float, seed: int = 0, iterations: int = 60) -> SimulatedJudge:
         """The judge whose PA on ``golden`` (columns trigger_id, candidate_id, label, grade) is ``target_pa``.
 
         PA falls as sigma grows (from the noiseless judge's PA towards 0.5); bisection on sigma.

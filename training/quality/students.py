@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 
 from training.cross_encoder import (
-    CrossEncoder, CrossEncoderConfig, TrainConfig, build_cross_encoder, distill, score_pairs, train_judged,
+    CrossEncoder,
+    CrossEncoderConfig,
+    TrainConfig,
+    build_cross_encoder,
+    distill,
+    score_pairs,
+    train_judged,
 )
 from training.cross_encoder.train import FitResult
 
@@ -51,7 +57,7 @@ class TeacherTargets:
     quality: np.ndarray
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "TeacherTargets":
+    def from_frame(cls, frame: pd.DataFrame) -> TeacherTargets:
         return cls(frame[["trigger_id", "candidate_id"]].reset_index(drop=True),
                    frame["click"].to_numpy(np.float32), frame[list(TEACHER_COLUMNS[1:])].to_numpy(np.float32))
 

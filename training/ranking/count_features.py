@@ -342,7 +342,8 @@ class CountSnapshot:
         self._first_index = pd.Index(first_seen["news_id"].to_numpy(object), dtype=object)
         self._first_ns = first_seen["first_seen_ns"].to_numpy(np.int64)
         self._cand = {c: candidates[c].to_numpy(np.float64) for c in candidates.columns if c != "news_id"}
-        self._pair = {c: pairs[c].to_numpy(np.float64) for c in pairs.columns if c not in ("trigger_id", "candidate_id")}
+        self._pair = {c: pairs[c].to_numpy(np.float64) for c in pairs.columns
+                      if c not in ("trigger_id", "candidate_id")}
 
     def feature_names(self) -> list[str]:
         return count_feature_names(self.windows_days)

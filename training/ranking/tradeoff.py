@@ -23,7 +23,10 @@ from numpy.typing import ArrayLike
 
 from training.metrics.intervals import N_RESAMPLES, Interval, bootstrap, format_mean_std, paired_difference
 from training.metrics.quality import (
-    click_ndcg, quality_filtered_click_ndcg, quality_filtered_click_ndcg_per_group, reco_dcg,
+    click_ndcg,
+    quality_filtered_click_ndcg,
+    quality_filtered_click_ndcg_per_group,
+    reco_dcg,
 )
 from training.quality.evaluation import per_impression_metrics
 from training.ranking.count_features import STAGE2_EXTRA
@@ -176,7 +179,8 @@ class LambdaChoice:
         where = "the held-out selection day" if self.held_out else \
             "the early-stopping day (the window is too short for a selection day of its own: not held out)"
         return (f"right-most λ whose quality-filtered ClickNDCG@5 on {', '.join(self.days)} ({where}, "
-                f"{self.n_impressions:,} impressions) is within {what} of the curve's maximum (at λ = {self.best_lam:.2f})")
+                f"{self.n_impressions:,} impressions) is within {what} of the curve's maximum "
+                f"(at λ = {self.best_lam:.2f})")
 
     def meta(self) -> dict:
         """What the saved ranker and the asset record of the choice."""

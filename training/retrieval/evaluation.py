@@ -53,7 +53,8 @@ def live_found(candidates: pd.DataFrame, targets: pd.DataFrame, ks: Sequence[int
     if window is not None:
         wanted["time"] = targets["time"].to_numpy()
     pool = pd.DataFrame({"trigger_id": candidates["trigger_id"].astype(str).to_numpy(),
-                         "rank": candidates["rank"].to_numpy(), "news_id": candidates["news_id"].astype(str).to_numpy()})
+                         "rank": candidates["rank"].to_numpy(),
+                         "news_id": candidates["news_id"].astype(str).to_numpy()})
     rows = wanted.merge(pool.drop_duplicates(["trigger_id", "news_id"]), on="trigger_id")
     if window is not None and len(rows):
         rows = rows[window.live(rows["news_id"].to_numpy(), rows["time"])]
@@ -78,7 +79,8 @@ class RecallReport:
         """The protocol's decision (b): Q' beats / ties / loses to random queries at equal coverage."""
         if self.qprime_vs_random is None:
             return "Q' vs random queries: not measured (no trigger with Q' queries and a click)"
-        verdict = {"above 0": "beats", "contains 0": "ties with", "below 0": "loses to"}[self.qprime_vs_random.verdict()]
+        verdicts = {"above 0": "beats", "contains 0": "ties with", "below 0": "loses to"}
+        verdict = verdicts[self.qprime_vs_random.verdict()]
         return (f"Q' {verdict} random queries at equal coverage: recall@30 difference "
                 f"{self.qprime_vs_random.format(scale=100)} x100 (95 % paired bootstrap over "
                 f"{self.n_paired_triggers} triggers)")
@@ -169,7 +171,8 @@ def path_reco_dcg(candidates: pd.DataFrame, triggers: Sequence[str], news: pd.Da
 def recall_markdown(table: pd.DataFrame, report: RecallReport) -> str:
     """The recall table (x100) and the Q'-only share, as markdown."""
     recall_columns = [c for c in table.columns if c.startswith("recall_at_")]
-    headers = [c.replace("recall_at_", "recall@") for c in recall_columns] + ["fresh recall@30", "RecoDCG@5", "triggers"]
+    headers = [c.replace("recall_at_", "recall@") for c in recall_columns]
+    headers += ["fresh recall@30", "RecoDCG@5", "triggers"]
     lines = ["| path | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
     for r in table.to_dict("records"):
         cells = [f"{100 * r[c]:.2f}" for c in recall_columns]

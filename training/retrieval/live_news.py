@@ -35,7 +35,7 @@ class LiveWindow:
             raise ValueError(f"live days must be > 0, got {self.days}")
 
     @classmethod
-    def from_impressions(cls, impressions: pd.DataFrame, days: float = LIVE_DAYS) -> "LiveWindow":
+    def from_impressions(cls, impressions: pd.DataFrame, days: float = LIVE_DAYS) -> LiveWindow:
         """First-shown times from impression rows (``news_id``, ``time``)."""
         missing = [c for c in ("news_id", "time") if c not in impressions.columns]
         if missing:

@@ -15,11 +15,10 @@ retrieves); this module composes them for the assets, the gate and the evaluatio
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from pathlib import Path
 
 from training.embedding_table import EmbeddingTable
 from training.prec.encode_cache import encode_news, query_vectors
@@ -262,7 +261,8 @@ def generator_recall(model, tokenizer, version: str, messages: pd.DataFrame, tar
 
 def gate_slice(targets: pd.DataFrame, n_triggers: int, seed: int) -> tuple[list[str], pd.DataFrame]:
     """(triggers, their targets): a seeded sample of ``n_triggers`` of the triggers of ``targets`` (all
-    when 0 or fewer exist), e.g. the partition day's clicks from :func:`~training.retrieval.evaluation.fresh_targets`."""
+    when 0 or fewer exist), e.g. the partition day's clicks from
+    :func:`~training.retrieval.evaluation.fresh_targets`."""
     triggers = np.array(sorted(targets["trigger_id"].astype(str).unique()))
     if n_triggers and len(triggers) > n_triggers:
         triggers = np.sort(np.random.default_rng(seed).choice(triggers, n_triggers, replace=False))

@@ -46,7 +46,8 @@ def coclick_candidates(histories: pd.Series | list[list[str]], click_pairs: pd.D
                      for h in histories if isinstance(h, (str, list, tuple, np.ndarray)) and len(h)]
     pair_a = click_pairs["trigger_id"].astype(str).to_numpy()
     pair_b = click_pairs["candidate_id"].astype(str).to_numpy()
-    vocab = pd.Index(sorted({news for h in history_lists for news in h} | set(pair_a) | set(pair_b) | set(map(str, triggers))))
+    vocab = pd.Index(sorted({news for h in history_lists for news in h} | set(pair_a) | set(pair_b)
+                            | set(map(str, triggers))))
     n = len(vocab)
 
     lengths = np.fromiter((len(h) for h in history_lists), dtype=np.int64, count=len(history_lists))
@@ -57,8 +58,8 @@ def coclick_candidates(histories: pd.Series | list[list[str]], click_pairs: pd.D
     if len(pair_a):
         a, b = vocab.get_indexer(pair_a), vocab.get_indexer(pair_b)
         ones = np.ones(len(a), dtype=np.float64)
-        counts = counts + sp.csr_matrix((np.concatenate([ones, ones]), (np.concatenate([a, b]), np.concatenate([b, a]))),
-                                        shape=(n, n))
+        both_ways = (np.concatenate([a, b]), np.concatenate([b, a]))
+        counts = counts + sp.csr_matrix((np.concatenate([ones, ones]), both_ways), shape=(n, n))
     counts = (counts - sp.diags(counts.diagonal())).tocsr()  # a news does not co-occur with itself
     counts.eliminate_zeros()
 

@@ -2,9 +2,10 @@
 
 Cache layout: ``cache_dir/<model_version>/<task>[-few-shot]/generations.parquet`` with columns
 (key, text): ``key`` is the sha256 of the templated prompt (system message and few-shot turns included)
-and the length setting, ``text`` the raw generated answer. A refresh (e.g. after new news arrive) generates only messages not cached for the current model version and task;
-the cache is rewritten atomically. Answers are parsed on every call, so parser changes need no
-regeneration; malformed or empty answers are counted and dropped, never fatal.
+and the length setting, ``text`` the raw generated answer. A refresh (e.g. after new news arrive) generates
+only messages not cached for the current model version and task; the cache is rewritten atomically. Answers
+are parsed on every call, so parser changes need no regeneration; malformed or empty answers are counted and
+dropped, never fatal.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ import torch
 from tqdm.auto import tqdm
 
 from training.config_dict import ConfigDict
-from training.torch_threads import torch_threads
 from training.slm.prompts import TASKS, chat_prompt, parse_queries
 from training.staging import staged_dir
+from training.torch_threads import torch_threads
 
 log = logging.getLogger(__name__)
 CACHE_FILE = "generations.parquet"

@@ -135,7 +135,8 @@ def followup_hits(targets: pd.DataFrame, click_pairs: pd.DataFrame,
     its input in ``click_pairs`` (trigger_id, candidate_id): the "Enhanced" flag."""
     _require_columns(targets, ("input_id", "query"), "targets")
     _require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
-    followups = {t: set(g) for t, g in click_pairs["candidate_id"].astype(str).groupby(click_pairs["trigger_id"].astype(str))}
+    candidates = click_pairs["candidate_id"].astype(str)
+    followups = {t: set(g) for t, g in candidates.groupby(click_pairs["trigger_id"].astype(str))}
     per_input = {}
     for row, (iid, query) in enumerate(zip(targets["input_id"].astype(str), targets["query"].astype(str))):
         per_input.setdefault(iid, []).append((query, str(row)))

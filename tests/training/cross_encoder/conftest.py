@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from builders.prec import synthetic_news
 
 TOY_CATEGORIES = ("sports", "finance", "health")

@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from training.cross_encoder.losses import (
-    centred, click_label_loss, distillation_loss, head_weights, pairwise_softmax_loss, quality_ce_loss,
-    quality_sce_loss, rounded_grades, soft_quality_targets,
+    centred,
+    click_label_loss,
+    distillation_loss,
+    head_weights,
+    pairwise_softmax_loss,
+    quality_ce_loss,
+    quality_sce_loss,
+    rounded_grades,
+    soft_quality_targets,
 )
 
 
@@ -92,8 +99,9 @@ def test_centred_quality_term_ignores_a_per_row_shift_of_either_side():
     click = torch.zeros(6)
     base = distillation_loss(click, student, click, teacher).quality
     shift = torch.randn(6, 1, generator=gen) * 10
-    assert distillation_loss(click, student + shift, click, teacher).quality.item() == pytest.approx(base.item(), rel=1e-5)
-    assert distillation_loss(click, student, click, teacher - 3 * shift).quality.item() == pytest.approx(base.item(), rel=1e-5)
+    expected = pytest.approx(base.item(), rel=1e-5)
+    assert distillation_loss(click, student + shift, click, teacher).quality.item() == expected
+    assert distillation_loss(click, student, click, teacher - 3 * shift).quality.item() == expected
     torch.testing.assert_close(centred(student + shift), centred(student))
     # ... but not a change of the spread within a row
     assert distillation_loss(click, 2 * student, click, teacher).quality.item() != pytest.approx(base.item(), rel=1e-3)

@@ -7,11 +7,19 @@ import pytest
 import torch
 
 from training.cross_encoder import (
-    CrossEncoderConfig, TrainConfig, build_cross_encoder, distill, load_cross_encoder, save_cross_encoder,
-    score_pairs, train_click, train_judged, train_quality,
+    CrossEncoderConfig,
+    TrainConfig,
+    build_cross_encoder,
+    distill,
+    load_cross_encoder,
+    save_cross_encoder,
+    score_pairs,
+    train_click,
+    train_judged,
+    train_quality,
 )
-from training.cross_encoder.train import fit
 from training.cross_encoder.losses import distillation_loss, pairwise_softmax_loss, quality_ce_loss, quality_sce_loss
+from training.cross_encoder.train import fit
 
 N_TRAIN_NEWS = 60  # toy news T0..T59 train the models; T60..T89 are held out
 

@@ -6,8 +6,8 @@ launcher); spawn also pickles the module and data, and pays two fresh interprete
 import numpy as np
 import pytest
 import torch
-
 from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
+
 from training.ctr import CtrConfig, CtrPredictor, ranking_metrics, train_ctr_model
 from training.ctr.dataset import CandidateBatchSampler
 

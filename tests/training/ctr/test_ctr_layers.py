@@ -2,8 +2,14 @@ import itertools
 
 import torch
 
-from training.ctr.layers import (CrossNetwork, FeatureEmbedding, FMSecondOrder, FrozenVectorProjection,
-                                 InnerProduct, MaskedMeanPooling)
+from training.ctr.layers import (
+    CrossNetwork,
+    FeatureEmbedding,
+    FMSecondOrder,
+    FrozenVectorProjection,
+    InnerProduct,
+    MaskedMeanPooling,
+)
 
 
 def test_masked_mean_pooling_ignores_padding_and_empty_is_zero():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from torch.nn import functional as F
 
-from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
 from training.ctr import MODEL_REGISTRY, CtrConfig, FeatureSpace, build_model
 
 TRAIN, _ = make_synthetic_ctr_data(SyntheticCtrConfig(num_users=40, num_news=80, train_days=1,

@@ -9,8 +9,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
+
 from training.ctr import CtrConfig, train_ctr_model
 from training.ctr.features import FeatureSpace
 from training.ctr.stream import CtrParquetData, CtrStreamDataset, fit_stream, iter_chunks

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
+
 from training.ctr import CtrConfig, CtrData, CtrPredictor, ranking_metrics, train_ctr_model
 from training.ctr.train import build_features
 from training.embedding_table import EmbeddingTable

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from builders.ctr import SyntheticCtrConfig, make_synthetic_ctr_data
+
 from training.ctr import CtrConfig, CtrData, CtrPredictor, FeatureSpace, build_model, train_ctr_model
 from training.ctr.features import FIELD_NAMES, VOCAB_FIELDS
 from training.ctr.vocabulary import FIRST_KNOWN, OOV, PAD

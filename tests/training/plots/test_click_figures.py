@@ -7,7 +7,11 @@ import pytest
 
 from training.data.prepared import BehaviorLog
 from training.plots.click_heatmaps import (
-    HISTORY_BUCKETS, ctr_by_history_length, ctr_by_hour, history_bucket, plot_click_matrix,
+    HISTORY_BUCKETS,
+    ctr_by_history_length,
+    ctr_by_hour,
+    history_bucket,
+    plot_click_matrix,
 )
 from training.plots.treemap import Rect, category_counts, plot_treemap, squarify, treemap_tiles
 
@@ -127,7 +131,7 @@ def test_treemap_subcategory_tiles_nest_in_their_category():
     tiles = treemap_tiles(category_counts(_log(), NEWS))
     assert tiles["w"].mul(tiles["h"]).tolist() == pytest.approx((tiles["shown"] / tiles["shown"].sum()).tolist())
     per_category = tiles.assign(area=tiles["w"] * tiles["h"]).groupby("category")
-    for category, group in per_category:
+    for _, group in per_category:
         x0, y0 = group["x"].min(), group["y"].min()
         box = (group["x"] + group["w"]).max() - x0, (group["y"] + group["h"]).max() - y0
         assert box[0] * box[1] == pytest.approx(group["area"].sum())  # the subcategories fill their category's tile

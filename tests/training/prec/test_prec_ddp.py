@@ -3,8 +3,8 @@ steps, the best checkpoint comes back to the caller and its metrics are validate
 import numpy as np
 import pytest
 import torch
-
 from test_prec_user import make_histories, news_table, tiny_config
+
 from training.prec.config import UserPretrainConfig
 from training.prec.user_pretrainer import train_user_encoder
 

@@ -15,7 +15,6 @@ from training.prec.news_encoder_store import load_news_encoder, save_news_encode
 from training.prec.news_pretrainer import train_news_encoder
 from training.prec.probe import category_probe
 
-
 WORDS = ["goal match team coach league", "stock market bank rate profit", "doctor virus care diet sleep"]
 CATS = ["sports", "finance", "health"]
 

@@ -12,7 +12,6 @@ from training.prec.config import NewsPretrainConfig
 from training.prec.news_pretrainer import prepare_news_pretraining
 from training.prec.news_tasks import resolve_news_tasks
 
-
 WORDS = {
     "sports": "goal match team coach league score win player",
     "finance": "stock market bank rate profit trade fund price",

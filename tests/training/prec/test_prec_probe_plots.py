@@ -11,7 +11,6 @@ from training.prec.news_pretrainer import prepare_news_pretraining
 from training.prec.plots import plot_news_tsne
 from training.prec.probe import ProbeConfig, category_probe
 
-
 WORDS = {"sports": "goal match team coach league", "finance": "stock market bank rate profit",
          "health": "doctor virus care diet sleep"}
 

@@ -12,7 +12,6 @@ from training.prec.config import UserPretrainConfig
 from training.prec.user_data import ITEM_MASK, ITEM_OFFSET, ITEM_PAD, ITEM_UNK, latest_histories
 from training.prec.user_pretrainer import encode_users, prepare_user_pretraining, train_user_encoder
 
-
 N_NEWS, DIM = 60, 16
 
 
@@ -59,7 +58,8 @@ def test_latest_histories_respects_as_of_day():
     assert all(day == "2019-11-09" for day in day1["day"])
     day2 = latest_histories(h, "2019-11-10")
     assert "U9" in day2["user_id"].tolist()
-    assert len(day2.set_index("user_id").loc["U1", "history"]) == len(day1.set_index("user_id").loc["U1", "history"]) + 2
+    u1_day1, u1_day2 = (len(latest.set_index("user_id").loc["U1", "history"]) for latest in (day1, day2))
+    assert u1_day2 == u1_day1 + 2
     assert latest_histories(h, "2019-11-01").empty
 
 

@@ -7,8 +7,14 @@ import pytest
 
 from training.metrics.intervals import Interval
 from training.quality.evaluation import (
-    decision, metric_row, metrics_markdown, paired_differences, per_impression_metrics, quality_ranking_metrics,
-    summarise, table_note,
+    decision,
+    metric_row,
+    metrics_markdown,
+    paired_differences,
+    per_impression_metrics,
+    quality_ranking_metrics,
+    summarise,
+    table_note,
 )
 
 
@@ -31,7 +37,8 @@ def test_per_impression_values_average_to_the_table_metrics():
 
 
 def _values(pairs, rankers):
-    return {name: {k: np.stack([per_impression_metrics(pairs, s)[k] for s in per_seed]) for k in ("reco_dcg5", "click_ndcg5")}
+    return {name: {k: np.stack([per_impression_metrics(pairs, s)[k] for s in per_seed])
+                   for k in ("reco_dcg5", "click_ndcg5")}
             for name, per_seed in rankers.items()}
 
 

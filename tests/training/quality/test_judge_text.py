@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from training.metrics.quality import pairwise_accuracy
+from training.prec.news_views import news_source, view_texts
 from training.quality.evaluation import judge_markdown
 from training.quality.golden_set import balanced_subset, pairwise_accuracy_interval, truth_golden_set
-from training.prec.news_views import news_source, view_texts
 from training.quality.llm_judge import PROMPT_LABEL, PROMPT_REASON, judge_messages, judge_news_text
 
 NEWS = pd.DataFrame({
@@ -26,7 +26,8 @@ NEWS = pd.DataFrame({
 
 def test_category_and_source_are_shown_where_known():
     texts = judge_news_text(NEWS, ["N1", "N2", "N3", "N1"])
-    assert texts[0] == "[category: sports; source: continentalpress.example] Rangers win the final. A late goal decides it."
+    assert texts[0] == ("[category: sports; source: continentalpress.example] "
+                        "Rangers win the final. A late goal decides it.")
     assert texts[1] == "[category: finance] Stocks fall"          # no "unknown": the source part is left out
     assert texts[2] == "[category: news] Storm hits the coast. Thousands without power."
     assert texts[3] == texts[0]
@@ -124,8 +125,8 @@ def test_table1_markdown_shows_the_interval_and_the_ceiling():
     table = pd.DataFrame([
         {"judge": "llm B (smollm2)", "pairs": 400, "pairwise_accuracy": 0.6123, "pa_low": 0.5581, "pa_high": 0.6654,
          "pairs_per_second": 1.31, "paper_pa": 0.79, "note": "prompt B"},
-        {"judge": "perfect-text ceiling", "pairs": 400, "pairwise_accuracy": 0.9712, "pa_low": 0.9573, "pa_high": 0.9830,
-         "pairs_per_second": np.nan, "paper_pa": np.nan, "note": "demo truth"}])
+        {"judge": "perfect-text ceiling", "pairs": 400, "pairwise_accuracy": 0.9712, "pa_low": 0.9573,
+         "pa_high": 0.9830, "pairs_per_second": np.nan, "paper_pa": np.nan, "note": "demo truth"}])
     markdown = judge_markdown(table)
     assert "pairwise accuracy [95 % CI]" in markdown
     assert "| llm B (smollm2) | 400 | 0.612 [0.558, 0.665] | 1.3 | 0.79 | prompt B |" in markdown

@@ -9,9 +9,9 @@ import socket
 import numpy as np
 import pandas as pd
 import pytest
-
 from builders.openai_server import ChatCompletionsServer
 from builders.slm import tiny_causal_lm
+
 from training.quality.llm_judge import LlmJudge, judge_news_text
 from training.quality.openai_judge import (
     OpenAIJudge,

@@ -5,11 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from builders.prec import synthetic_news
+
 from training.cross_encoder import CrossEncoderConfig, TrainConfig, score_pairs
 from training.quality.students import (
-    TeacherTargets, click_only_student, direct_student, judged_with_clicks, multitask_student,
+    TeacherTargets,
+    click_only_student,
+    direct_student,
+    judged_with_clicks,
+    multitask_student,
 )
 
 ARCH = CrossEncoderConfig(backbone="scratch", hidden_size=32, num_heads=2, intermediate_size=64, max_len=24,
@@ -81,8 +85,8 @@ def test_direct_baseline_fine_tunes_both_heads_from_the_same_start(start, news, 
     # the direct arm's click term is a cross-entropy on logged clicks, not a teacher match: its initial value is
     # the click-only student's BCE on the labels
     scores = score_pairs(start.model, news, judged["trigger_id"], judged["candidate_id"])
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(scores.click),
-                                                               torch.tensor(judged["clicked"].to_numpy(), dtype=torch.float32))
+    clicked = torch.tensor(judged["clicked"].to_numpy(), dtype=torch.float32)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(scores.click), clicked)
     assert direct.fit.initial_parts["click"] == pytest.approx(bce.item(), rel=1e-4)   # 4 batches of 16 = all 64
     assert direct.fit.steps == 2 * 4 and distilled.fit.steps == 2 * 10   # same epochs, each on its own pairs
     with pytest.raises(ValueError, match="clicked"):

@@ -7,11 +7,25 @@ from builders.ranking import DAY_ROLES, SHARED_DAY_ROLES, ranking_rows_with_part
 
 import training.ranking.stages as stages
 from training.metrics.intervals import bootstrap
-from training.metrics.quality import click_ndcg, quality_filtered_click_ndcg, quality_filtered_click_ndcg_per_group, reco_dcg
+from training.metrics.quality import (
+    click_ndcg,
+    quality_filtered_click_ndcg,
+    quality_filtered_click_ndcg_per_group,
+    reco_dcg,
+)
 from training.ranking.stages import RankerConfig
 from training.ranking.tradeoff import (
-    LAMBDAS, choose_lambda, fit_ranker, per_impression, plot_tradeoff, ranker_curve, row_parts, select_lambda,
-    split_parts, tradeoff_curve, tradeoff_decision,
+    LAMBDAS,
+    choose_lambda,
+    fit_ranker,
+    per_impression,
+    plot_tradeoff,
+    ranker_curve,
+    row_parts,
+    select_lambda,
+    split_parts,
+    tradeoff_curve,
+    tradeoff_decision,
 )
 
 FAST = RankerConfig(num_leaves=7, n_estimators=30, min_data_in_leaf=10, threads=1, early_stopping_rounds=10)
@@ -211,7 +225,8 @@ def test_decision_does_not_work_when_clicks_drop_or_lambda_is_zero():
     _, zero = _arms()
     none = tradeoff_decision([zero], [zero], [0.0])
     assert none.verdict == "does not work"
-    assert none.text().startswith("does not work: λ = 0.00 (λ = 0 for some seed); ΔRecoDCG@5 +0.00 [+0.00, +0.00] contains 0")
+    assert none.text().startswith(
+        "does not work: λ = 0.00 (λ = 0 for some seed); ΔRecoDCG@5 +0.00 [+0.00, +0.00] contains 0")
     at, zero = _arms(reco_gain=-0.05)
     assert "below 0" in tradeoff_decision([at], [zero], [0.2]).text()
     with pytest.raises(ValueError, match="one entry per seed"):

@@ -17,7 +17,14 @@ from training.prec.news_views import view_texts
 from training.retrieval.live_news import LiveWindow
 from training.retrieval.news_index import IndexConfig, NewsIndex
 from training.retrieval.qprime import (
-    QUERY_SPACE, gate_slice, live_retriever, qprime_candidates, qprime_index, random_queries, sft_data, title_vectors,
+    QUERY_SPACE,
+    gate_slice,
+    live_retriever,
+    qprime_candidates,
+    qprime_index,
+    random_queries,
+    sft_data,
+    title_vectors,
     trigger_messages,
 )
 

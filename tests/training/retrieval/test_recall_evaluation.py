@@ -6,7 +6,12 @@ import pytest
 
 from training.data.prepared import BehaviorLog
 from training.retrieval.evaluation import (
-    comparison_markdown, fresh_targets, live_found, path_reco_dcg, per_trigger_recall, recall_report,
+    comparison_markdown,
+    fresh_targets,
+    live_found,
+    path_reco_dcg,
+    per_trigger_recall,
+    recall_report,
 )
 from training.retrieval.live_news import LiveWindow
 
@@ -61,7 +66,8 @@ def test_union_recall_is_never_below_a_path_on_random_data(seed):
                       index=news)
     targets = pd.DataFrame({"trigger_id": [f"T{t}" for t in rng.integers(0, 14, 200)],
                             "news_id": rng.choice(news, 200),
-                            "time": pd.Timestamp("2019-11-14", tz="UTC") + pd.to_timedelta(rng.uniform(0, 24, 200), unit="h")})
+                            "time": pd.Timestamp("2019-11-14", tz="UTC")
+                            + pd.to_timedelta(rng.uniform(0, 24, 200), unit="h")})
     for window in (None, LiveWindow(first, 1)):
         table = recall_report(candidates, targets, ks=(5, 10, 30), window=window).table.set_index("path")
         for k in (5, 10, 30):
@@ -72,8 +78,8 @@ def test_union_recall_is_never_below_a_path_on_random_data(seed):
 
 def test_a_clicks_candidates_count_only_when_live_at_its_time():
     t = pd.Timestamp("2019-11-14 12:00", tz="UTC")
-    first = pd.Series({"OLD": t - pd.Timedelta(days=3), "A": t - pd.Timedelta(hours=5), "LATER": t + pd.Timedelta(hours=2),
-                       "B": t - pd.Timedelta(hours=1)})
+    first = pd.Series({"OLD": t - pd.Timedelta(days=3), "A": t - pd.Timedelta(hours=5),
+                       "LATER": t + pd.Timedelta(hours=2), "B": t - pd.Timedelta(hours=1)})
     window = LiveWindow(first, 2)
     candidates = _candidates([("T", "embedding", 0, "LATER", 1.0), ("T", "embedding", 1, "OLD", 1.0),
                               ("T", "embedding", 2, "A", 1.0), ("T", "embedding", 3, "B", 1.0)])

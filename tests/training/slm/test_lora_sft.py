@@ -5,8 +5,8 @@ import json
 
 import pytest
 import torch
-
 from builders.slm import tiny_causal_lm
+
 from training.slm.lora_sft import (
     ADAPTER_META_FILE,
     IGNORE_INDEX,

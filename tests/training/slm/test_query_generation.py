@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from builders.slm import tiny_causal_lm
+
 from training.slm import prompts, query_generation
 from training.slm.lora_sft import load_causal_lm
 from training.slm.prompts import chat_prompt, news_prompt
@@ -29,7 +29,8 @@ def inputs(*titles: str) -> pd.DataFrame:
 
 def test_generate_texts_is_greedy_batched_and_row_aligned(lm):
     model, tokenizer = lm
-    prompts = [chat_prompt(tokenizer, news_prompt(t)) for t in ("Short", "A much longer title about rates", "Mid title")]
+    titles = ("Short", "A much longer title about rates", "Mid title")
+    prompts = [chat_prompt(tokenizer, news_prompt(t)) for t in titles]
     texts, stats = generate_texts(model, tokenizer, prompts, CONFIG)
     assert len(texts) == 3 and stats.n_prompts == 3 and 0 < stats.tokens <= 3 * CONFIG.max_new_tokens
     alone, _ = generate_texts(model, tokenizer, prompts[1:2], CONFIG)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from builders.slm import tiny_tokenizer
+
 from training.slm.prompts import (
     FEW_SHOT_EXAMPLES,
     MAX_ABSTRACT_CHARS,

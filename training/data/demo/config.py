@@ -71,7 +71,8 @@ class DemoConfig:
     hidden_quality_share: float = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("n_news", "n_users", "n_days", "impressions_per_day", "min_candidates", "history_days", "max_history"):
+        for name in ("n_news", "n_users", "n_days", "impressions_per_day", "min_candidates", "history_days",
+                     "max_history"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"DemoConfig.{name} must be a positive integer, got {value!r}")
@@ -80,13 +81,16 @@ class DemoConfig:
         try:
             date.fromisoformat(self.start_day)
         except (TypeError, ValueError):
-            raise ValueError(f"DemoConfig.start_day must be an ISO date like '2019-11-09', got {self.start_day!r}") from None
+            raise ValueError(
+                f"DemoConfig.start_day must be an ISO date like '2019-11-09', got {self.start_day!r}") from None
         if not isinstance(self.max_candidates, int) or self.max_candidates < self.min_candidates:
             raise ValueError(
-                f"DemoConfig.max_candidates ({self.max_candidates!r}) must be an integer >= min_candidates ({self.min_candidates})"
+                f"DemoConfig.max_candidates ({self.max_candidates!r}) must be an integer "
+                f">= min_candidates ({self.min_candidates})"
             )
         if self.min_candidates < 2:
-            raise ValueError(f"DemoConfig.min_candidates must be >= 2 (an impression needs a click and a non-click), got {self.min_candidates}")
+            raise ValueError("DemoConfig.min_candidates must be >= 2 (an impression needs a click and a non-click), "
+                             f"got {self.min_candidates}")
         if not self.min_candidates <= self.median_candidates <= self.max_candidates:
             raise ValueError(
                 f"DemoConfig.median_candidates ({self.median_candidates}) must lie in "
@@ -96,11 +100,13 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.n_news must be at least 50, got {self.n_news}")
         if not 0 < self.max_news_age_days <= self.history_days:
             raise ValueError(
-                f"DemoConfig.max_news_age_days must be in (0, history_days={self.history_days}], got {self.max_news_age_days}"
+                f"DemoConfig.max_news_age_days must be in (0, history_days={self.history_days}], "
+                f"got {self.max_news_age_days}"
             )
         if not 1 <= self.history_median < self.history_mean:
             raise ValueError(
-                f"DemoConfig.history_median ({self.history_median}) must be >= 1 and below history_mean ({self.history_mean}): "
+                f"DemoConfig.history_median ({self.history_median}) must be >= 1 and below history_mean "
+                f"({self.history_mean}): "
                 "history lengths are log-normal, so the mean exceeds the median"
             )
         for name in ("empty_history_rate", "empty_abstract_rate", "spam_rate", "duplicate_rate"):
@@ -108,7 +114,8 @@ class DemoConfig:
             if not 0 <= value < 1:
                 raise ValueError(f"DemoConfig.{name} must be in [0, 1), got {value}")
         if self.spam_rate + self.duplicate_rate >= 1:
-            raise ValueError(f"DemoConfig.spam_rate + duplicate_rate must be below 1, got {self.spam_rate} + {self.duplicate_rate}")
+            raise ValueError("DemoConfig.spam_rate + duplicate_rate must be below 1, "
+                             f"got {self.spam_rate} + {self.duplicate_rate}")
         if not 0 < self.target_ctr < 0.5:
             raise ValueError(f"DemoConfig.target_ctr must be in (0, 0.5), got {self.target_ctr}")
         for name in ("interest_weight", "popularity_weight", "appeal_weight", "position_weight", "clickbait_weight",

@@ -84,7 +84,8 @@ Affinity
 History (fixed per user for the whole split, as in MIND, except for session triggers)
     Length per user ~ LogNormal with ``history_median``/``history_mean`` (defaults 18 and 32, so
     p90 ~70), slightly correlated with activity (so per impression: median ~20, mean ~34, p90 ~80),
-    capped at ``max_history``; ``empty_history_rate`` of users have none. Clicks are drawn without replacement from the older pool with weights
+    capped at ``max_history``; ``empty_history_rate`` of users have none. Clicks are drawn without replacement
+    from the older pool with weights
     ``exp(interest_weight * affinity(u, n, -1) + appeal_weight * appeal_n + clickbait_weight * clickbait_n)``
     (Gumbel top-k), and listed oldest first.
 Triggers
@@ -156,7 +157,16 @@ from training.data.demo.config import DemoConfig
 from training.data.demo.headlines import THIN_ABSTRACTS, HeadlineWriter, RenderedText, entity_json, near_duplicate
 from training.data.demo.mind_files import mind_time, write_tsv
 from training.data.demo.report import DemoReport, RealismArrays, build_report, realism_stats
-from training.data.demo.taxonomy import CATEGORIES, COMMON, DEVICES, OUTLETS, REGIONS, Category, Entity, subcategory_table
+from training.data.demo.taxonomy import (
+    CATEGORIES,
+    COMMON,
+    DEVICES,
+    OUTLETS,
+    REGIONS,
+    Category,
+    Entity,
+    subcategory_table,
+)
 from training.data.schema import BEHAVIORS_TSV_COLUMNS, NEWS_TSV_COLUMNS, USER_PROFILE_TSV_COLUMNS
 
 NEWS_FILE = "news.tsv"
@@ -215,8 +225,9 @@ VISIBLE_QUALITY_MODEL = (
     f"+ {np.sqrt(1 - QUALITY_APPEAL**2):.3f} * noise (residualised on visible), s such that hidden has a "
     f"hidden_quality_share of the variance")
 TRIGGER_MODEL = ("trigger = the impression's newest history item (its session trigger when it has one); "
-                 f"+ story_click_bonus to the click logit of a candidate of the trigger's story, + {ENTITY_BONUS_SHARE:g} "
-                 "* story_click_bonus for one naming the trigger's entity in another story (or none)")
+                 "+ story_click_bonus to the click logit of a candidate of the trigger's story, "
+                 f"+ {ENTITY_BONUS_SHARE:g} * story_click_bonus for one naming the trigger's entity in another story "
+                 "(or none)")
 
 TAXONOMY = subcategory_table()
 K = len(CATEGORIES)
@@ -381,7 +392,8 @@ def _grades(latent: np.ndarray, spam: np.ndarray) -> np.ndarray:
     return grade
 
 
-def _story_follow_up_times(news: News, leads: np.ndarray, end: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _story_follow_up_times(news: News, leads: np.ndarray, end: float,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per lead, 1 + Poisson follow-up times (lead time + cumulative exponential gaps), keeping those before
     ``end``: (flat times, count kept per lead), listed lead by lead, oldest first."""
     counts = 1 + rng.poisson(STORY_FOLLOW_UPS, leads.size)
@@ -415,7 +427,8 @@ def make_stories(config: DemoConfig, news: News, eligible: np.ndarray, rng: np.r
     follow_time = times[:target]
     rows = order[order.size - target:]
 
-    category, subcategory, entity, place = (a.copy() for a in (news.category, news.subcategory, news.entity, news.place))
+    category, subcategory, entity, place = (a.copy()
+                                            for a in (news.category, news.subcategory, news.entity, news.place))
     publish, appeal = news.publish.copy(), news.appeal.copy()
     cat = category[leads]
     forced = CATEGORY_ENTITY_START[cat] + (rng.random(leads.size) * CATEGORY_ENTITY_COUNT[cat]).astype(np.int64)
@@ -435,7 +448,8 @@ def make_stories(config: DemoConfig, news: News, eligible: np.ndarray, rng: np.r
                    place=place, story=story, story_keyword=keywords)
 
 
-def make_evidence(config: DemoConfig, spam: np.ndarray, empty_abstract: np.ndarray, rng: np.random.Generator) -> Evidence:
+def make_evidence(config: DemoConfig, spam: np.ndarray, empty_abstract: np.ndarray,
+                  rng: np.random.Generator) -> Evidence:
     """Sources (spam from content farms) and thin bodies, likelier at low authority; an empty abstract is thin."""
     n = config.n_news
     source = rng.choice(len(OUTLETS), size=n, p=OUTLET_SHARE / OUTLET_SHARE.sum())
@@ -464,8 +478,9 @@ def _visible_latent(config: DemoConfig, appeal: np.ndarray, noise: np.ndarray, m
     return visible + scale * hidden, visible
 
 
-def make_quality(config: DemoConfig, news: News, rng: np.random.Generator, *, story_rng: np.random.Generator | None = None,
-                 source_rng: np.random.Generator | None = None, empty_abstract: np.ndarray | None = None) -> tuple[News, Quality]:
+def make_quality(config: DemoConfig, news: News, rng: np.random.Generator, *,
+                 story_rng: np.random.Generator | None = None, source_rng: np.random.Generator | None = None,
+                 empty_abstract: np.ndarray | None = None) -> tuple[News, Quality]:
     """Clickbait, spam, near-duplicates and grades (module docstring); duplicates take their source's
     subcategory, entity, place and clickbait, spam names no entity. With ``story_rate`` > 0 the stories are
     drawn (``story_rng``) once spam and duplicates are known; with ``visible_quality`` the sources and thin
@@ -564,7 +579,8 @@ def history_lengths(config: DemoConfig, users: Users, rng: np.random.Generator) 
     return lengths
 
 
-def make_histories(config: DemoConfig, news: News, users: Users, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def make_histories(config: DemoConfig, news: News, users: Users,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """CSR histories (offsets, flat news indices), oldest first, drawn from the older pool."""
     pool = np.flatnonzero(news.publish < 0)
     pool = pool[np.argsort(news.publish[pool], kind="stable")]  # oldest first
@@ -576,7 +592,8 @@ def make_histories(config: DemoConfig, news: News, users: Users, rng: np.random.
                    disable=config.n_users * pool.size < PROGRESS_MIN_WORK):
         u = np.arange(lo, min(lo + chunk, config.n_users))
         logits = (config.interest_weight * users.affinity_grid(u, pool, 0, news)
-                  + (config.appeal_weight * news.appeal[pool] + config.clickbait_weight * news.clickbait[pool])[None, :])
+                  + (config.appeal_weight * news.appeal[pool]
+                     + config.clickbait_weight * news.clickbait[pool])[None, :])
         keys = logits + rng.gumbel(size=logits.shape)
         top = max(int(lengths[u].max()), 1)
         best = np.argpartition(-keys, top - 1, axis=1)[:, :top]
@@ -608,7 +625,8 @@ def calibrate_intercept(logits: np.ndarray, offsets: np.ndarray, target_ctr: flo
     return 0.5 * (lo + hi)
 
 
-def sample_labels_with_click(p: np.ndarray, offsets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_labels_with_click(p: np.ndarray, offsets: np.ndarray,
+                             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Labels ~ independent Bernoulli(p) conditioned on >= 1 click per impression; also P(any click)."""
     n_imp = offsets.size - 1
     sizes = np.diff(offsets)
@@ -799,7 +817,10 @@ def _trigger_bonus(config: DemoConfig, news: News, cand_news: np.ndarray, trigge
     of it when naming the trigger's entity otherwise, else 0."""
     t = np.maximum(trigger, 0)
     has = trigger >= 0
-    same_story = has & (news.story[cand_news] == news.story[t]) & (news.story[t] >= 0) if news.story is not None else False
+    if news.story is not None:
+        same_story = has & (news.story[cand_news] == news.story[t]) & (news.story[t] >= 0)
+    else:
+        same_story = False
     same_entity = has & (news.entity[cand_news] == news.entity[t]) & (news.entity[t] >= 0)
     return config.story_click_bonus * np.where(same_story, 1.0, ENTITY_BONUS_SHARE * same_entity)
 
@@ -916,7 +937,8 @@ def _news_rows(config: DemoConfig, news: News, quality: Quality, text_seed: int,
                                       _keyword(news, i))
     for i in np.flatnonzero(quality.duplicate_of >= 0).tolist():
         source = int(quality.duplicate_of[i])
-        rewritten[i] = near_duplicate(rewritten.get(source, titles[source]), CATEGORIES[news.category[i]].adjectives, cues.rng)
+        rewritten[i] = near_duplicate(rewritten.get(source, titles[source]), CATEGORIES[news.category[i]].adjectives,
+                                      cues.rng)
     for i in np.flatnonzero(quality.spam).tolist():
         rewritten[i], abstract = _spam_text(cues, int(news.category[i]))
         if not empty_abstract[i]:
@@ -926,7 +948,8 @@ def _news_rows(config: DemoConfig, news: News, quality: Quality, text_seed: int,
     return [tuple(r) for r in rows]
 
 
-def _behavior_rows(config: DemoConfig, logged: Logged, hist_offsets: np.ndarray, hist_flat: np.ndarray) -> list[tuple[str, ...]]:
+def _behavior_rows(config: DemoConfig, logged: Logged, hist_offsets: np.ndarray,
+                   hist_flat: np.ndarray) -> list[tuple[str, ...]]:
     """behaviors.tsv rows; an impression with a session trigger lists it after the user's history."""
     news_ids = np.array([f"N{i + 1}" for i in range(config.n_news)], dtype=object)
     tokens = (news_ids[logged.news] + np.where(logged.label == 1, "-1", "-0")).tolist()
@@ -964,7 +987,8 @@ def _quality_table(quality: Quality, news: News) -> pa.Table:
         "quality": pa.array(quality.grade, pa.int8()),
         "clickbait": pa.array(news.clickbait, pa.float64()),
         "spam": pa.array(quality.spam, pa.bool_()),
-        "duplicate_of": pa.array(np.where(quality.duplicate_of >= 0, ids[quality.duplicate_of], "").tolist(), pa.string()),
+        "duplicate_of": pa.array(np.where(quality.duplicate_of >= 0, ids[quality.duplicate_of], "").tolist(),
+                                 pa.string()),
     }
     if news.story is not None:
         columns["story"] = pa.array(news.story, pa.int64())

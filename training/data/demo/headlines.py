@@ -195,7 +195,8 @@ class HeadlineWriter:
         kind = self.rng.random()
         if kind < 0.35:
             prefix = self.rng.choice(CLICKBAIT_PREFIXES)
-            return RenderedText(prefix + title.text, tuple(Mention(m.entity, m.offset + len(prefix)) for m in title.mentions))
+            return RenderedText(prefix + title.text,
+                                tuple(Mention(m.entity, m.offset + len(prefix)) for m in title.mentions))
         if kind < 0.7:
             return RenderedText(title.text + self.rng.choice(CLICKBAIT_SUFFIXES), title.mentions)
         template = self.rng.choice(CLICKBAIT_TEMPLATES[ent is not None])
@@ -228,7 +229,8 @@ class HeadlineWriter:
         sentence = self._render(first, self._words(category, subcategory), ent, place, capitalize=True)
         if rng.random() < 0.5:
             return sentence
-        second = self._render(rng.choice(ABSTRACT_SECOND), self._words(category, subcategory), None, None, capitalize=True)
+        second = self._render(rng.choice(ABSTRACT_SECOND), self._words(category, subcategory), None, None,
+                              capitalize=True)
         return RenderedText(f"{sentence.text} {second.text}", sentence.mentions)
 
 
@@ -246,7 +248,8 @@ def near_duplicate(title: RenderedText, adjectives: tuple[str, ...], rng: random
         new = new[0].upper() + new[1:]
     shift = len(new) - len(old)
     text = title.text[:word.start()] + new + title.text[word.end():]
-    mentions = tuple(Mention(m.entity, m.offset + shift if m.offset > word.start() else m.offset) for m in title.mentions)
+    mentions = tuple(Mention(m.entity, m.offset + shift if m.offset > word.start() else m.offset)
+                     for m in title.mentions)
     return RenderedText(text, mentions)
 
 

@@ -51,7 +51,8 @@ def read_section(params_file: str | Path) -> dict[str, Any]:
     """The ``demo:`` mapping of a params file."""
     path = Path(params_file)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such params file (the demo presets are read from its '{SECTION}:' section)")
+        raise FileNotFoundError(f"{path}: no such params file "
+                                f"(the demo presets are read from its '{SECTION}:' section)")
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     section = doc.get(SECTION) if isinstance(doc, dict) else None
     if not isinstance(section, dict):

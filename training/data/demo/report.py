@@ -22,8 +22,9 @@ from training.data.demo.config import DemoConfig
 from training.metrics.quality import pairwise_accuracy
 from training.metrics.ranking import mind_metrics
 
-CLICK_MODEL = ("p = sigmoid(intercept + interest_weight * affinity(user, news, day) + popularity_weight * popularity(news, t) "
-               "+ appeal_weight * appeal(news) + clickbait_weight * clickbait(news) - position_weight * log(1 + position))")
+CLICK_MODEL = ("p = sigmoid(intercept + interest_weight * affinity(user, news, day) "
+               "+ popularity_weight * popularity(news, t) + appeal_weight * appeal(news) "
+               "+ clickbait_weight * clickbait(news) - position_weight * log(1 + position))")
 #: News with at least this clickbait propensity count as clickbait in the report.
 CLICKBAIT_THRESHOLD = 0.5
 
@@ -70,7 +71,8 @@ def _history_stats(lengths: np.ndarray) -> dict[str, float]:
 
 
 def _metrics(impression_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in mind_metrics(impression_ids, labels, scores).as_dict().items()}
+    metrics = mind_metrics(impression_ids, labels, scores).as_dict()
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -100,7 +102,8 @@ def _quality_stats(*, offsets: np.ndarray, labels: np.ndarray, probability: np.n
         "pct_news_per_grade": {str(g): pct(grade == g) for g in range(5)},
         "spearman_propensity_grade": round(spearman(propensity, grade), 4),
         "pct_clicks_grade_le1": pct(grade[candidate_news][clicked] <= 1),
-        "pct_impressions_with_click_grade_le1": pct(np.bincount(row_imp, weights=low_click, minlength=offsets.size - 1) > 0),
+        "pct_impressions_with_click_grade_le1":
+            pct(np.bincount(row_imp, weights=low_click, minlength=offsets.size - 1) > 0),
         "clickbait": {
             "threshold": CLICKBAIT_THRESHOLD, "pct_news": pct(bait_news),
             "mean_probability": round(float(probability[bait_rows].mean()), 5) if bait_rows.any() else None,
@@ -268,9 +271,10 @@ def build_report(
         "news_per_category": dict(sorted(Counter(news_categories).items(), key=lambda kv: (-kv[1], kv[0]))),
         "clicks_per_category": dict(sorted(Counter(candidate_categories[labels == 1].tolist()).items(),
                                            key=lambda kv: (-kv[1], kv[0]))),
-        "quality": _quality_stats(offsets=offsets, labels=labels, probability=probability, candidate_news=candidate_news,
-                                  grade=news_grade, clickbait=news_clickbait, propensity=news_propensity, spam=news_spam,
-                                  duplicate=news_duplicate, marker=news_marker),
+        "quality": _quality_stats(offsets=offsets, labels=labels, probability=probability,
+                                  candidate_news=candidate_news, grade=news_grade, clickbait=news_clickbait,
+                                  propensity=news_propensity, spam=news_spam, duplicate=news_duplicate,
+                                  marker=news_marker),
     }
     overall = {
         "ceiling": _metrics(impression_ids, labels, probability),

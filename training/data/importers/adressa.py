@@ -11,14 +11,14 @@ import gzip
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from training.data.importers.input_error import ImportInputError
 from training.data.importers.mind_news_folder import import_mind_news_folder
 from training.data.importers.mind_writer import behaviors_row, tsv_text, write_rows
-from training.data.importers.input_error import ImportInputError
 from training.data.importers.report import ImportReport
 from training.staging import staged_dir
 
@@ -149,7 +149,7 @@ def build_impressions(clicks: list[Click], options: AdressaOptions, report: Impo
         if negatives:
             candidates = [(f"N{a}", 0) for a in negatives]
             candidates.insert(int(rng.integers(0, len(candidates) + 1)), (f"N{c.article}", 1))
-            when = datetime.fromtimestamp(c.time, tz=timezone.utc)
+            when = datetime.fromtimestamp(c.time, tz=UTC)
             rows.append(behaviors_row(len(rows) + 1, f"U{c.user}", when, history[c.user][-options.max_history:],
                                       candidates))
         else:
@@ -230,7 +230,7 @@ def import_adressa(source: str | Path, out: str | Path, options: AdressaOptions 
         report.counts = {
             "news": len(news), "impressions": len(behaviors),
             "candidates": sum(len(r[4].split()) for r in behaviors), "clicks": len(behaviors), "users": len(users),
-            "days": sorted({datetime.fromtimestamp(c.time, tz=timezone.utc).strftime("%Y-%m-%d") for c in clicks}),
+            "days": sorted({datetime.fromtimestamp(c.time, tz=UTC).strftime("%Y-%m-%d") for c in clicks}),
         }
         report.write(staging)
     return report

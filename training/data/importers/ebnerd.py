@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from training.data.importers.mind_writer import behaviors_row, tsv_text, write_rows
 from training.data.importers.input_error import ImportInputError
+from training.data.importers.mind_writer import behaviors_row, tsv_text, write_rows
 from training.data.importers.parquet_input import read_checked
 from training.data.importers.report import ImportReport
 from training.staging import staged_dir
@@ -59,7 +59,7 @@ def _to_utc(values: pd.Series, zone) -> pd.Series:
     values = pd.to_datetime(values)
     if values.dt.tz is None:
         values = values.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-    return values.dt.tz_convert(timezone.utc)
+    return values.dt.tz_convert(UTC)
 
 
 def _entities(names, groups) -> str:

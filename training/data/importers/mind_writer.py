@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 _TSV_BREAKERS = re.compile(r"[\t\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
@@ -20,9 +20,10 @@ def tsv_text(value: object) -> tuple[str, bool]:
 
 def mind_time(when: datetime) -> str:
     """MIND's behaviors time, e.g. ``11/15/2019 8:55:22 AM``, from an aware datetime (converted to UTC)."""
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     hour = when.hour % 12 or 12
-    return f"{when.month}/{when.day}/{when.year} {hour}:{when.minute:02d}:{when.second:02d} {'AM' if when.hour < 12 else 'PM'}"
+    noon = "AM" if when.hour < 12 else "PM"
+    return f"{when.month}/{when.day}/{when.year} {hour}:{when.minute:02d}:{when.second:02d} {noon}"
 
 
 def write_rows(path: Path, rows: Iterable[Iterable[str]]) -> int:

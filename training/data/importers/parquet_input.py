@@ -20,7 +20,8 @@ def _is_str(t: pa.DataType) -> bool:
 
 def _is_list_of(inner):
     def check(t: pa.DataType) -> bool:
-        return (pa.types.is_list(t) or pa.types.is_large_list(t)) and (inner(t.value_type) or pa.types.is_null(t.value_type))
+        is_list = pa.types.is_list(t) or pa.types.is_large_list(t)
+        return is_list and (inner(t.value_type) or pa.types.is_null(t.value_type))
     return check
 
 

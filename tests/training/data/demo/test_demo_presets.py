@@ -10,8 +10,8 @@ import yaml
 
 from newsforge.cli import main
 from training.data.demo import DemoConfig, DemoReport
-from training.data.demo.generator import REPORT_FILE, Users, _spawn, make_news, make_quality, make_users
 from training.data.demo.config import REALISM_ON
+from training.data.demo.generator import REPORT_FILE, Users, _spawn, make_news, make_quality, make_users
 from training.data.demo.presets import preset_config, resolve
 
 REPO_PARAMS = Path(__file__).resolve().parents[4] / "params.yaml"

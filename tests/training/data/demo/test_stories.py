@@ -14,8 +14,16 @@ import pytest
 from training.data.demo import DemoConfig, DemoReport, generate_demo
 from training.data.demo.config import REALISM_FIELDS, REALISM_ON
 from training.data.demo.generator import (
-    ALL_ENTITIES, BEHAVIORS_FILE, CLICK_PROBABILITIES_FILE, DAY, NEWS_FILE, NEWS_QUALITY_FILE, REPORT_FILE,
-    USER_PROFILES_FILE, DemoDraw, draw_demo,
+    ALL_ENTITIES,
+    BEHAVIORS_FILE,
+    CLICK_PROBABILITIES_FILE,
+    DAY,
+    NEWS_FILE,
+    NEWS_QUALITY_FILE,
+    REPORT_FILE,
+    USER_PROFILES_FILE,
+    DemoDraw,
+    draw_demo,
 )
 from training.data.demo.headlines import THIN_ABSTRACTS
 from training.data.demo.taxonomy import OUTLETS

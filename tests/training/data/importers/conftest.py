@@ -1,6 +1,5 @@
 """Fixtures: small EB-NeRD and Adressa inputs built in tmp_path."""
 import pytest
-
 from importer_fixtures import build_adressa_events, build_ebnerd
 
 

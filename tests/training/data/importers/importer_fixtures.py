@@ -1,6 +1,6 @@
 """Builders of small EB-NeRD and Adressa fixtures (real parquet / JSON lines, real column names)."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -111,12 +111,15 @@ def build_adressa_events(root, seed=0, users=30, articles=40, per_hour=3, hours=
     event_id = 0
     for day in ADRESSA_DAYS:
         lines = []
-        start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        start = datetime.fromisoformat(day).replace(tzinfo=UTC)
         for hour in hours:
             t0 = int((start + timedelta(hours=hour)).timestamp())
             for _ in range(per_hour):
                 u = int(rng.integers(0, users))
-                a = int(rng.integers(0, articles)) if rng.random() < 0.5 else (u * 3 + int(rng.integers(0, 3))) % articles
+                if rng.random() < 0.5:
+                    a = int(rng.integers(0, articles))
+                else:
+                    a = (u * 3 + int(rng.integers(0, 3))) % articles
                 event_id += 1
                 lines.append({
                     "eventId": event_id, "userId": f"cx:{u:04d}", "time": t0 + int(rng.integers(0, 3599)),

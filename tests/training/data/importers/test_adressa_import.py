@@ -3,8 +3,8 @@ import json
 from collections import defaultdict
 
 import pytest
-
 from project import REPO_ROOT, run
+
 from training.data.importers.adressa import AdressaOptions, import_adressa
 from training.data.importers.input_error import ImportInputError
 from training.data.prepare import read_mind_dir
@@ -37,7 +37,7 @@ def test_events_become_valid_impressions_by_the_rule(adressa_events_dir, tmp_pat
     assert dropped["clicks_without_negative"] == no_negative
     assert report.counts["impressions"] == len(first) - no_negative == len(tables.histories)
     imps = tables.impressions.merge(tables.histories[["impression_id", "history"]], on="impression_id")
-    for imp_id, group in imps.groupby("impression_id"):
+    for _, group in imps.groupby("impression_id"):
         user = group["user_id"].iloc[0][1:]
         hour = int(group["time"].iloc[0].timestamp()) // 3600
         pos = group.loc[group["label"] == 1, "news_id"].str[1:].tolist()
@@ -91,7 +91,8 @@ def test_mind_news_folder_is_normalised_and_errors_are_named(tmp_path):
     (tmp_path / "out" / "behaviors.tsv").write_text("1\tU1\t1/1/2017 8:00:00 AM\tN1\tN2-1 N1-0\n")
     assert [v.n_bad for v in read_mind_dir(tmp_path / "out").validations] == [0, 0]  # the news rows pass the reader
     (src / "entity_embedding.vec").write_text("Q1\t0.1\t0.2\nQ2\t0.3\n")
-    with pytest.raises(ImportInputError, match=r"entity_embedding\.vec:2: field 'vector': 1 values, earlier lines have 2"):
+    with pytest.raises(ImportInputError,
+                       match=r"entity_embedding\.vec:2: field 'vector': 1 values, earlier lines have 2"):
         import_adressa(src, tmp_path / "o")
     (src / "news.tsv").write_text("N1\tnyheter\tx\ttitle\t\thttp://a\t{bad\t[]\n")
     with pytest.raises(ImportInputError, match=r"news\.tsv:1: field 'title_entities': invalid JSON"):

@@ -5,8 +5,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from project import REPO_ROOT, run
+
 from training.data.importers.ebnerd import EbnerdOptions, import_ebnerd
 from training.data.importers.input_error import ImportInputError
 from training.data.prepare import read_mind_dir
@@ -66,7 +66,8 @@ def test_fields_are_mapped(ebnerd_dir, tmp_path):
 
 
 def test_time_zone_option_converts_to_utc(ebnerd_dir, tmp_path):
-    report = import_ebnerd(ebnerd_dir, tmp_path / "out", EbnerdOptions(splits=("train",), time_zone="Europe/Copenhagen"))
+    report = import_ebnerd(ebnerd_dir, tmp_path / "out",
+                           EbnerdOptions(splits=("train",), time_zone="Europe/Copenhagen"))
     first = (tmp_path / "out" / "behaviors.tsv").read_text().splitlines()[0].split("\t")
     beh = pd.read_parquet(ebnerd_dir / "train" / "behaviors.parquet").set_index("impression_id")
     local = beh.loc[int(first[0]), "impression_time"]

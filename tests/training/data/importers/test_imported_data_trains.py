@@ -1,7 +1,6 @@
 """Imported EB-NeRD and Adressa folders feed the demo chain: `dvc repro` prepares them and `dagster asset
 materialize --select '*ctr_model'` trains and gates a CTR model on one day."""
 import pytest
-
 from importer_fixtures import ADRESSA_DAYS, EB_DAYS, build_adressa_events, build_ebnerd
 from project import TINY_PARAMS, finished_runs, make_project, mlflow_client, run
 
