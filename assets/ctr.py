@@ -20,11 +20,9 @@ from assets.figures import training_curves_metadata
 from orchestration.champion_gate import GateDecision, backfill_table, decide, gate_check_spec, gated_outputs, promote
 from orchestration.grid_schedules import schedule_note
 from orchestration.io_manager import by_partition
-from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_figures import log_training_curves
-from orchestration.settings import model_dir
 from serving.ctr_model import CtrPyfunc, candidate_rows
 from training.ctr.experiment import CtrSplit, split_for_day, table2_grid, table2_markdown
 from training.ctr.stream import CtrParquetData
@@ -33,6 +31,8 @@ from training.data.prepared import BehaviorLog
 from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
 from training.metrics.ranking import mind_metrics
+from training.registry import CHAMPION, RegisteredModel, alias_version, load_version, log_and_register
+from training.settings import model_dir
 
 
 class CtrModelConfig(Config):
@@ -76,7 +76,7 @@ def _ctr_params(config: CtrModelConfig) -> dict:
 
 def _score_version(name: str, version: str, split: CtrSplit) -> dict:
     """MIND metrics of a registered version on the gate slice, loaded back from the registry."""
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    model = load_version(name, version)
     scores = np.asarray(model.predict(candidate_rows(split.test.impressions, split.test.histories)), dtype=float)
     if not np.isfinite(scores).all():
         raise ValueError(f"{name} version {version} returned {int((~np.isfinite(scores)).sum())} non-finite scores")

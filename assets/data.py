@@ -8,8 +8,8 @@ from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, a
 from assets.figures import png_markdown
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
-from orchestration.settings import model_dir
 from training.data.prepared import BehaviorLog, load_behaviors, load_news
+from training.settings import model_dir
 
 
 @asset(group_name="data", kinds={"parquet", "dvc"})

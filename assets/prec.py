@@ -5,15 +5,15 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import png_markdown, training_curves_metadata
-from orchestration.model_registry import RegisteredModel, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_figures import log_training_curves
-from orchestration.settings import cache_dir, model_dir
 from serving.prec_models import NewsEncoderPyfunc, UserEncoderPyfunc
 from training.data.prepared import BehaviorLog, load_user_profiles
 from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
+from training.registry import RegisteredModel, log_and_register
+from training.settings import cache_dir, model_dir
 
 
 class NewsEncoderConfig(Config):

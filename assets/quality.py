@@ -19,7 +19,6 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
-from orchestration.settings import cache_dir
 from training.data.pairs import PairLogs, build_pair_logs, logged_pairs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth, pair_quality, perfect_text_scores, visible_quality
@@ -33,6 +32,7 @@ from training.quality.golden_set import (
 from training.quality.llm_judge import judge_news_text
 from training.quality.pair_files import parse_score, read_pair_file
 from training.quality.simulated_judge import SimulatedJudge
+from training.settings import cache_dir
 
 JUDGES = ("auto", "simulated", "llm", "openai", "labels_file")
 #: The paper's pairwise accuracy per prompt variant (Table 1 of "Towards Web-scale Recommendations with LLMs").

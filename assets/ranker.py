@@ -22,10 +22,8 @@ from assets.figures import png_markdown
 from assets.ranking import popularity_scores
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
 from orchestration.grid_schedules import schedule_note
-from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
-from orchestration.settings import model_dir
 from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth, pair_quality
@@ -37,6 +35,15 @@ from training.quality.evaluation import (
     sample_impressions,
     summarise,
 )
+from training.registry import (
+    CHAMPION,
+    RegisteredModel,
+    alias_version,
+    load_python_model,
+    load_version,
+    log_and_register,
+)
+from training.settings import model_dir
 
 
 class RankingFeaturesConfig(Config):
@@ -86,7 +93,7 @@ def _student_scorer(ranking_student: RegisteredModel, threads: int):
     from training.torch_threads import torch_threads
 
     version = alias_version("ranking_student", CHAMPION) or ranking_student.version
-    student = mlflow.pyfunc.load_model(f"models:/ranking_student/{version}").unwrap_python_model()
+    student = load_python_model("ranking_student", version)
 
     def score(triggers: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch_threads(threads):
@@ -101,7 +108,7 @@ def _ctr_scorer(ctr_model: RegisteredModel, behaviors: BehaviorLog):
     from training.ctr.vocabulary import FIRST_KNOWN
 
     version = alias_version("ctr_model", CHAMPION) or ctr_model.version
-    model = mlflow.pyfunc.load_model(f"models:/ctr_model/{version}").unwrap_python_model()
+    model = load_python_model("ctr_model", version)
 
     def score(pairs: pd.DataFrame) -> np.ndarray:
         keys = pairs[["impression_id", "position"]]
@@ -203,7 +210,7 @@ def _gate_rows(rows: pd.DataFrame, n_impressions: int, seed: int) -> pd.DataFram
 
 def _version_metrics(version: str, rows: pd.DataFrame) -> dict[str, float]:
     """A registered ranker version loaded back from the registry, scored on ``rows`` at its own λ."""
-    model = mlflow.pyfunc.load_model(f"models:/ranker/{version}")
+    model = load_version("ranker", version)
     scored = model.predict(rows.rename(columns={"candidate_id": "news_id"}))
     scores = scored["score"].to_numpy(np.float64)
     if not np.isfinite(scores).all():
@@ -291,7 +298,7 @@ def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConf
 
     rows = _gate_rows(ranking_features, config.eval_impressions, config.sample_seed)
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
-        fitted = mlflow.pyfunc.load_model(f"models:/ranker/{ranker.version}").unwrap_python_model().ranker
+        fitted = load_python_model("ranker", ranker.version).ranker
         curve = ranker_curve(fitted, rows)
         ctr = rows["ctr_score"].to_numpy(np.float64)
         fixed = [metric_row("popularity", quality_ranking_metrics(rows, popularity_scores(popularity_baseline, rows))),

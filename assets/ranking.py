@@ -18,11 +18,9 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from assets.figures import training_curves_metadata
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
 from orchestration.grid_schedules import schedule_note
-from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_figures import log_training_curves
-from orchestration.settings import model_dir
 from serving.ranking_model import CrossEncoderPyfunc
 from training.data.pairs import PairLogs
 from training.data.quality_truth import load_quality_truth, pair_quality
@@ -40,6 +38,15 @@ from training.quality.evaluation import (
     table_note,
 )
 from training.quality.students import TeacherTargets
+from training.registry import (
+    CHAMPION,
+    RegisteredModel,
+    alias_version,
+    load_python_model,
+    load_version,
+    log_and_register,
+)
+from training.settings import model_dir
 
 
 class TeacherConfig(Config):
@@ -308,7 +315,7 @@ def distillation_set(context: AssetExecutionContext, config: DistillationSetConf
 
 
 def _student_metrics(version: str, news: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, float]:
-    model = mlflow.pyfunc.load_model(f"models:/ranking_student/{version}")
+    model = load_version("ranking_student", version)
     scored = model.predict(pairs[["trigger_id", "candidate_id"]])
     if not np.isfinite(scored["score"].to_numpy()).all():
         raise ValueError(f"ranking_student version {version} returned non-finite scores")
@@ -334,7 +341,7 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
         champion = alias_version("ranking_student", CHAMPION)  # the registry is configured by asset_run
         mlflow.log_param("warm_start", champion or "click-only")
         if champion:
-            start = mlflow.pyfunc.load_model(f"models:/ranking_student/{champion}").unwrap_python_model().model
+            start = load_python_model("ranking_student", champion).model
             context.log.info(f"warm start from ranking_student@{CHAMPION} (version {champion})")
         else:
             context.log.info("no champion yet: distilling a click-only student first")

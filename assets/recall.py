@@ -20,15 +20,14 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from assets.figures import training_curves_metadata
 from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
 from orchestration.grid_schedules import schedule_note
-from orchestration.model_registry import CHAMPION, RegisteredModel, alias_version, log_and_register
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_figures import log_training_curves
-from orchestration.settings import cache_dir, candidate_store_path, model_dir
 from serving.query_generator import QueryGeneratorPyfunc, base_model_reference
 from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
+from training.registry import CHAMPION, RegisteredModel, alias_version, load_python_model, log_and_register
 from training.retrieval.live_news import LIVE_DAYS, LiveWindow
 from training.retrieval.qprime import (
     gate_slice,
@@ -38,6 +37,7 @@ from training.retrieval.qprime import (
     sft_data,
     trigger_messages,
 )
+from training.settings import cache_dir, candidate_store_path, model_dir
 
 #: The gate of ``query_generator``: held-out recall@30 of its Q' path against the untrained base model's.
 GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
@@ -258,7 +258,7 @@ def query_targets(context: AssetExecutionContext, config: QueryTargetsConfig, pa
 
 
 def _registered_generator(version: str) -> QueryGeneratorPyfunc:
-    return mlflow.pyfunc.load_model(f"models:/query_generator/{version}").unwrap_python_model()
+    return load_python_model("query_generator", version)
 
 
 @asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
@@ -380,7 +380,7 @@ def generated_queries(context: AssetExecutionContext, config: GeneratedQueriesCo
 def _student_ranker(ranking_student: RegisteredModel):
     """``rank(trigger_ids, news_ids)``: the quality head of ``ranking_student@champion`` (else the given version)."""
     version = alias_version("ranking_student", CHAMPION) or ranking_student.version
-    student = mlflow.pyfunc.load_model(f"models:/ranking_student/{version}").unwrap_python_model()
+    student = load_python_model("ranking_student", version)
 
     def rank(triggers: list[str], news_ids: list[str]) -> np.ndarray:
         scored = student.score(pd.DataFrame({"trigger_id": triggers, "candidate_id": news_ids}))

@@ -34,7 +34,7 @@ def peak_rss(run_id: str) -> dict[str, float]:
 
     from orchestration.lineage import EXPERIMENT_PREFIX
     from orchestration.resources.mlflow_tracking import PEAK_RSS_METRIC
-    from orchestration.settings import default_tracking_uri
+    from training.settings import default_tracking_uri
 
     client = MlflowClient(default_tracking_uri())
     ids = [e.experiment_id for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)]

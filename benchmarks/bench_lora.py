@@ -46,9 +46,9 @@ def model_dir(args: argparse.Namespace, tmp: Path) -> Path:
     if args.tiny:
         return tiny_causal_lm(tmp / "tiny")
     from training.quality.smollm import smollm2_dir
+    from training.settings import cache_dir
 
-    home = Path(os.environ.get("NEWSFORGE_HOME", _paths.ROOT / ".newsforge"))
-    return smollm2_dir(home / "cache" / "llm")
+    return smollm2_dir(cache_dir("llm"))
 
 
 def toy_pairs(n: int) -> tuple[list[str], list[str]]:

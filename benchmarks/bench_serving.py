@@ -41,7 +41,6 @@ DURATION = "newsforge_request_duration_seconds"
 
 def _build_synthetic(root: Path) -> tuple[str, Path]:
     """A tiny registry (ctr_model and ranker champions) and candidate store under ``root``."""
-    import mlflow
     from builders.ranking import register_tiny_ranker
     from builders.serving import (
         mlflow_registry,
@@ -49,11 +48,13 @@ def _build_synthetic(root: Path) -> tuple[str, Path]:
         write_tiny_candidate_store,
     )
 
+    from training.registry import load_python_model
+
     with mlflow_registry(root) as uri:
         ctr = register_tiny_ctr_model(root, seed=0)
         ranker = register_tiny_ranker(root, seed=0)
-        triggers = sorted(mlflow.pyfunc.load_model(f"models:/ranker/{ranker}").unwrap_python_model().triggers)
-        news = mlflow.pyfunc.load_model(f"models:/ctr_model/{ctr}").unwrap_python_model().news["news_id"].tolist()
+        triggers = sorted(load_python_model("ranker", ranker).triggers)
+        news = load_python_model("ctr_model", ctr).news["news_id"].tolist()
     store = root / "candidates.sqlite"
     write_tiny_candidate_store(store, triggers, news)
     return uri, store
@@ -63,9 +64,11 @@ def _served_ids(uri: str, versions: dict[str, str]) -> tuple[list[str], list[str
     """(catalogue news ids, user ids, ranker triggers) of the versions the service loaded."""
     import mlflow
 
+    from training.registry import load_python_model
+
     mlflow.set_tracking_uri(uri)
-    ctr = mlflow.pyfunc.load_model(f"models:/ctr_model/{versions['ctr_model']}").unwrap_python_model()
-    ranker = mlflow.pyfunc.load_model(f"models:/ranker/{versions['ranker']}").unwrap_python_model()
+    ctr = load_python_model("ctr_model", versions["ctr_model"])
+    ranker = load_python_model("ranker", versions["ranker"])
     users = [str(u) for u in ctr.predictor.features.vocabularies["user_id"].values][:5000] or ["U1"]
     return ctr.news["news_id"].astype(str).tolist(), users, sorted(ranker.triggers)
 
@@ -245,7 +248,7 @@ def _measure(args: argparse.Namespace, work: Path) -> dict:
     import requests
     from builders.serving import start_service
 
-    from orchestration.settings import candidate_store_path, default_tracking_uri
+    from training.settings import candidate_store_path, default_tracking_uri
 
     if args.synthetic:
         t0 = time.perf_counter()

@@ -105,7 +105,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from newsforge.predict import UnknownModelError, predict_folder
+    from newsforge.predict import predict_folder
+    from training.registry import UnknownModelError
 
     try:
         n = predict_folder(args.model, args.data, args.out, tracking_uri=args.tracking_uri)
@@ -117,8 +118,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_candidates(args: argparse.Namespace) -> int:
-    from orchestration.settings import candidate_store_path
     from training.retrieval.candidate_store import CandidateStore
+    from training.settings import candidate_store_path
 
     path = args.store or candidate_store_path()
     with CandidateStore(path, readonly=True) as store:
@@ -138,8 +139,8 @@ def _cmd_candidates(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from orchestration.settings import candidate_store_path, default_tracking_uri
     from serving.service.server import ServeOptions, ServeRefused, serve
+    from training.settings import candidate_store_path, default_tracking_uri
 
     require = tuple(name.strip() for name in args.require.split(",") if name.strip())
     options = ServeOptions(tracking_uri=args.tracking_uri or default_tracking_uri(),

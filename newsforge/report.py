@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 from newsforge.markdown_html import markdown_to_html
 from orchestration.lineage import EXPERIMENT_PREFIX, latest_finished_run
 from orchestration.resources import MlflowTracking
-from orchestration.settings import default_tracking_uri, prepared_dir
 from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
 from training.metrics.ranking import METRIC_KEYS, format_metrics_table
+from training.settings import default_tracking_uri, prepared_dir
 
 #: The quality-aware ranking tables of ``ranking_evaluation`` ("Explore Further" Tables 1-3 analogues).
 QUALITY_TABLES = (

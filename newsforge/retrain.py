@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestration.settings import newsforge_home, project_root
+from training.settings import newsforge_home, project_root
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -266,7 +266,7 @@ def retrain(partition: str | None, partition_range: str | None, select: str = "*
     from newsforge.report import partition_report, write_html_report
     from orchestration.champion_gate import gate_history
     from orchestration.freshness import GATED_MODELS
-    from orchestration.settings import default_tracking_uri
+    from training.settings import default_tracking_uri
 
     if bool(partition) == bool(partition_range):
         raise ValueError("give exactly one of --partition and --partition-range")

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, Output
 
-from orchestration.model_registry import CANDIDATE, CHAMPION, alias_version, set_alias
 from training.metrics.ranking import METRIC_KEYS, format_metrics_table
+from training.registry import CANDIDATE, CHAMPION, alias_version, set_alias
 
 #: Name of the blocking check every gated asset carries.
 CHECK_NAME = "beats_champion"

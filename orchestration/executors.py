@@ -22,7 +22,8 @@ import os
 
 from dagster import ExecutorDefinition, in_process_executor, multi_or_in_process_executor
 
-EXECUTOR_VARIABLE = "NEWSFORGE_EXECUTOR"
+from training.settings import EXECUTOR as EXECUTOR_VARIABLE
+from training.settings import executor_name
 
 #: name -> (module, attribute, pip package) for the executors that live in Dagster's integration libraries.
 _LIBRARY_EXECUTORS = {
@@ -56,7 +57,7 @@ STEP_THREADS_SIDE_BY_SIDE = "1"
 def configured_executor() -> ExecutorDefinition:
     """The executor ``$NEWSFORGE_EXECUTOR`` names (``multiprocess`` when unset). For ``multiprocess``, the step
     processes (children of this one) inherit ``OMP_NUM_THREADS=1`` unless the variable is set."""
-    name = os.environ.get(EXECUTOR_VARIABLE, "").strip() or "multiprocess"
+    name = executor_name()
     executor = executor_named(name)
     if name == "multiprocess":
         os.environ.setdefault("OMP_NUM_THREADS", STEP_THREADS_SIDE_BY_SIDE)

@@ -10,7 +10,6 @@ champion yet; it never fails a run (non-blocking, severity WARN, errors reported
 ``max_age_days``: the check's run config (``ops: {<model>_champion_age: {config: {max_age_days: 5}}}``),
 defaulting to ``$NEWSFORGE_CHAMPION_MAX_AGE_DAYS`` when the code location loads, else 3.
 """
-import os
 from datetime import date
 
 from dagster import (
@@ -28,12 +27,11 @@ from pydantic import Field
 from assets import ALL_ASSETS
 from orchestration.champion_gate import CHECK_NAME as GATE_CHECK
 from orchestration.data_days import latest_loaded
-from orchestration.model_registry import CHAMPION, alias_version
 from orchestration.resources import DvcData, MlflowTracking
+from training.registry import CHAMPION, alias_version
+from training.settings import champion_max_age_days
 
 CHECK_NAME = "champion_age"
-MAX_AGE_ENV = "NEWSFORGE_CHAMPION_MAX_AGE_DAYS"
-DEFAULT_MAX_AGE_DAYS = 3
 
 #: Gated model assets (those carrying the ``beats_champion`` gate); each registers a model of the same name.
 GATED_MODELS = tuple(sorted(key.asset_key.to_user_string() for a in ALL_ASSETS for key in a.check_keys
@@ -41,14 +39,8 @@ GATED_MODELS = tuple(sorted(key.asset_key.to_user_string() for a in ALL_ASSETS f
 
 
 def default_max_age_days() -> int:
-    raw = os.environ.get(MAX_AGE_ENV, str(DEFAULT_MAX_AGE_DAYS))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_AGE_ENV}={raw!r} is not a whole number of days") from None
-    if value < 0:
-        raise ValueError(f"{MAX_AGE_ENV}={value} must be 0 or more days")
-    return value
+    """``training.settings.champion_max_age_days``: ``$NEWSFORGE_CHAMPION_MAX_AGE_DAYS``, else 3."""
+    return champion_max_age_days()
 
 
 class ChampionAgeConfig(Config):

@@ -20,9 +20,9 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from orchestration.lineage import Lineage, LineageError, announce_input, take_output
-from orchestration.settings import newsforge_home
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
+from training.settings import newsforge_home
 from training.staging import staged_dir
 
 UNPARTITIONED = "all"

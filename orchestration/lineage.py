@@ -21,7 +21,7 @@ from pathlib import Path
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
-from orchestration.settings import project_root
+from training.settings import project_root
 
 #: MLflow experiment of an asset: ``newsforge/<asset>``.
 EXPERIMENT_PREFIX = "newsforge/"

@@ -26,7 +26,7 @@ from orchestration.data_days import loaded_in_run
 from orchestration.jobs import daily_job, data_job
 from orchestration.partitions import daily_partitions
 from orchestration.resources.dvc_data import DataVersionError, DvcData
-from orchestration.settings import partition_start
+from training.settings import partition_start
 
 #: Run tag carrying the DVC data version a run was launched for.
 DATA_VERSION_TAG = "data.version"

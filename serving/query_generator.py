@@ -29,8 +29,8 @@ def base_model_reference(base_dir: str | Path, from_wheel: bool) -> dict:
 def resolve_base_model(reference: dict) -> Path:
     """The local folder of a base model reference (converting SmolLM2 from its wheel when needed)."""
     if reference["kind"] == SMOLLM2_WHEEL:
-        from orchestration.settings import cache_dir
         from training.quality.smollm import smollm2_dir
+        from training.settings import cache_dir
 
         return smollm2_dir(cache_dir("llm"))
     path = Path(reference["dir"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from dagster import ConfigurableResource
 
-from orchestration.settings import prepared_dir, project_root
 from training.data.prepare import REPORT_FILE
+from training.settings import prepared_dir, project_root
 
 
 class DataVersionError(RuntimeError):

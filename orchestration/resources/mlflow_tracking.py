@@ -26,7 +26,7 @@ from orchestration.lineage import (
     inputs_data_version,
     take_inputs,
 )
-from orchestration.settings import default_tracking_uri, mlflow_ui_url, newsforge_home
+from training.settings import default_tracking_uri, mlflow_ui_url, newsforge_home
 
 #: MLflow metric of every materialisation: the peak resident memory of the step's process, in MB.
 PEAK_RSS_METRIC = "peak_rss_mb"

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from newsforge.predict import DEFAULT_ALIAS, resolve_model
 from serving.service.prometheus import ServiceMetrics
+from training.registry import CHAMPION, load_python_model, resolve_model
 
-CHAMPION = DEFAULT_ALIAS
+CHAMPION = CHAMPION
 CTR_MODEL = "ctr_model"
 RANKER = "ranker"
 SERVED_MODELS = (CTR_MODEL, RANKER)
@@ -89,7 +88,7 @@ class LoadedModel:
 def load_version(name: str, version: str) -> LoadedModel:
     """Load ``models:/<name>/<version>`` from the registry (the global MLflow URIs) and adapt it."""
     started = time.perf_counter()
-    python_model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    python_model = load_python_model(name, version)
     served = ADAPTERS[name](python_model)
     return LoadedModel(name, version, served, python_model, _now(), round(time.perf_counter() - started, 3))
 

@@ -13,7 +13,8 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 
-OPTIONS_ENV = "NEWSFORGE_SERVE_OPTIONS"
+from training.settings import serve_options, set_serve_options
+
 #: uvicorn's httptools protocol sending each response in one write (``http_protocol``).
 HTTP_PROTOCOL = "serving.service.http_protocol:CoalescingHttpToolsProtocol"
 
@@ -90,8 +91,8 @@ def check_champions(options: ServeOptions) -> None:
     """``ServeRefused`` unless every required model has a ``champion`` alias (nothing is loaded)."""
     from mlflow.exceptions import MlflowException
 
-    from newsforge.predict import UnknownModelError, resolve_model
     from serving.service.champions import CHAMPION
+    from training.registry import UnknownModelError, resolve_model
 
     client = _client(options)
     for name in options.require:
@@ -106,11 +107,11 @@ def build_app(options: ServeOptions):
     required champion is missing or cannot be loaded."""
     from mlflow.exceptions import MlflowException
 
-    from newsforge.predict import UnknownModelError
     from serving.service.app import create_app
     from serving.service.champions import ChampionLoadError, Champions
     from serving.service.prometheus import ServiceMetrics
     from serving.service.store_status import StoreStatus
+    from training.registry import UnknownModelError
 
     champions = Champions(_client(options), poll_seconds=options.poll_seconds, metrics=ServiceMetrics())
     try:
@@ -123,7 +124,7 @@ def build_app(options: ServeOptions):
 def app_from_env():
     """uvicorn's app factory in each worker process (``workers > 1``): options from ``$NEWSFORGE_SERVE_OPTIONS``."""
     limit_threads()
-    app, _ = build_app(ServeOptions.from_json(os.environ[OPTIONS_ENV]))
+    app, _ = build_app(ServeOptions.from_json(serve_options()))
     return app
 
 
@@ -143,7 +144,7 @@ def serve(options: ServeOptions) -> None:
         uvicorn.run(app, **common)
         return
     check_champions(options)
-    os.environ[OPTIONS_ENV] = options.to_json()
+    set_serve_options(options.to_json())
     print(f"newsforge serve: starting {options.workers} workers on http://{options.host}:{options.port}",
           file=sys.stderr, flush=True)
     uvicorn.run("serving.service.server:app_from_env", factory=True, workers=options.workers, **common)

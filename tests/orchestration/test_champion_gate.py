@@ -17,7 +17,7 @@ from orchestration.champion_gate import (
     gated_outputs,
     promote,
 )
-from orchestration.model_registry import CANDIDATE, CHAMPION, alias_version, log_and_register, set_alias
+from training.registry import CANDIDATE, CHAMPION, alias_version, log_and_register, set_alias
 
 FLOOR = {"auc": 0.55}
 

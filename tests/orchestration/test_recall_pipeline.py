@@ -233,3 +233,33 @@ def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(proje
     assert "paired bootstrap interval over impressions" in open(md).read() and "seeds 1, 2" in open(md).read()
     out = run(["newsforge", "report", "--partition", DAY], project).stdout
     assert "quality/click trade-off" in out and "click only (λ = 0)" in out and "tradeoff.png" in out
+
+
+def test_registered_query_generator_loads_from_its_own_code(project, tmp_path):
+    """The registered query generator carries its code (training, serving): load it and generate with this
+    checkout's packages hidden from Python, as on a machine without the project."""
+    from project import REPO_ROOT
+
+    script = f"""
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+sys.path[:] = [p for p in sys.path if p not in ({str(REPO_ROOT)!r}, {str(project)!r})]
+for name in [m for m in sys.modules if m.split(".")[0] in ("training", "serving", "orchestration")]:
+    del sys.modules[name]
+import mlflow, pandas as pd
+mlflow.set_tracking_uri("sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+model = mlflow.pyfunc.load_model("models:/query_generator/1")
+import serving.query_generator
+assert "/code/serving/" in serving.query_generator.__file__, serving.query_generator.__file__
+assert "orchestration" not in sys.modules
+out = model.predict(pd.DataFrame({{"news_id": ["N1"], "title": ["Storm hits the coast"]}}))
+print("columns", sorted(out.columns))
+"""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+                               "NEWSFORGE_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "columns ['input_id', 'query', 'query_rank']" in proc.stdout, proc.stdout[-2000:]

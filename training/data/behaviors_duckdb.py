@@ -15,7 +15,6 @@ Settings: ``memory_limit`` and ``threads`` come from the arguments, else the env
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +30,10 @@ from training.data.schema import (
     IMPRESSIONS_SCHEMA,
 )
 from training.data.validation import FileValidation, RowIssue
+from training.settings import duckdb_memory_limit, duckdb_threads
 
 #: Label given to candidates of unlabelled logs (MIND's test split), when those are allowed.
 UNKNOWN_LABEL = -1
-MEMORY_LIMIT_ENV = "NEWSFORGE_DUCKDB_MEMORY_LIMIT"
-THREADS_ENV = "NEWSFORGE_DUCKDB_THREADS"
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 
@@ -185,8 +183,8 @@ class DayPartitions(RowSink):
 
 def duckdb_settings(memory_limit: str | None = None, threads: int | None = None) -> tuple[str, int]:
     """The (memory_limit, threads) to use: arguments first, then the environment, then the defaults."""
-    memory = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
-    n = threads or int(os.environ.get(THREADS_ENV) or DEFAULT_THREADS)
+    memory = memory_limit or duckdb_memory_limit() or DEFAULT_MEMORY_LIMIT
+    n = threads or duckdb_threads() or DEFAULT_THREADS
     return memory, n
 
 
