@@ -97,14 +97,7 @@ def executor_name() -> str:
 
 def champion_max_age_days(default: int = 3) -> int:
     """``$NEWSFORGE_CHAMPION_MAX_AGE_DAYS``: a whole number of days >= 0 (``default`` when unset)."""
-    raw = os.environ.get(CHAMPION_MAX_AGE_DAYS, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{CHAMPION_MAX_AGE_DAYS}={raw!r} is not a whole number of days") from None
-    if value < 0:
-        raise ValueError(f"{CHAMPION_MAX_AGE_DAYS}={value} must be 0 or more days")
-    return value
+    return _whole_number(CHAMPION_MAX_AGE_DAYS, os.environ.get(CHAMPION_MAX_AGE_DAYS, str(default)), 0, "days")
 
 
 def duckdb_memory_limit() -> str | None:
@@ -115,14 +108,17 @@ def duckdb_memory_limit() -> str | None:
 def duckdb_threads() -> int | None:
     """``$NEWSFORGE_DUCKDB_THREADS`` (a positive whole number), None when unset."""
     raw = os.environ.get(DUCKDB_THREADS)
-    if not raw:
-        return None
+    return _whole_number(DUCKDB_THREADS, raw, 1, "threads") if raw else None
+
+
+def _whole_number(variable: str, raw: str, minimum: int, unit: str) -> int:
+    """``raw`` (the value of ``variable``) as an int >= ``minimum``; errors name the variable and value."""
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{DUCKDB_THREADS}={raw!r} is not a whole number of threads") from None
-    if value < 1:
-        raise ValueError(f"{DUCKDB_THREADS}={value} must be 1 or more")
+        raise ValueError(f"{variable}={raw!r} is not a whole number of {unit}") from None
+    if value < minimum:
+        raise ValueError(f"{variable}={value} must be {minimum} or more {unit}")
     return value
 
 
