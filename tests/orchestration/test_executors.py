@@ -5,10 +5,16 @@ import subprocess
 import sys
 
 import pytest
-from dagster import in_process_executor, multi_or_in_process_executor
+from dagster import in_process_executor
 from project import REPO_ROOT
 
-from orchestration.executors import EXECUTOR_NAMES, configured_executor, executor_named
+from orchestration.executors import (
+    EXECUTOR_NAMES,
+    _forkserver_by_default,
+    configured_executor,
+    executor_named,
+    forkserver_multiprocess_executor,
+)
 
 _JOB_EXECUTORS = """
 import json
@@ -20,9 +26,21 @@ print(json.dumps(sorted({job.executor_def.name for job in repo.get_all_jobs()}))
 
 def test_default_is_multiprocess(monkeypatch):
     monkeypatch.delenv("NEWSFORGE_EXECUTOR", raising=False)
-    assert configured_executor() is multi_or_in_process_executor
+    assert configured_executor() is forkserver_multiprocess_executor
     monkeypatch.setenv("NEWSFORGE_EXECUTOR", "in_process")
     assert configured_executor() is in_process_executor
+
+
+def test_step_processes_fork_from_a_forkserver_unless_the_run_config_says_otherwise():
+    """The default start method is forkserver (the code location is imported once, not once a step); a run
+    config's own start_method and the in_process choice are kept."""
+    defaults = {"multiprocess": {"max_concurrent": None, "retries": {"enabled": {}}}}
+    preload = {"forkserver": {"preload_modules": ["dagster._core.executor.multiprocess", "orchestration.definitions"]}}
+    assert _forkserver_by_default(defaults)["multiprocess"] == {**defaults["multiprocess"], "start_method": preload}
+    spawn = {"multiprocess": {"max_concurrent": 2, "start_method": {"spawn": {}}}}
+    assert _forkserver_by_default(spawn) == spawn
+    assert _forkserver_by_default({"in_process": {}}) == {"in_process": {}}
+    assert forkserver_multiprocess_executor.name == "multi_or_in_process_executor"
 
 
 def test_steps_side_by_side_get_one_thread_each(monkeypatch):

@@ -43,7 +43,8 @@ def score_pairs(model: CrossEncoder, news: pd.DataFrame, trigger_ids: Sequence[s
                 progress: bool | None = None) -> PairScores:
     """Click logits and quality logits of each pair (``trigger_ids[i]``, ``candidate_ids[i]``).
 
-    Each distinct news is tokenised once; pairs run in batches of similar length under ``torch.inference_mode``
+    Each distinct news is tokenised once and each distinct pair scored once (an evaluation day repeats about a
+    fifth of its pairs across impressions); pairs run in batches of similar length under ``torch.inference_mode``
     on the model's device, in eval mode (the previous mode is restored). ``torch_threads``: torch CPU threads for
     the call (restored after). ``progress``: tqdm bar (None: when there are >= 20 batches).
     """
@@ -51,11 +52,25 @@ def score_pairs(model: CrossEncoder, news: pd.DataFrame, trigger_ids: Sequence[s
         raise ValueError(f"{len(trigger_ids)} trigger ids but {len(candidate_ids)} candidate ids")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if len(trigger_ids) == 0:
+        return PairScores(np.zeros(0, dtype=np.float32), np.zeros((0, N_QUALITY), dtype=np.float32))
+    pairs = pd.DataFrame({"trigger_id": list(trigger_ids), "candidate_id": list(candidate_ids)})
+    first = ~pairs.duplicated()
+    distinct = pairs[first]
+    scores = _score_distinct(model, news, distinct["trigger_id"].tolist(), distinct["candidate_id"].tolist(),
+                             batch_size, torch_threads, progress)
+    if len(distinct) == len(pairs):
+        return scores
+    row = pairs.merge(distinct.assign(row=np.arange(len(distinct))), on=["trigger_id", "candidate_id"],
+                      how="left", sort=False)["row"].to_numpy()
+    return PairScores(scores.click[row], scores.quality_logits[row])
+
+
+def _score_distinct(model: CrossEncoder, news: pd.DataFrame, trigger_ids: list[str], candidate_ids: list[str],
+                    batch_size: int, torch_threads: int | None, progress: bool | None) -> PairScores:
     n = len(trigger_ids)
     click = np.zeros(n, dtype=np.float32)
     quality = np.zeros((n, N_QUALITY), dtype=np.float32)
-    if n == 0:
-        return PairScores(click, quality)
     cache = PairTokenCache(model.inputs, news, {"trigger_id": trigger_ids, "candidate_id": candidate_ids})
     trig, cand = cache.rows["trigger_id"], cache.rows["candidate_id"]
     batches = length_bucketed_batches(cache.pair_lengths(trig, cand), batch_size)

@@ -280,15 +280,26 @@ class LlmJudge:
 
     # ----------------------------------------------------------------------------- model passes
     def _label_logprobs(self, texts: Sequence[str]) -> np.ndarray:
+        """Label log-probs at the end of each text; the texts' shared opening (instructions and chat template,
+        about half of each prompt) runs once (``training.slm.shared_prefix``)."""
         import torch
 
+        from training.slm.shared_prefix import PromptOpening
+
+        token_ids = self._tokenize(texts)
+        opening = PromptOpening.of(self.model, token_ids)
+        if opening is not None:
+            token_ids = [ids[opening.length:] for ids in token_ids]
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
-        for idx, batch in self._batches(self._tokenize(texts), desc=f"judge {self.variant}"):
+        for idx, batch in self._batches(token_ids, desc=f"judge {self.variant}"):
             mask = batch["attention_mask"]
             kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
-            logits = self.model(input_ids=batch["input_ids"], attention_mask=mask,
-                                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                                use_cache=False, **kwargs).logits[:, -1, :].float()
+            if opening is not None:
+                output = opening.forward(self.model, batch["input_ids"], mask, **kwargs)
+            else:
+                output = self.model(input_ids=batch["input_ids"], attention_mask=mask,
+                                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=False, **kwargs)
+            logits = output.logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)
             per_label = [torch.logsumexp(logp[:, list(ids)], dim=-1) for ids in self.label_token_ids]
             out[idx] = torch.stack(per_label, dim=-1).double().numpy()

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from training.config_dict import ConfigDict
 from training.slm.prompts import TASKS, chat_prompt, parse_queries
+from training.slm.shared_prefix import PromptOpening, greedy_continue
 from training.staging import staged_dir
 from training.torch_threads import torch_threads
 
@@ -106,7 +107,9 @@ def _generated_lengths(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int
 def generate_texts(model, tokenizer, chat_prompts: list[str],
                    config: GenerationConfig | None = None) -> tuple[list[str], TextGenerationStats]:
     """Answers to fully templated prompts (row-aligned): left-padded, length-sorted batches under
-    ``torch.inference_mode``; greedy unless ``config.do_sample``."""
+    ``torch.inference_mode``; greedy unless ``config.do_sample``. Greedy decoding without penalties runs the
+    prompts' shared opening (system message, few-shot turns) once (``training.slm.shared_prefix``); the answers
+    equal ``model.generate``'s."""
     config = config or GenerationConfig()
     start = time.perf_counter()
     texts = [""] * len(chat_prompts)
@@ -115,22 +118,30 @@ def generate_texts(model, tokenizer, chat_prompts: list[str],
     batches = [order[i: i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = {tokenizer.eos_token_id, pad_id}
+    plain_greedy = not config.do_sample and not config.no_repeat_ngram_size and config.repetition_penalty == 1.0
     tokens = 0
     with torch_threads(config.torch_threads), torch.inference_mode():
+        opening = PromptOpening.of(model, encoded) if plain_greedy and encoded else None
+        skip = opening.length if opening is not None else 0
         for rows in tqdm(batches, desc="generate queries", unit="batch",
                          disable=len(batches) < PROGRESS_MIN_BATCHES):
-            width = max(len(encoded[r]) for r in rows)
+            width = max(len(encoded[r]) - skip for r in rows)
             ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for i, r in enumerate(rows):   # left padding: the answer starts right after every prompt
-                ids[i, width - len(encoded[r]):] = torch.tensor(encoded[r], dtype=torch.long)
-                mask[i, width - len(encoded[r]):] = 1
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=config.max_new_tokens,
-                                 do_sample=config.do_sample, num_beams=1, pad_token_id=pad_id,
-                                 no_repeat_ngram_size=config.no_repeat_ngram_size or None,
-                                 repetition_penalty=config.repetition_penalty,
-                                 eos_token_id=tokenizer.eos_token_id)
-            new_tokens = out[:, width:]
+                own = encoded[r][skip:]
+                ids[i, width - len(own):] = torch.tensor(own, dtype=torch.long)
+                mask[i, width - len(own):] = 1
+            if opening is not None:
+                new_tokens = greedy_continue(model, opening, ids, mask, config.max_new_tokens, pad_id,
+                                             tokenizer.eos_token_id)
+            else:
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=config.max_new_tokens,
+                                     do_sample=config.do_sample, num_beams=1, pad_token_id=pad_id,
+                                     no_repeat_ngram_size=config.no_repeat_ngram_size or None,
+                                     repetition_penalty=config.repetition_penalty,
+                                     eos_token_id=tokenizer.eos_token_id)
+                new_tokens = out[:, width:]
             tokens += sum(_generated_lengths(new_tokens, stop_ids))
             for i, r in enumerate(rows):
                 texts[r] = tokenizer.decode(new_tokens[i], skip_special_tokens=True)

@@ -141,6 +141,12 @@ def test_score_pairs_keeps_input_order(prec_dir, toy_news):
     np.testing.assert_allclose(scores.quality_logits, np.concatenate([s.quality_logits for s in one_by_one]),
                                atol=1e-5)
     assert scores.click[7] == pytest.approx(scores.click[3], abs=1e-6)
+    seen = []   # each distinct pair reaches the model once
+    hook = model.register_forward_hook(lambda module, args, out: seen.append(len(out[0])))
+    again = score_pairs(model, news, trig + trig, cand + cand, batch_size=8)
+    hook.remove()
+    assert sum(seen) == len(set(zip(trig, cand))) == 39
+    np.testing.assert_array_equal(again.click, np.concatenate([scores.click, scores.click]))
     probs = np.exp(scores.quality_logits) / np.exp(scores.quality_logits).sum(1, keepdims=True)
     np.testing.assert_allclose(scores.quality, probs @ np.arange(5), atol=1e-5)
     assert ((scores.quality >= 0) & (scores.quality <= 4)).all()

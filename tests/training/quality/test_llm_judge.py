@@ -28,6 +28,8 @@ from training.quality.llm_judge import (
     expected_label,
     label_probabilities,
 )
+from training.slm import shared_prefix
+from training.slm.shared_prefix import shared_prefix_length
 
 TRIGGERS = [
     "Fed holds interest rates steady as inflation cools",
@@ -157,6 +159,18 @@ def test_batched_left_padding_equals_one_by_one(model_dir):
     b = single.score_details(triggers, candidates)
     np.testing.assert_allclose(a.label_logprobs, b.label_logprobs, atol=1e-5)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_cached_prompt_opening_equals_full_prompts(model_dir, monkeypatch):
+    """The shared instructions run once (their key/value cache reused per batch): same log-probs as running
+    every prompt whole, with left padding between the opening and each pair."""
+    judge = LlmJudge(model_dir, "B", batch_size=2)
+    texts = [judge.prompt(t, c) for t, c in zip(TRIGGERS, CANDIDATES)]
+    assert shared_prefix_length(judge._tokenize(texts)) >= shared_prefix.MIN_SHARED_TOKENS
+    cached = judge.score_details(TRIGGERS, CANDIDATES)
+    monkeypatch.setattr(shared_prefix, "MIN_SHARED_TOKENS", 10**9)
+    whole = judge.score_details(TRIGGERS, CANDIDATES)
+    np.testing.assert_allclose(cached.label_logprobs, whole.label_logprobs, atol=1e-5)
 
 
 def test_variant_c_reasons_then_scores_deterministically(model_dir):

@@ -100,12 +100,31 @@ def test_real_generation_end_to_end_and_bad_arguments(lm, tmp_path):
         generate_queries(model, tokenizer, pd.DataFrame({"input_id": ["a"]}), CONFIG, tmp_path, "v", "news")
 
 
-def test_default_decoding_does_not_penalise_the_triggers_own_words(lm, monkeypatch):
+def _generate_greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = model.generate(input_ids=ids, attention_mask=ids.new_ones(ids.shape), max_new_tokens=max_new_tokens,
+                         do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("few_shot", [False, True])
+def test_default_decoding_is_unpenalised_greedy_with_the_shared_opening_run_once(lm, few_shot):
     """transformers' repetition penalty and no-repeat n-grams act on the prompt's tokens too, so they would
-    forbid the trigger's words; the default decoding is plain greedy."""
+    forbid the trigger's words; the default decoding is plain greedy. It runs the prompts' shared opening once
+    (system message, few-shot turns) and answers exactly as ``model.generate`` does, prompt by prompt."""
     model, tokenizer = lm
     default = GenerationConfig()
     assert default.repetition_penalty == 1.0 and default.no_repeat_ngram_size == 0 and not default.do_sample
+    titles = ("Storm hits coast", "A much longer title about interest rates and the economy", "Mid title")
+    prompts = [chat_prompt(tokenizer, news_prompt(t), few_shot=few_shot) for t in titles]
+    config = default.replace(max_new_tokens=6, batch_size=2, torch_threads=1)
+    texts, _ = generate_texts(model, tokenizer, prompts, config)
+    assert texts == [_generate_greedy(model, tokenizer, p, 6) for p in prompts]
+
+
+def test_penalties_when_asked_go_to_generate(lm, monkeypatch):
+    model, tokenizer = lm
     seen = {}
     original = model.generate
 
@@ -114,11 +133,8 @@ def test_default_decoding_does_not_penalise_the_triggers_own_words(lm, monkeypat
         return original(**kwargs)
 
     monkeypatch.setattr(model, "generate", spy)
-    texts, _ = generate_texts(model, tokenizer, [chat_prompt(tokenizer, news_prompt("Storm hits coast"))],
-                              default.replace(max_new_tokens=6, torch_threads=1))
-    assert seen["repetition_penalty"] == 1.0 and not seen["no_repeat_ngram_size"]
-    plain = original(**{k: v for k, v in seen.items() if k not in ("repetition_penalty", "no_repeat_ngram_size")})
-    width = seen["input_ids"].shape[1]
-    assert texts[0] == tokenizer.decode(plain[0, width:], skip_special_tokens=True)   # = unpenalised greedy
+    generate_texts(model, tokenizer, [chat_prompt(tokenizer, news_prompt("Storm hits coast"))],
+                   GenerationConfig(max_new_tokens=4, torch_threads=1, repetition_penalty=1.3))
+    assert seen["repetition_penalty"] == 1.3
     with pytest.raises(ValueError, match="repetition_penalty"):
         GenerationConfig(repetition_penalty=0.0)
