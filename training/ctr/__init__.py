@@ -7,21 +7,20 @@ Typical use::
                              CtrConfig(model="dcn", prec="news+user"), out_dir)
     scores = CtrPredictor.load(result.artefact_dir).score(imps, histories, news)
 """
-from training.ctr import dcn, deepfm, pnn  # noqa: F401  (register the models)
 from training.ctr.base_model import CtrModel
-from training.ctr.config import PREC_VARIANTS, CtrConfig
+from training.ctr.config import MODEL_NAMES, PREC_VARIANTS, CtrConfig
 from training.ctr.features import FIELD_NAMES, CtrData, CtrFeatures, FeatureSpace
 from training.ctr.lightning_module import CtrLightningModule, ranking_metrics
 from training.ctr.predict import CtrPredictor
-from training.ctr.registry import MODEL_REGISTRY, build_model, register_model
+from training.ctr.registry import MODEL_REGISTRY, build_model
 from training.ctr.train import CtrTrainResult, train_ctr_model
 from training.ctr.vocabulary import OOV, PAD, Vocabulary
 from training.ctr.warm_start import WarmStartReport
 from training.metrics.ranking import METRIC_KEYS
 
 __all__ = [
-    "FIELD_NAMES", "METRIC_KEYS", "MODEL_REGISTRY", "OOV", "PAD", "PREC_VARIANTS",
+    "FIELD_NAMES", "METRIC_KEYS", "MODEL_NAMES", "MODEL_REGISTRY", "OOV", "PAD", "PREC_VARIANTS",
     "CtrConfig", "CtrData", "CtrFeatures", "CtrLightningModule", "CtrModel", "CtrPredictor",
     "CtrTrainResult", "FeatureSpace", "Vocabulary", "WarmStartReport", "build_model", "ranking_metrics",
-    "register_model", "train_ctr_model",
+    "train_ctr_model",
 ]

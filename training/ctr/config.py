@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from training.ctr.registry import MODEL_REGISTRY
 from training.distributed import check_strategy
 
+#: The CTR models, each a ``CtrModel`` subclass in ``training.ctr.registry.MODEL_REGISTRY``.
+MODEL_NAMES = ("dcn", "deepfm", "pnn")
 #: How training rows are loaded (``training.ctr.stream`` for ``stream``).
 DATA_LOADING = ("memory", "stream")
 #: PREC plug-in variants (paper Table 2): ``none`` = base, ``news`` = +NP, ``news+user`` = +NP+UP.
@@ -18,9 +19,9 @@ PREC_VARIANTS = ("none", "news", "news+user")
 
 @dataclass(frozen=True)
 class CtrConfig:
-    """Hyper-parameters of one CTR model; ``model`` names an entry of ``MODEL_REGISTRY``."""
+    """Hyper-parameters of one CTR model; ``model`` is one of ``MODEL_NAMES``."""
 
-    model: str = "dcn"                      # "dcn" | "deepfm" | "pnn"
+    model: str = "dcn"                      # one of MODEL_NAMES
     prec: str = "none"                      # "none" | "news" | "news+user"
     vector_norm: bool = True                # PREC vectors enter through Linear then LayerNorm (False: Linear only)
     embedding_dim: int = 16
@@ -48,8 +49,8 @@ class CtrConfig:
     shuffle_buffer_rows: int = 262_144      # stream: rows shuffled together (seeded per epoch)
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_REGISTRY:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODEL_REGISTRY)}")
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {MODEL_NAMES}")
         if self.prec not in PREC_VARIANTS:
             raise ValueError(f"unknown prec variant {self.prec!r}; choose one of {PREC_VARIANTS}")
         check_strategy(self.strategy, self.devices, self.num_nodes)

@@ -6,10 +6,8 @@ from torch import nn
 
 from training.ctr.base_model import CtrModel
 from training.ctr.layers import MLP, FMSecondOrder
-from training.ctr.registry import register_model
 
 
-@register_model("deepfm")
 class DeepFM(CtrModel):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

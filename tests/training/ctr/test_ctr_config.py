@@ -1,6 +1,6 @@
 import pytest
 
-from training.ctr import MODEL_REGISTRY, CtrConfig
+from training.ctr import MODEL_NAMES, MODEL_REGISTRY, CtrConfig
 from training.ctr.dcn import DCN
 from training.ctr.deepfm import DeepFM
 from training.ctr.pnn import PNN
@@ -26,5 +26,6 @@ def test_invalid_values_raise(bad):
         CtrConfig.from_dict(bad)
 
 
-def test_registry_maps_names_to_models():
+def test_registry_maps_each_config_model_name_to_its_model():
     assert MODEL_REGISTRY == {"dcn": DCN, "deepfm": DeepFM, "pnn": PNN}
+    assert tuple(MODEL_REGISTRY) == MODEL_NAMES  # the names CtrConfig accepts are those the registry builds
