@@ -4,7 +4,11 @@
 * ``stages``: ``train_ranker`` / ``Ranker`` (both stages, the λ combination, save/load);
 * ``tradeoff``: parts by day role, the λ curve, the protocol's choice of λ on the selection day
   (``fit_ranker``), the report day's decision and the plot;
-* ``rows``: feature rows of logged impressions and of the candidate store's lists, in batches.
+* ``rows``: feature rows of logged impressions and of the candidate store's lists, in batches;
+* ``scorers``: the ranking student's and the CTR model's scores as the callables ``rows`` takes;
+* ``feature_table``: the ``ranking_features`` table (every part by day role, grades, the served rows);
+* ``report_day``: the ranker on the report day (the labelled slice, a served version's metrics, the baselines,
+  per-seed retraining and the trade-off table).
 """
 from training.ranking.count_features import (
     STAGE2_EXTRA,

@@ -7,8 +7,9 @@ under the protocol of docs/explore_further_protocol.md (comparison 5).
   on ``selection``, which no learner sees (with a window too short for its own day, on ``valid``, and the
   choice says it is not held out);
 * the λ rule: ``tradeoff_curve`` measures RecoDCG@5, ClickNDCG@5 and quality-filtered ClickNDCG@5 at every λ
-  of the grid, ``choose_lambda`` takes the right-most λ within a tolerance of the curve's maximum and
-  ``select_lambda`` sets that tolerance to the bootstrap standard error of QF-ClickNDCG@5 at the maximum;
+  of the grid (``curve_point`` reads one λ off it), ``choose_lambda`` takes the right-most λ within a
+  tolerance of the curve's maximum and ``select_lambda`` sets that tolerance to the bootstrap standard error
+  of QF-ClickNDCG@5 at the maximum;
 * the decision: ``tradeoff_decision`` compares the chosen λ with λ = 0 on the report day by paired bootstrap
   intervals over impressions; ``plot_tradeoff`` draws the curve.
 """
@@ -139,6 +140,14 @@ def ranker_curve(ranker: Ranker, rows: pd.DataFrame, lambdas: ArrayLike = LAMBDA
     stage2 = ranker.score_stage2(rows[ranker.stage2_features].to_numpy(np.float32))
     return tradeoff_curve(rows["impression_id"], rows["clicked"], rows["quality"], stage2,
                           rows[QUALITY_FEATURE].to_numpy(np.float64), ranker.mu, ranker.sigma, lambdas)
+
+
+def curve_point(curve: pd.DataFrame, lam: float) -> pd.Series:
+    """The curve's row at ``lam`` (compared with ``np.isclose``); ``ValueError`` when ``lam`` is not on it."""
+    at = curve.loc[np.isclose(curve["lam"], lam)]
+    if at.empty:
+        raise ValueError(f"λ = {lam} is not on the curve (λ from {curve['lam'].min()} to {curve['lam'].max()})")
+    return at.iloc[0]
 
 
 def choose_lambda(curve: pd.DataFrame, tolerance: float = 0.0) -> float:

@@ -17,6 +17,7 @@ from training.ranking.stages import RankerConfig
 from training.ranking.tradeoff import (
     LAMBDAS,
     choose_lambda,
+    curve_point,
     fit_ranker,
     per_impression,
     plot_tradeoff,
@@ -76,6 +77,16 @@ def test_choose_lambda_takes_the_rightmost_point_near_the_maximum():
         choose_lambda(curve.assign(qf_click_ndcg5=np.nan))
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         choose_lambda(curve, tolerance=-0.1)
+
+
+def test_curve_point_reads_one_lambda_off_the_curve():
+    lam = np.round(np.arange(0, 1.0001, 0.05), 2)
+    curve = pd.DataFrame({"lam": lam, "reco_dcg5": lam / 2, "qf_click_ndcg5": 1 - lam})
+    at = curve_point(curve, 0.1 + 0.2)                   # 0.30000000000000004 is the grid's 0.3
+    assert at["lam"] == 0.3 and at["reco_dcg5"] == 0.15 and at["qf_click_ndcg5"] == pytest.approx(0.7)
+    assert curve_point(curve, 0.0)["reco_dcg5"] == 0.0
+    with pytest.raises(ValueError, match=r"λ = 0.33 is not on the curve \(λ from 0.0 to 1.0\)"):
+        curve_point(curve, 0.33)
 
 
 def test_plot_writes_a_png(scored, tmp_path):
