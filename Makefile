@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data demo reproduce lint test test-slow test-browser bench bench-serving bench-scale serve clean
+.PHONY: install data demo reproduce lint test test-slow test-browser docs bench bench-serving bench-scale serve clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 # constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
@@ -69,6 +69,12 @@ test-slow: install
 # The Dagster and MLflow UIs (and the HTML report) in Chromium: needs /usr/bin/chromium (apt-get install chromium).
 test-browser: install
 	$(BIN)/python -m pytest -m browser
+
+# The documentation site (mkdocs.yml, docs/), strict: a broken link or anchor, or a page not in the nav, fails.
+# `.venv/bin/mkdocs serve` browses it at http://127.0.0.1:8000. DOCS_SITE=DIR writes it elsewhere (CI: a temp dir).
+DOCS_SITE ?= site
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir "$(DOCS_SITE)"
 
 # Benchmarks print figures and ratios measured side by side in one run (not timed tests).
 bench: install

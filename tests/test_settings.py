@@ -1,4 +1,5 @@
-"""One settings module: every ``NEWSFORGE_*`` variable is read in ``training/settings.py`` and documented there."""
+"""One settings module: every ``NEWSFORGE_*`` variable is read in ``training/settings.py`` and documented there;
+the README and ``docs/*.md`` mention only those, and each one that is not internal."""
 from __future__ import annotations
 
 import ast
@@ -17,6 +18,12 @@ NAME = re.compile(r"NEWSFORGE_[A-Z][A-Z_]*[A-Z]")
 def _sources():
     for package in PACKAGES:
         yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def _docs():
+    """The README and the documentation site's pages, where users read about the variables."""
+    yield ROOT / "README.md"
+    yield from sorted((ROOT / "docs").rglob("*.md"))
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -50,9 +57,12 @@ def test_every_variable_is_documented_and_every_mentioned_one_exists():
     for name in settings.VARIABLES:
         assert f"| {name} |" in table, f"{name} is not in training/settings.py's table"
     mentioned = {m for path in _sources() for m in NAME.findall(path.read_text(encoding="utf-8"))}
-    mentioned |= set(NAME.findall((ROOT / "README.md").read_text(encoding="utf-8")))
-    unknown = sorted(mentioned - set(settings.VARIABLES))
+    documented = {m for path in _docs() for m in NAME.findall(path.read_text(encoding="utf-8"))}
+    unknown = sorted((mentioned | documented) - set(settings.VARIABLES))
     assert not unknown, f"mentioned but not in training.settings.VARIABLES: {unknown}"
+    internal = {name for name in settings.VARIABLES if re.search(rf"\| {name} \| internal", table)}
+    undocumented = sorted(set(settings.VARIABLES) - internal - documented)
+    assert not undocumented, f"not mentioned in README.md or docs/*.md: {undocumented}"
 
 
 def test_bad_values_name_the_variable(monkeypatch):
