@@ -71,25 +71,28 @@ class NewsTokenizer:
     def train(cls, corpus: Iterable[str], n_views: int, vocab_size: int = 8000, min_frequency: int = 2,
               model: str = "wordpiece") -> NewsTokenizer:
         """Learn a lower-cased WordPiece (or word-level) vocabulary from ``corpus`` (offline); words are split
-        on whitespace and punctuation (BERT pre-tokenizer)."""
-        specials = [PAD, UNK, CLS, SEP, MASK] + [view_mask_token(i) for i in range(n_views)]
-        if model == "wordpiece":
-            tok = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=100))
-            trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                                special_tokens=specials, show_progress=False)
-            tok.decoder = decoders.WordPiece()
-        elif model == "wordlevel":
-            tok = Tokenizer(models.WordLevel(unk_token=UNK))
-            trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                                special_tokens=specials, show_progress=False)
-        else:
+        on whitespace and punctuation (BERT pre-tokenizer). The same corpus always gives the same vocabulary."""
+        if model not in ("wordpiece", "wordlevel"):
             raise ValueError(f"unknown tokenizer model {model!r}")
+        corpus = list(corpus)
+        specials = [PAD, UNK, CLS, SEP, MASK] + [view_mask_token(i) for i in range(n_views)]
+        tok = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=100) if model == "wordpiece"
+                        else models.WordLevel(unk_token=UNK))
         # NFC (å typed as a + ring is å) then lower case; keeps accents (e.g. Norwegian), unlike BertNormalizer
         tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
         tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(_SYMBOLS, "isolated"),
                                                      pre_tokenizers.BertPreTokenizer()])
+        if model == "wordpiece":
+            alphabet = _numbered_alphabet(tok, corpus)
+            trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                                special_tokens=specials + alphabet, show_progress=False)
+            tok.decoder = decoders.WordPiece()
+        else:
+            trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                                special_tokens=specials, show_progress=False)
         tok.train_from_iterator(corpus, trainer=trainer)
         if model == "wordpiece":
+            tok = _without_added_tokens(tok, alphabet)
             _add_continuations(tok)
         return cls(tok, n_views)
 
@@ -163,6 +166,29 @@ class NewsTokenizer:
             ids.append(self.sep_id)
             view_ids.extend([i + 1] * (budget + 1))
         return ids, view_ids
+
+
+def _numbered_alphabet(tok: Tokenizer, corpus: list[str], prefix: str = "##") -> list[str]:
+    """The WordPiece trainer's initial tokens in a fixed order: every character of the words of ``corpus`` (as
+    ``tok`` normalises and splits them), then ``prefix`` + each character that follows another inside a word,
+    each part sorted by code point. The trainer numbers the prefixed tokens in hash-map order, which changes from
+    one training to the next, and breaks ties between equally frequent merges by token numbers, so the same corpus
+    gave differently numbered and different vocabularies (huggingface/tokenizers#1794). Given to the trainer as
+    special tokens, these are numbered as the trainer numbers its alphabet (after the specials, by code point)
+    and the prefixed ones right after it; :func:`_without_added_tokens` makes them ordinary tokens again."""
+    normalise, split = tok.normalizer.normalize_str, tok.pre_tokenizer.pre_tokenize_str
+    words = {word for text in corpus if text for word, _ in split(normalise(text))}
+    alphabet = {char for word in words for char in word}
+    following = {char for word in words for char in word[1:]}
+    return sorted(alphabet) + [prefix + char for char in sorted(following)]
+
+
+def _without_added_tokens(tok: Tokenizer, contents: list[str]) -> Tokenizer:
+    """``tok`` with the added (special) tokens ``contents`` kept as plain vocabulary entries only."""
+    data = json.loads(tok.to_str())
+    drop = set(contents)
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in drop]
+    return Tokenizer.from_str(json.dumps(data))
 
 
 def _add_continuations(tok: Tokenizer) -> None:

@@ -72,10 +72,14 @@ class RankerConfig(ConfigDict):
             raise ValueError(f"label_gain needs >= 2 non-negative gains, got {self.label_gain}")
 
     def lightgbm_params(self) -> dict:
+        """Training parameters. With bagging on, training runs on one thread whatever ``threads`` says: LightGBM
+        4.7's ``bagging_by_query`` on more threads gave a different booster on every run, ``deterministic``
+        notwithstanding (issue 22; ``threads`` still builds the datasets)."""
+        bagging = self.bagging_freq > 0 and self.bagging_fraction < 1.0
         return {
             "objective": "lambdarank", "label_gain": list(self.label_gain), "metric": "ndcg", "eval_at": [5],
             "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
-            "min_data_in_leaf": self.min_data_in_leaf, "seed": self.seed, "num_threads": self.threads,
+            "min_data_in_leaf": self.min_data_in_leaf, "seed": self.seed, "num_threads": 1 if bagging else self.threads,
             "bagging_fraction": self.bagging_fraction, "bagging_freq": self.bagging_freq, "bagging_by_query": True,
             "feature_fraction": self.feature_fraction,
             "deterministic": True, "force_row_wise": True, "verbose": -1,
