@@ -85,7 +85,7 @@ class LoadedModel:
     load_seconds: float
 
 
-def load_version(name: str, version: str) -> LoadedModel:
+def load_served(name: str, version: str) -> LoadedModel:
     """Load ``models:/<name>/<version>`` from the registry (the global MLflow URIs) and adapt it."""
     started = time.perf_counter()
     python_model = load_python_model(name, version)
@@ -98,7 +98,7 @@ class Champions:
 
     def __init__(self, client: MlflowClient, names: Sequence[str] = SERVED_MODELS, poll_seconds: float = 10.0,
                  metrics: ServiceMetrics | None = None,
-                 loader: Callable[[str, str], LoadedModel] = load_version) -> None:
+                 loader: Callable[[str, str], LoadedModel] = load_served) -> None:
         unknown = [n for n in names if n not in ADAPTERS]
         if unknown:
             raise ValueError(f"the service serves {', '.join(ADAPTERS)}; unknown model(s): {', '.join(unknown)}")

@@ -35,6 +35,7 @@ from training.cross_encoder import (
     score_pairs,
     train_judged,
 )
+from training.cross_encoder.scoring import BULK_PRECISION
 from training.cross_encoder.train import FitResult
 
 TEACHER_COLUMNS = ("click", "q0", "q1", "q2", "q3", "q4")
@@ -71,11 +72,12 @@ class TeacherTargets:
 
 def teacher_targets(click_teacher: CrossEncoder, quality_teacher: CrossEncoder, news: pd.DataFrame,
                     pairs: pd.DataFrame, batch_size: int = 256, torch_threads: int | None = None) -> TeacherTargets:
-    """Both teachers' logits on ``pairs`` (encoded once, reused by every student)."""
+    """Both teachers' logits on ``pairs`` (encoded once, reused by every student; bulk precision)."""
     trig, cand = pairs["trigger_id"].tolist(), pairs["candidate_id"].tolist()
-    click = score_pairs(click_teacher, news, trig, cand, batch_size=batch_size, torch_threads=torch_threads).click
-    quality = score_pairs(quality_teacher, news, trig, cand, batch_size=batch_size,
-                          torch_threads=torch_threads).quality_logits
+    click = score_pairs(click_teacher, news, trig, cand, batch_size=batch_size, torch_threads=torch_threads,
+                        precision=BULK_PRECISION).click
+    quality = score_pairs(quality_teacher, news, trig, cand, batch_size=batch_size, torch_threads=torch_threads,
+                          precision=BULK_PRECISION).quality_logits
     return TeacherTargets(pairs[["trigger_id", "candidate_id"]].reset_index(drop=True),
                           np.asarray(click, np.float32), np.asarray(quality, np.float32))
 

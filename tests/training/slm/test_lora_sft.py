@@ -15,8 +15,11 @@ from training.slm.lora_sft import (
     load_generator_model,
     read_adapter_version,
     save_adapter,
+    collate,
     sft_examples,
+    target_token_loss,
     train_lora,
+    with_lora,
 )
 from training.slm.prompts import chat_prompt, format_target, news_prompt
 
@@ -72,6 +75,27 @@ def test_sft_examples_truncate_the_prompt_side(model_dir):
     assert len(example["input_ids"]) == 40
     kept = [t for t in example["labels"] if t != IGNORE_INDEX]
     assert tokenizer.decode(kept[:-1]) == target and kept[-1] == tokenizer.eos_token_id
+
+
+def test_target_token_loss_equals_the_models_loss_and_gradients(model_dir):
+    """The output layer at the labelled positions only: same loss and same adapter gradients as the model's own
+    loss over every position."""
+    model, tokenizer = load_causal_lm(model_dir, torch_threads=1)
+    model = with_lora(model, CONFIG).eval()   # no LoRA dropout: both passes see the same function
+    examples = sft_examples(tokenizer, [news_prompt(t) for t in TITLES], [format_target(q) for q in QUERIES],
+                            max_len=512)
+    batch = collate(examples, tokenizer.pad_token_id)
+    assert (batch["labels"] == IGNORE_INDEX).float().mean() > 0.3     # prompts and padding are skipped
+    grads = []
+    for loss_of in (lambda: model(**batch).loss, lambda: target_token_loss(model, batch)):
+        model.zero_grad(set_to_none=True)
+        loss = loss_of()
+        loss.backward()
+        grads.append((float(loss), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    (whole, whole_grads), (targets, target_grads) = grads
+    assert targets == pytest.approx(whole, rel=1e-5)
+    for a, b in zip(whole_grads, target_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
 
 
 def test_lora_loss_goes_down_and_only_lora_trains(trained):
