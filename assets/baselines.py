@@ -6,16 +6,18 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import derived_from, to_training
 from training.baselines.popularity import PopularityConfig, score_popularity
 from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
 from training.metrics.ranking import format_metrics_table, mind_metrics
 
 
+@derived_from(PopularityConfig)
 class PopularityBaselineConfig(Config):
-    half_life_hours: float = 24.0
-    window_days: int | None = None  # None: every day before the partition
-    same_day: bool = True  # also count the partition's clicks strictly before each impression (causal)
+    """training.baselines.popularity.PopularityConfig's knobs (window_days None: every day before the partition;
+    same_day: also the partition's clicks strictly before each impression, causal)."""
+
 
 @asset(group_name="baselines", partitions_def=daily_partitions, kinds={"mlflow"})
 def popularity_baseline(context: AssetExecutionContext, config: PopularityBaselineConfig,
@@ -23,7 +25,7 @@ def popularity_baseline(context: AssetExecutionContext, config: PopularityBaseli
                         mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
     """Recency-weighted click popularity up to each impression (see training.baselines.popularity), scored."""
     day = context.partition_key
-    params = PopularityConfig(config.half_life_hours, config.window_days, config.same_day)
+    params = to_training(config)
     with mlflow_tracking.asset_run(context, params=vars(config)):
         past = mind_behaviors.before(day).impressions
         if past.empty:

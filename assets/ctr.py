@@ -22,8 +22,10 @@ from orchestration.grid_schedules import schedule_note
 from orchestration.io_manager import by_partition
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
 from serving.ctr_model import CtrPyfunc, candidate_rows
+from training.ctr.config import CtrConfig
 from training.ctr.experiment import CtrSplit, split_for_day, table2_grid, table2_markdown
 from training.ctr.stream import CtrParquetData
 from training.data.ceiling import demo_ceiling
@@ -35,43 +37,48 @@ from training.registry import CHAMPION, RegisteredModel, alias_version, load_ver
 from training.settings import model_dir
 
 
+@derived_from(CtrConfig, overrides={
+    "prec": Override("news+user", "the registered model scores with the frozen PREC news and user vectors "
+                                  "(docs/prec-ctr.md); none | news are ctr_evaluation's base and +NP rows"),
+    "max_epochs": Override(3, "the demo's short schedule (early stopping on the window's last day keeps the "
+                              "best epoch)"),
+})
 class CtrModelConfig(Config):
-    """The registered CTR model of a partition (see training.ctr.CtrConfig for the full set)."""
+    """The registered CTR model of a partition: training.ctr.CtrConfig's knobs and these."""
 
-    model: str = "dcn"              # dcn | deepfm | pnn
-    prec: str = "news+user"         # none | news | news+user  (base, +NP, +NP+UP)
     window_days: int = 4            # days before the partition: the last early-stops, the others train
     split: str = "chronological"    # chronological: early-stop on the window's last day | random: 4:1 by impression
-    embedding_dim: int = 16
-    max_epochs: int = 3
-    batch_size: int = 4096
-    negative_ratio: int = 0         # K of 1:K negative sampling; 0: all candidates
-    seed: int = 42
     force_promote: bool = False     # let this version replace a champion that can no longer be loaded or scored
     warm_start: bool = False        # start from ctr_model@champion's weights (ids mapped by vocabulary)
-    strategy: str = "auto"          # auto | ddp_spawn | ddp_fork (plain ddp would re-run the Dagster command)
-    devices: int = 1                # processes per node (batch_size is per process); > 1 needs a ddp strategy
-    num_nodes: int = 1
-    data_loading: str = "memory"    # memory | stream: read the training days from the prepared parquet in batches
 
 
+@derived_from(CtrConfig, overrides={
+    "max_epochs": Override(3, "the grid's schedule: 9 models a seed; early stopping keeps the best epoch"),
+}, exclude={
+    "model": "the grid's models", "prec": "the grid's variants", "seed": "the grid's seeds",
+    "progress_bar": "off: the grid logs one line a run",
+    "strategy": "the grid trains in process", "devices": "the grid trains in process",
+    "num_nodes": "the grid trains in process",
+    "data_loading": "the grid shares one in-memory split", "stream_read_rows": "data_loading stream only",
+    "shuffle_buffer_rows": "data_loading stream only",
+})
 class CtrEvaluationConfig(Config):
+    """The PREC Table-2 grid: training.ctr.CtrConfig's knobs (but the grid's axes) and these."""
+
     models: list[str] = ["dcn", "deepfm", "pnn"]
     variants: list[str] = ["none", "news", "news+user"]
     seeds: list[int] = [1]          # the demo's; orchestration/reproduce.yaml holds the full grid
     window_days: int = 4
-    embedding_dim: int = 16
-    max_epochs: int = 3
-    batch_size: int = 4096
 
 
 def _ctr_params(config: CtrModelConfig) -> dict:
     check_in_process(config.strategy, "ctr_model config")
-    return {"model": config.model, "prec": config.prec, "embedding_dim": config.embedding_dim,
-            "max_epochs": config.max_epochs, "batch_size": config.batch_size,
-            "negative_ratio": config.negative_ratio, "seed": config.seed, "progress_bar": True,
-            "strategy": config.strategy, "devices": config.devices, "num_nodes": config.num_nodes,
-            "data_loading": config.data_loading}
+    return to_training(config).to_dict()
+
+
+def _grid_params(config: CtrEvaluationConfig) -> dict:
+    """The grid's shared CtrConfig values (each run sets its model, variant and seed)."""
+    return to_training(config, progress_bar=False).to_dict()
 
 
 def _score_version(name: str, version: str, split: CtrSplit) -> dict:
@@ -217,8 +224,7 @@ def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, 
     day = context.partition_key
     split = split_for_day(mind_behaviors, day, config.window_days, "chronological", 0)
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
-        base = {"embedding_dim": config.embedding_dim, "max_epochs": config.max_epochs,
-                "batch_size": config.batch_size, "progress_bar": False}
+        base = _grid_params(config)
         table = table2_grid(split, mind_news, news_embeddings, user_embeddings, config.models, config.variants,
                             config.seeds, base, log=context.log.info)
         extra = {"popularity_baseline": _floor(popularity_baseline, split)}

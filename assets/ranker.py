@@ -18,14 +18,17 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from assets.figures import png_markdown
 from assets.ranking import popularity_scores
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
+from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import Override, derived_from, to_training
 from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth
 from training.embedding_table import EmbeddingTable
 from training.quality.evaluation import quality_ranking_metrics, summarise
+from training.ranking.stages import RankerConfig
 from training.registry import (
     CHAMPION,
     RegisteredModel,
@@ -46,19 +49,16 @@ class RankingFeaturesConfig(Config):
     torch_threads: int = 0                # 0: the step's default (orchestration/executors.py)
 
 
-class RankerConfig(Config):
-    num_leaves: int = 15
-    n_estimators: int = 150
-    learning_rate: float = 0.05
-    min_data_in_leaf: int = 20
-    label_gain: list[float] = [0.0, 1.0, 3.0, 7.0, 15.0]
-    max_group_size: int = 1000
+@derived_from(RankerConfig, overrides={
+    "threads": Override(0, "0: the step's default (orchestration/executors.py: 1 a step side by side)"),
+})
+class RankerRunConfig(Config):
+    """The ``ranker`` asset: training.ranking.stages.RankerConfig's knobs (both LightGBM stages) and these."""
+
     lambda_tolerance: float | None = None  # λ: the right-most whose QF-ClickNDCG@5 on the selection day is within
                                            # this of the best; None: one bootstrap standard error of it
     eval_impressions: int = 2000      # gate slice: sampled partition-day impressions with quality labels
     click_tolerance: float = 0.01
-    seed: int = 42
-    threads: int = 0                  # 0: the step's default (orchestration/executors.py)
     force_promote: bool = False
 
 
@@ -69,21 +69,13 @@ class RankingTradeoffConfig(Config):
     sample_seed: int = 0
 
 
-def _stage_config(config: RankerConfig, seed: int | None = None):
-    from training.ranking.stages import RankerConfig as StageConfig
-
-    return StageConfig(num_leaves=config.num_leaves, n_estimators=config.n_estimators,
-                       learning_rate=config.learning_rate, min_data_in_leaf=config.min_data_in_leaf,
-                       label_gain=tuple(config.label_gain), max_group_size=config.max_group_size,
-                       seed=config.seed if seed is None else seed, threads=config.threads)
-
-
 def _champion_or(name: str, registered: RegisteredModel) -> str:
     """The version ``name@champion`` points at, else the given one."""
     return alias_version(name, CHAMPION) or registered.version
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pandas"})
+@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pandas"},
+       op_tags=CRITICAL_PATH_TAGS)
 def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConfig, pair_logs: PairLogs,
                      recall_candidates: pd.DataFrame, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame,
                      news_embeddings: EmbeddingTable, ranking_student: RegisteredModel, ctr_model: RegisteredModel,
@@ -135,7 +127,7 @@ def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConf
 
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"},
        check_specs=[gate_check_spec("ranker", KeepsClicksGainsQuality())])
-def ranker(context: AssetExecutionContext, config: RankerConfig, ranking_features: pd.DataFrame,
+def ranker(context: AssetExecutionContext, config: RankerRunConfig, ranking_features: pd.DataFrame,
            recall_candidates: pd.DataFrame, popularity_baseline: pd.DataFrame, mlflow_tracking: MlflowTracking):
     """Train both LightGBM stages (fit days, early stopping on the early-stopping day), choose λ on the selection
     day (``training.ranking.tradeoff.fit_ranker``: right-most λ within one bootstrap SE of the best
@@ -148,7 +140,7 @@ def ranker(context: AssetExecutionContext, config: RankerConfig, ranking_feature
 
     criterion = KeepsClicksGainsQuality(click_tolerance=config.click_tolerance)
     with mlflow_tracking.asset_run(context, params=config.model_dump()) as run:
-        fitted, choice = fit_ranker(ranking_features, _stage_config(config), config.lambda_tolerance)
+        fitted, choice = fit_ranker(ranking_features, to_training(config), config.lambda_tolerance)
         out = model_dir("ranker", context.partition_key, context.run.run_id)
         selection = {"lambda_rule": str(fitted.meta["lambda_rule"]),
                      "lambda_day_held_out": bool(fitted.meta["lambda_day_held_out"])}

