@@ -38,13 +38,8 @@ GATED_MODELS = tuple(sorted(key.asset_key.to_user_string() for a in ALL_ASSETS f
                             if key.name == GATE_CHECK))
 
 
-def default_max_age_days() -> int:
-    """``training.settings.champion_max_age_days``: ``$NEWSFORGE_CHAMPION_MAX_AGE_DAYS``, else 3."""
-    return champion_max_age_days()
-
-
 class ChampionAgeConfig(Config):
-    max_age_days: int = Field(default=default_max_age_days(), ge=0,
+    max_age_days: int = Field(default=champion_max_age_days(), ge=0,
                               description="Warn when the champion was gated more than this many days before the "
                                           "newest day of the loaded behaviour log.")
 

@@ -28,12 +28,11 @@ from orchestration.definitions import defs
 from orchestration.freshness import (
     GATED_MODELS,
     champion_age_result,
-    default_max_age_days,
     newest_data_day,
 )
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.sensors import daily_chain_sensor, data_version_sensor
-from training.settings import CHAMPION_MAX_AGE_DAYS
+from training.settings import CHAMPION_MAX_AGE_DAYS, champion_max_age_days
 
 
 def _write_lock(root, md5: str) -> None:
@@ -208,7 +207,7 @@ def test_newest_data_day_falls_back_to_the_prepare_report(registry, tmp_path):
 
 def test_max_age_default_from_environment(monkeypatch):
     monkeypatch.setenv(CHAMPION_MAX_AGE_DAYS, "5")
-    assert default_max_age_days() == 5
+    assert champion_max_age_days() == 5
     monkeypatch.setenv(CHAMPION_MAX_AGE_DAYS, "soon")
     with pytest.raises(ValueError, match="not a whole number"):
-        default_max_age_days()
+        champion_max_age_days()
