@@ -17,6 +17,7 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import training_curves_metadata
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
+from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
@@ -326,7 +327,7 @@ def _student_metrics(version: str, news: pd.DataFrame, pairs: pd.DataFrame) -> d
 
 
 @asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
-       check_specs=[gate_check_spec("ranking_student", KeepsClicksGainsQuality())])
+       check_specs=[gate_check_spec("ranking_student", KeepsClicksGainsQuality())], op_tags=CRITICAL_PATH_TAGS)
 def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig, distillation_set: pd.DataFrame,
                     pair_logs: PairLogs, quality_labels: pd.DataFrame, news_encoder: RegisteredModel,
                     mind_news: pd.DataFrame, popularity_baseline: pd.DataFrame, dvc_data: DvcData,
