@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data demo reproduce lint test test-slow test-browser docs bench bench-serving bench-scale serve clean
+.PHONY: install data demo reproduce lint typecheck test test-slow test-browser docs bench bench-serving bench-scale serve clean
 
 # torch first: the pinned CPU wheel lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 # constraints.txt pins the parquet writer stack, so the same data gives the same DVC data version everywhere.
@@ -59,8 +59,14 @@ reproduce: data
 lint: install
 	$(BIN)/ruff check .
 
+# mypy over training/ and serving/; its settings (strict where practical, per package): [tool.mypy] in
+# pyproject.toml. `make test` runs it right after ruff.
+typecheck: install
+	$(BIN)/mypy
+
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
 test-slow: install

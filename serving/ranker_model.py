@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, SupportsIndex
 
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+
+    from training.ranking.stages import Ranker
 
 KEY_COLUMNS = ("trigger_id", "news_id")
 #: ``log_ranker`` stores each row's stage-2 score beside its features, so loading need not run LightGBM over
@@ -36,7 +43,8 @@ class _Candidates(NamedTuple):
     z_quality: np.ndarray   # float64 (quality - μ) / σ, NaN -> 0
 
 
-def related_frame(trigger_ids, news_ids, features: np.ndarray, feature_names) -> pd.DataFrame:
+def related_frame(trigger_ids: ArrayLike, news_ids: ArrayLike, features: np.ndarray,
+                  feature_names: Iterable[str]) -> pd.DataFrame:
     """The ``related`` artefact's layout: ``trigger_id, news_id`` then one float32 column per feature name
     (give them in the ranker's ``stage2_features`` order); (trigger_id, news_id) pairs must be unique."""
     triggers = np.asarray(trigger_ids, dtype=object).reshape(-1)
@@ -58,7 +66,8 @@ def related_frame(trigger_ids, news_ids, features: np.ndarray, feature_names) ->
     return pd.concat([frame, features_frame], axis=1)
 
 
-def log_ranker(ranker, related: pd.DataFrame, out_dir: str | Path, store_version: str | None = None) -> dict[str, str]:
+def log_ranker(ranker: Ranker, related: pd.DataFrame, out_dir: str | Path,
+               store_version: str | None = None) -> dict[str, str]:
     """Save ``ranker`` and the ``related`` rows (``related_frame``'s columns; others are dropped) under
     ``out_dir``; returns the pyfunc's artefacts dict. A ``store_version`` (the candidate store version the rows
     come from) goes into the saved ranker's meta, where ``RankerPyfunc.store_version`` reads it."""
@@ -82,7 +91,7 @@ def log_ranker(ranker, related: pd.DataFrame, out_dir: str | Path, store_version
     return {"ranker": str(ranker_dir), "related": str(related_path)}
 
 
-def ranker_signature():
+def ranker_signature() -> ModelSignature:
     """An MLflow signature declaring only the optional ``lambda`` param (default: the model's λ). Without a
     params schema MLflow drops ``params`` before ``predict``; the input columns are left unchecked."""
     from mlflow.models import ModelSignature
@@ -94,7 +103,7 @@ def ranker_signature():
 def _check_k(k: object) -> int:
     """``k`` as an int, or ``ValueError`` (bools, floats and strings are not counts)."""
     try:
-        if isinstance(k, bool):
+        if isinstance(k, bool) or not isinstance(k, SupportsIndex):
             raise TypeError
         k = operator.index(k)
     except TypeError:
@@ -169,7 +178,7 @@ class RankerPyfunc(PythonModel):
         version = self.ranker.meta.get("store_version")
         return str(version) if version else None
 
-    def related(self, trigger_id: str, k: int = 5, lam: float | None = None) -> list[dict]:
+    def related(self, trigger_id: str, k: int = 5, lam: float | None = None) -> list[dict[str, Any]]:
         """The top ``k`` candidates of ``trigger_id`` by the final score ``(1 - λ)·z(click) + λ·z(quality)``
         (descending; ties keep the candidate order), each ``{"news_id", "score", "click", "quality"}``.
         ``KeyError(trigger_id)`` for an unknown trigger; ``ValueError`` for k < 1 or λ outside [0, 1]."""
@@ -191,7 +200,7 @@ class RankerPyfunc(PythonModel):
                              entry.features, self.ranker.stage2_features)
 
     def predict(self, context: PythonModelContext | None, model_input: pd.DataFrame,
-                params: dict | None = None) -> pd.DataFrame:
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Offline scores of ``model_input`` rows (``trigger_id, news_id`` and the stage-2 feature columns):
         ``stage1``, ``stage2`` and ``score`` (the λ combination; ``params={"lambda": x}`` overrides λ)."""
         names = self.ranker.stage2_features

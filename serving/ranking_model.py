@@ -9,6 +9,8 @@ writes MIND submissions with a cross-encoder too.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
@@ -25,7 +27,8 @@ class CrossEncoderPyfunc(PythonModel):
         self.model = load_cross_encoder(context.artifacts["model"])
         self.news = pd.read_parquet(context.artifacts["news"])
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.score(model_input)
 
     def score(self, pairs: pd.DataFrame, batch_size: int = 256) -> pd.DataFrame:

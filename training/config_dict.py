@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 _C = TypeVar("_C", bound="ConfigDict")
 
@@ -12,11 +12,14 @@ _C = TypeVar("_C", bound="ConfigDict")
 class ConfigDict:
     """``from_dict`` / ``to_dict`` / JSON helpers shared by the config dataclasses."""
 
+    if TYPE_CHECKING:  # every subclass is a dataclass: what the ``dataclasses`` functions look for
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     @classmethod
     def from_dict(cls: type[_C], values: dict[str, Any] | None = None) -> _C:
         """Build from a plain dict; unknown keys raise ``ValueError``, lists become tuples."""
         values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known keys: {sorted(known)}")
@@ -24,10 +27,10 @@ class ConfigDict:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def replace(self: _C, **changes: Any) -> _C:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))

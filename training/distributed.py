@@ -18,6 +18,8 @@ process; whatever else a caller needs (best-epoch weights, history) must travel 
 """
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 import torch.distributed as dist
 
@@ -43,7 +45,7 @@ def check_in_process(strategy: str, where: str) -> None:
 
 
 def trainer_kwargs(strategy: str, devices: int, num_nodes: int, accelerator: str,
-                   sync_buffers_each_step: bool = True) -> dict:
+                   sync_buffers_each_step: bool = True) -> dict[str, Any]:
     """``strategy``/``devices``/``num_nodes`` keyword arguments for ``lightning.Trainer``.
 
     DDP strategies get gloo on CPU. ``sync_buffers_each_step=False`` stops DDP from copying rank 0's
@@ -54,7 +56,9 @@ def trainer_kwargs(strategy: str, devices: int, num_nodes: int, accelerator: str
         return {"strategy": "auto", "devices": devices, "num_nodes": num_nodes}
     from lightning.pytorch.strategies import DDPStrategy
 
-    start_method = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork"}[strategy]
+    start_methods: dict[str, Literal["popen", "spawn", "fork"]] = {"ddp": "popen", "ddp_spawn": "spawn",
+                                                                   "ddp_fork": "fork"}
+    start_method = start_methods[strategy]
     backend = "gloo" if accelerator == "cpu" else None
     return {"strategy": DDPStrategy(start_method=start_method, process_group_backend=backend,
                                     forward_sync_buffers=sync_buffers_each_step),
@@ -80,4 +84,4 @@ def gather_arrays(arrays: list[np.ndarray]) -> list[np.ndarray]:
         return arrays
     gathered: list[list[np.ndarray] | None] = [None] * world
     dist.all_gather_object(gathered, arrays)
-    return [np.concatenate(parts) for parts in zip(*gathered)]  # type: ignore[misc]
+    return [np.concatenate(parts) for parts in zip(*gathered)]

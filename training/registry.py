@@ -13,12 +13,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from training.settings import project_root
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+    from mlflow.pyfunc import PyFuncModel, PythonModel
+    from mlflow.store.entities.paged_list import PagedList
+
+T = TypeVar("T")
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -51,9 +59,9 @@ def model_requirements() -> list[str]:
     return pins
 
 
-def log_and_register(name: str, python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, str], *,
-                     local_dir: str | Path, content_version: str, signature=None, input_example=None,
-                     candidate_alias: bool = True) -> RegisteredModel:
+def log_and_register(name: str, python_model: PythonModel, artifacts: dict[str, str], *,
+                     local_dir: str | Path, content_version: str, signature: ModelSignature | None = None,
+                     input_example: Any = None, candidate_alias: bool = True) -> RegisteredModel:
     """Log ``python_model`` under the active run and register it as a new version of ``name``.
 
     ``candidate_alias``: point ``candidate`` at the new version now (ungated models). Gated models pass
@@ -110,7 +118,7 @@ def model_uri(spec: str) -> str:
     return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
 
 
-def _all_pages(search: Callable, **kwargs) -> Iterator:
+def _all_pages(search: Callable[..., PagedList[T]], **kwargs: Any) -> Iterator[T]:
     token = None
     while True:
         page = search(page_token=token, **kwargs)
@@ -144,11 +152,11 @@ def resolve_model(spec: str, client: MlflowClient | None = None) -> str:
     return model_uri(spec)
 
 
-def load_version(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
+def load_version(name: str, version: str | int) -> PyFuncModel:
     """Version ``version`` of registered model ``name`` (its own artefacts and shipped code)."""
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 
-def load_python_model(name: str, version: str | int):
+def load_python_model(name: str, version: str | int) -> PythonModel:
     """The python model (``unwrap_python_model()``) of version ``version`` of ``name``."""
     return load_version(name, version).unwrap_python_model()

@@ -39,6 +39,7 @@ from serving.service.schemas import (
 from serving.service.scoring_routes import (
     RANK_PATH,
     RELATED_ROUTE,
+    ErrorHandler,
     ScoringRoutes,
     related_news_id,
 )
@@ -84,7 +85,8 @@ async def _server_error(request: Request, err: Exception) -> Response:
 
 #: The client-error answers (FastAPI's exception handlers, also used by ``ScoringRoutes``); any other
 #: exception gets ``_server_error``'s 500.
-ERROR_HANDLERS = {RequestError: _request_error, BodyTooLarge: _body_too_large, ClientDisconnect: _client_gone}
+ERROR_HANDLERS: dict[type[Exception], ErrorHandler] = {RequestError: _request_error, BodyTooLarge: _body_too_large,
+                                                       ClientDisconnect: _client_gone}
 
 
 def _unavailable(name: str) -> Response:
@@ -114,9 +116,11 @@ def create_app(champions: Champions, store: StoreStatus, metrics: ServiceMetrics
             champions.stop_polling()
             store.close()
 
+    # FastAPI's table also takes status codes as keys (a wider key type than ERROR_HANDLERS')
+    handlers: dict[int | type[Exception], ErrorHandler] = {cls: handler for cls, handler in ERROR_HANDLERS.items()}
+    handlers[Exception] = _server_error
     app = FastAPI(title="newsforge", summary="News ranking and related news from the registry's champions.",
-                  redirect_slashes=False, lifespan=lifespan, openapi_url=None,
-                  exception_handlers={**ERROR_HANDLERS, Exception: _server_error})
+                  redirect_slashes=False, lifespan=lifespan, openapi_url=None, exception_handlers=handlers)
 
     def rank_response(candidates: list[str], scores: Any, unknown: list[str], version: str) -> Response:
         scores = np.asarray(scores, dtype=np.float32)

@@ -8,7 +8,7 @@ that iteration; the bytes on the wire are the same.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -46,5 +46,8 @@ class CoalescedWrites:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` writing through ``CoalescedWrites`` (``uvicorn.run(..., http=...)``)."""
 
+    # ignore: uvicorn's own override narrows asyncio's BaseTransport to Transport (and ignores it there too)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescedWrites(transport, self.loop))
+        # cast: CoalescedWrites is a Transport by duck typing (a proxy forwarding all else via __getattr__);
+        # subclassing asyncio.Transport would shadow that forwarding with its NotImplementedError methods
+        super().connection_made(cast(asyncio.Transport, CoalescedWrites(transport, self.loop)))

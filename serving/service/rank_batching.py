@@ -31,7 +31,7 @@ class _Pending:
     scorer: Any
     inputs: RequestInputs
     rows: int
-    future: asyncio.Future
+    future: asyncio.Future[np.ndarray]
 
 
 class RankBatcher:

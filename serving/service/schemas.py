@@ -20,6 +20,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from pydantic_core import ErrorDetails
 
 from serving.service.limits import MAX_CANDIDATES, MAX_ID_LENGTH, MAX_RELATED_K
 
@@ -125,7 +126,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return name or "body"
 
 
-def _error_message(error: dict[str, Any]) -> str:
+def _error_message(error: ErrorDetails) -> str:
     if error["type"] in _FRIENDLY:
         return _FRIENDLY[error["type"]]
     message = str(error["msg"])

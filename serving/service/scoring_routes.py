@@ -9,7 +9,8 @@ same endpoints with the same handlers.
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +22,8 @@ RELATED_PREFIX = "/v1/related/"
 RELATED_ROUTE = RELATED_PREFIX + "{news_id}"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+#: Starlette's handler type: a handler gets instances of the exception class it is registered for (so ``Any``).
+ErrorHandler = Callable[[Request, Any], Coroutine[Any, Any, Response]]
 
 
 def related_news_id(path: str) -> str | None:

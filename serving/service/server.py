@@ -12,11 +12,18 @@ import logging
 import os
 import sys
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from training.settings import serve_options, set_serve_options
 
 #: uvicorn's httptools protocol sending each response in one write (``http_protocol``).
 HTTP_PROTOCOL = "serving.service.http_protocol:CoalescingHttpToolsProtocol"
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from serving.service.champions import Champions
+    from serving.service.limits import ASGIApp
 
 
 class ServeRefused(RuntimeError):
@@ -73,7 +80,7 @@ def limit_threads() -> None:
         pass
 
 
-def _client(options: ServeOptions):
+def _client(options: ServeOptions) -> MlflowClient:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -91,8 +98,7 @@ def check_champions(options: ServeOptions) -> None:
     """``ServeRefused`` unless every required model has a ``champion`` alias (nothing is loaded)."""
     from mlflow.exceptions import MlflowException
 
-    from serving.service.champions import CHAMPION
-    from training.registry import UnknownModelError, resolve_model
+    from training.registry import CHAMPION, UnknownModelError, resolve_model
 
     client = _client(options)
     for name in options.require:
@@ -102,7 +108,7 @@ def check_champions(options: ServeOptions) -> None:
             raise _refusal(options, err) from None
 
 
-def build_app(options: ServeOptions):
+def build_app(options: ServeOptions) -> tuple[ASGIApp, Champions]:
     """Load the champions and open the candidate store, then build the app; ``ServeRefused`` when a
     required champion is missing or cannot be loaded."""
     from mlflow.exceptions import MlflowException
@@ -121,7 +127,7 @@ def build_app(options: ServeOptions):
     return create_app(champions, StoreStatus(options.store)), champions
 
 
-def app_from_env():
+def app_from_env() -> ASGIApp:
     """uvicorn's app factory in each worker process (``workers > 1``): options from ``$NEWSFORGE_SERVE_OPTIONS``."""
     limit_threads()
     app, _ = build_app(ServeOptions.from_json(serve_options()))
@@ -134,8 +140,9 @@ def serve(options: ServeOptions) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     limit_threads()
-    common = {"host": options.host, "port": options.port, "log_level": options.log_level, "access_log": False,
-              "timeout_graceful_shutdown": 5, "server_header": False, "http": HTTP_PROTOCOL}
+    common: dict[str, Any] = {"host": options.host, "port": options.port, "log_level": options.log_level,
+                              "access_log": False, "timeout_graceful_shutdown": 5, "server_header": False,
+                              "http": HTTP_PROTOCOL}
     if options.workers == 1:
         app, champions = build_app(options)
         loaded = ", ".join(f"{name} v{version}" for name, version in champions.versions().items())

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import BertConfig
+from transformers import BertConfig, PreTrainedModel
 
 from training.cross_encoder.config import N_QUALITY, CrossEncoderConfig
 from training.cross_encoder.pair_inputs import HFPairInputs, NewsPairInputs, PairInputs
@@ -56,7 +56,7 @@ class NewsPairEncoder(nn.Module):
 class HFPairEncoder(nn.Module):
     """A Hugging Face ``AutoModel`` backbone fed ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
         self.takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
@@ -96,7 +96,8 @@ class CrossEncoder(nn.Module):
     def __init__(self, config: CrossEncoderConfig, encoder: NewsPairEncoder | HFPairEncoder,
                  inputs: PairInputs) -> None:
         super().__init__()
-        if config.max_len > encoder.max_positions:  # type: ignore[operator]
+        assert config.max_len is not None  # CrossEncoderConfig.__post_init__ resolves it
+        if config.max_len > encoder.max_positions:
             raise ValueError(f"max_len={config.max_len} exceeds the backbone's {encoder.max_positions} positions; "
                              f"lower CrossEncoderConfig.max_len")
         self.config = config
@@ -115,7 +116,7 @@ class CrossEncoder(nn.Module):
 
     @property
     def tokenizer(self) -> Any:
-        return self.inputs.tokenizer  # type: ignore[attr-defined]
+        return self.inputs.tokenizer
 
     @property
     def device(self) -> torch.device:
@@ -138,6 +139,7 @@ class CrossEncoder(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- builders
 def scratch_bert_config(config: CrossEncoderConfig, tokenizer: NewsTokenizer) -> BertConfig:
+    assert config.max_len is not None  # CrossEncoderConfig.__post_init__ resolves it
     return BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
         num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
@@ -149,19 +151,21 @@ def scratch_bert_config(config: CrossEncoderConfig, tokenizer: NewsTokenizer) ->
 def news_cross_encoder(config: CrossEncoderConfig, news_encoder: NewsEncoder, tokenizer: NewsTokenizer,
                        view_ids: tuple[int, ...], zero_segments: bool) -> CrossEncoder:
     """Cross-encoder on a PREC-style backbone (used by the builder and by ``load_cross_encoder``)."""
-    inputs = NewsPairInputs(tokenizer, config.views, view_ids, int(config.max_len))  # type: ignore[arg-type]
+    assert config.views is not None and config.max_len is not None  # resolved by CrossEncoderConfig
+    inputs = NewsPairInputs(tokenizer, config.views, view_ids, int(config.max_len))
     return CrossEncoder(config, NewsPairEncoder(news_encoder, zero_segments), inputs)
 
 
-def hf_cross_encoder(config: CrossEncoderConfig, backbone: nn.Module, tokenizer: Any) -> CrossEncoder:
+def hf_cross_encoder(config: CrossEncoderConfig, backbone: PreTrainedModel, tokenizer: Any) -> CrossEncoder:
     """Cross-encoder on a Hugging Face ``AutoModel`` and its tokenizer (e.g. one built from a config)."""
     encoder = HFPairEncoder(backbone)
     use_types = encoder.takes_token_types and "token_type_ids" in getattr(tokenizer, "model_input_names", [])
-    inputs = HFPairInputs(tokenizer, config.views, int(config.max_len), use_types)  # type: ignore[arg-type]
+    assert config.views is not None and config.max_len is not None  # resolved by CrossEncoderConfig
+    inputs = HFPairInputs(tokenizer, config.views, int(config.max_len), use_types)
     return CrossEncoder(config, encoder, inputs)
 
 
-def auto_model(source: str | Path | Any, from_config: bool = False) -> nn.Module:
+def auto_model(source: str | Path | Any, from_config: bool = False) -> PreTrainedModel:
     """``AutoModel`` without the pooler when the class has one (the cross-encoder pools itself)."""
     from transformers import AutoModel
 
@@ -195,11 +199,13 @@ def build_cross_encoder(config: CrossEncoderConfig, news_encoder_dir: str | Path
     """
     if config.backbone in ("prec", "scratch") and news_encoder_dir is None:
         raise ValueError(f"backbone={config.backbone!r} needs news_encoder_dir (a PREC news encoder directory)")
+    assert config.views is not None  # resolved by CrossEncoderConfig
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         if config.backbone == "prec":
-            saved = load_news_encoder(news_encoder_dir)  # type: ignore[arg-type]
+            assert news_encoder_dir is not None  # checked above
+            saved = load_news_encoder(news_encoder_dir)
             known = list(saved.views) + [v for v in config.views if v not in saved.views]
             add_view_embeddings(saved.model, len(known) - len(saved.views))
             view_ids = tuple(known.index(v) + 1 for v in config.views)
@@ -207,7 +213,8 @@ def build_cross_encoder(config: CrossEncoderConfig, news_encoder_dir: str | Path
             log.info("cross-encoder initialised from PREC news encoder %s (%s)", news_encoder_dir,
                      saved.model_version)
         elif config.backbone == "scratch":
-            saved = load_news_encoder(news_encoder_dir)  # type: ignore[arg-type]
+            assert news_encoder_dir is not None  # checked above
+            saved = load_news_encoder(news_encoder_dir)
             encoder = NewsEncoder(scratch_bert_config(config, saved.tokenizer), len(config.views))
             view_ids = tuple(range(1, len(config.views) + 1))
             model = news_cross_encoder(config, encoder, saved.tokenizer, view_ids, zero_segments=False)

@@ -33,7 +33,7 @@ from training.prec.news_views import view_texts
 from training.prec.tokenization import NewsTokenizer, fair_budgets
 
 Side = Any          # one side of a pair as an input layout prepares it (see ``side``)
-PairSequence = tuple   # one assembled pair sequence, as ``collate`` takes it
+PairSequence = tuple[Any, ...]   # one assembled pair sequence, as ``collate`` takes it
 
 
 def side_budgets(len_a: int, len_b: int, total: int) -> tuple[int, int]:
@@ -55,6 +55,7 @@ class PairInputs(Protocol):
     -> one pair sequence; ``collate`` -> padded arrays.
     """
 
+    tokenizer: Any  # a NewsTokenizer or a Hugging Face tokenizer
     views: tuple[str, ...]
     max_len: int
     n_special: int  # special tokens in one pair sequence
@@ -298,7 +299,7 @@ class PairTokenCache:
             sides.append(side)
         return self.inputs.join(*sides)
 
-    def batch(self, trigger_rows: Sequence[int], candidate_rows: Sequence[int],
+    def batch(self, trigger_rows: Sequence[int] | np.ndarray, candidate_rows: Sequence[int] | np.ndarray,
               device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """Dynamically padded model inputs for the pairs (trigger_rows[i], candidate_rows[i])."""
         with gc_paused():

@@ -17,8 +17,15 @@ import torch
 from transformers import BertConfig
 
 from training.cross_encoder.config import CrossEncoderConfig
-from training.cross_encoder.model import CrossEncoder, HFPairEncoder, auto_model, hf_cross_encoder, news_cross_encoder
-from training.cross_encoder.pair_inputs import NewsPairInputs
+from training.cross_encoder.model import (
+    CrossEncoder,
+    HFPairEncoder,
+    NewsPairEncoder,
+    auto_model,
+    hf_cross_encoder,
+    news_cross_encoder,
+)
+from training.cross_encoder.pair_inputs import HFPairInputs, NewsPairInputs
 from training.prec.model_files import content_version, load_weights, read_manifest, save_weights, write_manifest
 from training.prec.news_model import NewsEncoder
 from training.prec.tokenization import NewsTokenizer
@@ -49,7 +56,8 @@ def save_cross_encoder(model: CrossEncoder, directory: str | Path, extra: dict[s
     model.config.save(directory / CONFIG_FILE)
     spec = model.inputs.spec()
     if isinstance(model.inputs, NewsPairInputs):
-        spec["n_view_embeddings"] = int(model.encoder.news.view_embeddings.num_embeddings)  # type: ignore[union-attr]
+        assert isinstance(model.encoder, NewsPairEncoder)  # news_cross_encoder pairs the two
+        spec["n_view_embeddings"] = int(model.encoder.news.view_embeddings.num_embeddings)
         model.inputs.tokenizer.save(directory)
         tokenizer_text = model.inputs.tokenizer.to_json()
         backbone_json = model.encoder.backbone_config.to_json_string()
@@ -68,12 +76,13 @@ def save_cross_encoder(model: CrossEncoder, directory: str | Path, extra: dict[s
     (directory / BACKBONE_CONFIG_FILE).write_text(backbone_json)
     config_json = json.dumps(model.config.to_dict(), sort_keys=True)
     version = content_version(state, tokenizer_text, config_json, inputs_json, backbone_json)
+    assert model.config.views is not None  # resolved by CrossEncoderConfig
     write_manifest(directory, {
         "kind": CROSS_ENCODER_KIND, "format": 1, "model_version": version, "backbone": model.config.backbone,
         "views": list(model.config.views), "max_len": model.config.max_len, "hidden_size": model.hidden_size,
         "pooling": model.config.pooling, "extra": extra or {}, "torch": torch.__version__,
     })
-    model.model_version = version  # type: ignore[assignment]
+    model.model_version = version
     return version
 
 
@@ -91,12 +100,12 @@ def load_cross_encoder(directory: str | Path, device: str | torch.device = "cpu"
     else:
         from transformers import AutoConfig, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(directory / HF_TOKENIZER_DIR))
+        hf_tokenizer = AutoTokenizer.from_pretrained(str(directory / HF_TOKENIZER_DIR))
         hf_config = AutoConfig.for_model(**backbone)
-        model = hf_cross_encoder(config, auto_model(hf_config, from_config=True), tokenizer)
-        assert isinstance(model.encoder, HFPairEncoder)
-        if model.inputs.use_token_types != spec["use_token_types"]:  # type: ignore[union-attr]
+        model = hf_cross_encoder(config, auto_model(hf_config, from_config=True), hf_tokenizer)
+        assert isinstance(model.encoder, HFPairEncoder) and isinstance(model.inputs, HFPairInputs)
+        if model.inputs.use_token_types != spec["use_token_types"]:
             raise ValueError(f"{directory}: token type usage differs from the saved model's")
     load_weights(model, directory)
-    model.model_version = manifest["model_version"]  # type: ignore[assignment]
+    model.model_version = manifest["model_version"]
     return model.to(device).eval()

@@ -97,7 +97,8 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
@@ -132,7 +133,8 @@ def fit(model: CrossEncoder, lengths: np.ndarray, step_loss: StepFn, config: Tra
                 for _ in range(config.epochs):
                     if steps >= total:
                         break
-                    loss_sum, count, parts_sum = 0.0, 0, {}
+                    loss_sum, count = 0.0, 0
+                    parts_sum: dict[str, float] = {}
                     for rows in epoch_batches(lengths, config.batch_size, rng):
                         if steps >= total:
                             break
@@ -339,7 +341,13 @@ def _balanced_fit(model: CrossEncoder, news: pd.DataFrame, pairs: pd.DataFrame, 
     def step(rows: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         click, quality = model(cache.batch(trig[rows], cand[rows], device))
         parts = terms(rows, click, quality)
-        return sum(weight * parts[key] for key, weight in weights.items()), parts
+        weighted = [weight * parts[key] for key, weight in weights.items()]
+        if not weighted:
+            raise ValueError(f"{desc}: no loss term has a positive weight")
+        loss = weighted[0]
+        for term in weighted[1:]:
+            loss = loss + term
+        return loss, parts
 
     result = fit(model, cache.pair_lengths(trig, cand), step, config, desc, started=started)
     return dataclasses.replace(result, initial_parts=initial, part_weights=weights)

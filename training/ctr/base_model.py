@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import nn
@@ -25,7 +26,8 @@ class CtrModel(nn.Module):
         self.config = config
         dim = config.embedding_dim
         self.embedding = FeatureEmbedding(field_sizes, dim)
-        self.history_pooling = MaskedMeanPooling(self.embedding.tables["news_id"])
+        news_table = cast(nn.Embedding, self.embedding.tables["news_id"])  # a ModuleDict of nn.Embedding
+        self.history_pooling: nn.Module = MaskedMeanPooling(news_table)
         self.news_vector = self.user_vector = None
         if config.uses_news_vectors:
             if not news_vector_dim:

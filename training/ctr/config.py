@@ -83,7 +83,7 @@ class CtrConfig:
         unknown = [k for k in values if k not in known]
         if unknown:
             raise ValueError(f"unknown CtrConfig key(s): {', '.join(map(repr, unknown))}")
-        kwargs = {k: tuple(v) if isinstance(known[k].default, tuple) else v for k, v in values.items()}
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(known[k].default, tuple) else v for k, v in values.items()}
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:

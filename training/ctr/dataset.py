@@ -25,7 +25,7 @@ class RowShard(NamedTuple):
     global_rows: int
 
 
-class CtrDataset(Dataset):
+class CtrDataset(Dataset[dict[str, torch.Tensor]]):
     """Map-style dataset indexed by a LongTensor of rows; each item is one model batch (a dict)."""
 
     def __init__(self, features: CtrFeatures) -> None:
@@ -110,9 +110,12 @@ def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def make_loader(features: CtrFeatures, batch_size: int, shuffle: bool, negative_ratio: int = 0,
-                seed: int = 0, rank: int | None = None, world_size: int | None = None) -> DataLoader:
+                seed: int = 0, rank: int | None = None,
+                world_size: int | None = None) -> DataLoader[dict[str, torch.Tensor]]:
     """DataLoader over ``features`` yielding dict batches (batches are tensor gathers, no worker processes);
     under DDP each rank gets its share of every global batch (see ``CandidateBatchSampler``)."""
     sampler = CandidateBatchSampler(features.label, features.impression_id, batch_size, shuffle,
                                     negative_ratio, seed, rank, world_size)
-    return DataLoader(CtrDataset(features), sampler=sampler, batch_size=None, collate_fn=_whole_batch)
+    # ignore: torch types collate_fn as taking a list of samples; with batch_size=None it gets each sample as is
+    return DataLoader(CtrDataset(features), sampler=sampler, batch_size=None,
+                      collate_fn=_whole_batch)  # type: ignore[arg-type]

@@ -1,6 +1,8 @@
 """DCN (Wang et al. 2017): a cross network and a deep MLP in parallel over the flattened embeddings."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from training.ctr.layers import MLP, CrossNetwork
 
 
 class DCN(CtrModel):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         flat = self.num_fields * self.config.embedding_dim
         self.cross = CrossNetwork(flat, self.config.cross_layers)

@@ -1,6 +1,8 @@
 """DeepFM (Guo et al. 2017): FM (first order as a linear map of the embeddings + pairwise term) + deep MLP."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from training.ctr.layers import MLP, FMSecondOrder
 
 
 class DeepFM(CtrModel):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         flat = self.num_fields * self.config.embedding_dim
         self.first_order = nn.Linear(flat, 1)

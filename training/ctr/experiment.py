@@ -4,6 +4,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,7 @@ def split_for_day(log: BehaviorLog, day: str, window_days: int, split: str = "ch
 
 
 def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTable, user_vectors: EmbeddingTable,
-                models: list[str], variants: list[str], seeds: list[int], base_params: dict,
+                models: list[str], variants: list[str], seeds: list[int], base_params: dict[str, Any],
                 log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train every (model, variant, seed), early-stopping on ``split.valid``, and return mean/std of the
     metrics on ``split.test`` per (model, variant), and for each variant but the base the AUC difference to
@@ -131,7 +132,7 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
     return pd.DataFrame(rows)
 
 
-def table2_markdown(table: pd.DataFrame, extra: dict[str, dict]) -> str:
+def table2_markdown(table: pd.DataFrame, extra: dict[str, dict[str, Any]]) -> str:
     """Markdown of the ``table2_grid`` table (mean ± std, and AUC − base with its paired interval) followed by
     reference rows (single values) and a line saying what the figures are over."""
     lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS) + " | AUC − base [95 % CI] |",

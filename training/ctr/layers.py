@@ -19,9 +19,9 @@ class FeatureEmbedding(nn.Module):
     def __init__(self, field_sizes: Mapping[str, int], dim: int) -> None:
         super().__init__()
         self.field_names = tuple(field_sizes)
-        self.tables = nn.ModuleDict({name: nn.Embedding(size, dim, padding_idx=PAD)
-                                     for name, size in field_sizes.items()})
-        for table in self.tables.values():
+        tables = {name: nn.Embedding(size, dim, padding_idx=PAD) for name, size in field_sizes.items()}
+        self.tables = nn.ModuleDict(tables)
+        for table in tables.values():
             nn.init.normal_(table.weight, std=EMBEDDING_INIT_STD)
             with torch.no_grad():
                 table.weight[PAD].zero_()
@@ -119,6 +119,9 @@ class CrossNetwork(nn.Module):
 
 class InnerProduct(nn.Module):
     """Pairwise inner products of field embeddings (IPNN): (B, F, D) → (B, F·(F-1)/2)."""
+
+    rows: torch.Tensor  # buffers: the upper triangle's row and column indices
+    cols: torch.Tensor
 
     def __init__(self, num_fields: int) -> None:
         super().__init__()

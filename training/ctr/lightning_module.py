@@ -9,6 +9,7 @@ is what a spawn-based strategy sends back to the calling process.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -68,7 +69,8 @@ class CtrLightningModule(L.LightningModule):
                                   scores.float().cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        local = [torch.cat(parts).numpy() for parts in zip(*self._val_outputs)] if self._val_outputs else \
+        local: list[np.ndarray] = [torch.cat(parts).numpy() for parts in zip(*self._val_outputs)] \
+            if self._val_outputs else \
             [np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.float32)]
         self._val_outputs.clear()
         rows, ids, labels, scores = gather_arrays(local)  # every rank: all validation rows
@@ -108,12 +110,12 @@ class CtrLightningModule(L.LightningModule):
         if self.best_state is not None:
             self.model.load_state_dict(copy.copy(self.best_state))
 
-    def get_extra_state(self) -> dict:
+    def get_extra_state(self) -> dict[str, Any]:
         """The training record, carried by ``state_dict`` (plain floats and ints, safe to load)."""
         return {"history": [{k: float(v) for k, v in row.items()} for row in self.history],
                 "best_metrics": {k: float(v) for k, v in self.best_metrics.items()}, "best_epoch": self.best_epoch}
 
-    def set_extra_state(self, state: dict) -> None:
+    def set_extra_state(self, state: dict[str, Any]) -> None:
         self.history = [{k: (int(v) if k == "epoch" else v) for k, v in row.items()} for row in state["history"]]
         self.best_metrics = dict(state["best_metrics"])
         self.best_epoch = int(state["best_epoch"])

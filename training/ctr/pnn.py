@@ -1,6 +1,8 @@
 """PNN (Qu et al. 2016), inner-product variant: [embeddings, pairwise inner products] → MLP."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from training.ctr.layers import MLP, InnerProduct
 
 
 class PNN(CtrModel):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         flat = self.num_fields * self.config.embedding_dim
         self.inner_product = InnerProduct(self.num_fields)

@@ -23,9 +23,10 @@ candidate batch whose impression has no histories row in that order raises ``Val
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ from training.distributed import rank_and_world_size
 from training.embedding_table import EmbeddingTable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IMPRESSION_COLUMNS = ["impression_id", "user_id", "time", "news_id", "label"]
 HISTORY_COLUMNS = ["impression_id", "time", "history"]
@@ -146,7 +148,7 @@ def iter_chunks(prepared_dir: str | Path, days: list[str] | tuple[str, ...],
             log.info("%s (day %s): %d histories rows have no candidate rows", hist_path, day, cursor.skipped)
 
 
-def _progress(iterable, total: int | None, desc: str):
+def _progress(iterable: Iterable[T], total: int | None, desc: str) -> Iterable[T]:
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency of lightning
@@ -173,7 +175,7 @@ def _row_tensors(features: CtrFeatures) -> dict[str, torch.Tensor]:
     return features.batch(torch.arange(len(features)))
 
 
-class CtrStreamDataset(IterableDataset):
+class CtrStreamDataset(IterableDataset[dict[str, torch.Tensor]]):
     """Global batches of featurised rows read from parquet; yields this rank's share of each (dicts with
     ``row_weight`` = 1 / global batch size, like ``training.ctr.dataset.CtrDataset``).
 
@@ -244,7 +246,8 @@ class CtrStreamDataset(IterableDataset):
 
 
 def make_stream_loader(data: CtrParquetData, config: CtrConfig, space: FeatureSpace, num_rows: int,
-                       rank: int | None = None, world_size: int | None = None) -> DataLoader:
+                       rank: int | None = None, world_size: int | None = None
+                       ) -> DataLoader[dict[str, torch.Tensor]]:
     """Training DataLoader over ``data`` (no worker processes; batches are built by the dataset)."""
     if config.negative_ratio > 0:
         raise ValueError("negative_ratio > 0 needs data_loading='memory' (the stream keeps every candidate)")

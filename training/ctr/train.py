@@ -51,7 +51,7 @@ class CtrTrainResult:
                 "warm_start": None if self.warm_start is None else self.warm_start.to_dict()}
 
 
-def _check_tables(data: CtrData, config: CtrConfig, split: str) -> None:
+def _check_tables(data: CtrData | CtrParquetData, config: CtrConfig, split: str) -> None:
     if config.uses_news_vectors and data.news_embeddings is None:
         raise ValueError(f"prec={config.prec!r} needs {split}.news_embeddings")
     if config.uses_user_vectors and data.user_embeddings is None:
@@ -62,7 +62,7 @@ def _check_tables(data: CtrData, config: CtrConfig, split: str) -> None:
 FEATURE_SETTINGS = ("history_length", "min_count", "age_bucket_hours")
 
 
-def _feature_settings(config: CtrConfig) -> tuple:
+def _feature_settings(config: CtrConfig) -> tuple[Any, ...]:
     return tuple(getattr(config, name) for name in FEATURE_SETTINGS)
 
 
@@ -75,10 +75,10 @@ class CtrFeatureSet:
     space: FeatureSpace
     train: CtrFeatures | int  # int: the row count of a streamed split (``_stream_features``)
     valid: CtrFeatures | None
-    settings: tuple  # values of FEATURE_SETTINGS they were built with
+    settings: tuple[Any, ...]  # values of FEATURE_SETTINGS they were built with
 
 
-def _valid_tables(train: CtrData, valid: CtrData) -> _Tables:
+def _valid_tables(train: CtrData | CtrParquetData, valid: CtrData) -> _Tables:
     """``valid``'s own frozen tables (e.g. the user table as of the validation day), else the training ones."""
     return (valid.news_embeddings if valid.news_embeddings is not None else train.news_embeddings,
             valid.user_embeddings if valid.user_embeddings is not None else train.user_embeddings)
@@ -147,19 +147,22 @@ def train_ctr_model(train: CtrData | CtrParquetData, valid: CtrData | None, conf
     module = CtrLightningModule(model, config)
 
     if isinstance(train_features, int):  # streamed: only the row count is known here
+        assert isinstance(train, CtrParquetData)  # checked above (data_loading="stream")
         num_train = train_features
         train_loader = make_stream_loader(train, config, space, num_train)
     else:
         num_train = len(train_features)
         train_loader = make_loader(train_features, config.batch_size, shuffle=True,
                                    negative_ratio=config.negative_ratio, seed=config.seed)
-    valid_loader, callbacks, num_valid = None, [], 0
+    valid_loader, num_valid = None, 0
+    callbacks: list[L.Callback] = []
     valid_news = valid_user = None
     if valid is not None:
         valid_news, valid_user = _valid_tables(train, valid)
         valid_news = valid_news if config.uses_news_vectors else None
         valid_user = valid_user if config.uses_user_vectors else None
         valid_features = features.valid
+        assert valid_features is not None  # checked above: features and call agree on a validation split
         num_valid = len(valid_features)
         valid_loader = make_loader(valid_features, config.eval_batch_size, shuffle=False)
         callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=config.patience))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -143,7 +144,7 @@ class RowSink:
 class InMemoryRows(RowSink):
     """Collects every kept row in memory (for small files: prediction, scoring, tests)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parts: list[tuple[pa.Table, pa.Table]] = []
 
     def add(self, impressions: pa.Table, histories: pa.Table) -> None:
@@ -235,7 +236,7 @@ class BehaviorStore:
     def __enter__(self) -> BehaviorStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -315,11 +316,18 @@ class BehaviorStore:
 
     # ---- statistics over written day partitions -------------------------------------------------------
 
+    def _one_row(self, sql: str, parameters: list[object]) -> tuple[Any, ...]:
+        """The one row of an aggregate query."""
+        row = self.con.execute(sql, parameters).fetchone()
+        if row is None:
+            raise RuntimeError(f"DuckDB returned no row for an aggregate query: {' '.join(sql.split())[:80]}")
+        return row
+
     def summary(self, impressions_dir: Path, histories_dir: Path) -> BehaviorSummary:
         """Counts over the day files written by :class:`DayPartitions` (computed by DuckDB, out of core)."""
         hist, imps = _glob(histories_dir), _glob(impressions_dir)
-        n_impressions, n_users = self.con.execute(
-            "SELECT count(*), count(DISTINCT user_id) FROM read_parquet(?)", [hist]).fetchone()
+        n_impressions, n_users = self._one_row(
+            "SELECT count(*), count(DISTINCT user_id) FROM read_parquet(?)", [hist])
         per_day = self.con.execute(
             "SELECT day, count(*), count(*) FILTER (label = 1) FROM read_parquet(?) GROUP BY day ORDER BY day",
             [imps]).fetchall()
@@ -332,15 +340,15 @@ class BehaviorStore:
             candidates_per_day={day: int(n) for day, n, _ in per_day},
         )
 
-    def missing_news(self, impressions_dir: Path, histories_dir: Path) -> dict:
+    def missing_news(self, impressions_dir: Path, histories_dir: Path) -> dict[str, Any]:
         """Counts of candidate rows and history entries whose news id is not in the catalogue."""
-        rows, missing, distinct = self.con.execute("""
+        rows, missing, distinct = self._one_row("""
             SELECT count(*), count(*) FILTER (NOT in_catalogue), count(DISTINCT news_id) FILTER (NOT in_catalogue)
-            FROM read_parquet(?)""", [_glob(impressions_dir)]).fetchone()
-        refs, hist_missing, hist_distinct = self.con.execute("""
+            FROM read_parquet(?)""", [_glob(impressions_dir)])
+        refs, hist_missing, hist_distinct = self._one_row("""
             WITH h AS (SELECT unnest(history) AS news_id FROM read_parquet(?))
             SELECT count(*), count(*) FILTER (n.news_id IS NULL), count(DISTINCT h.news_id) FILTER (n.news_id IS NULL)
-            FROM h LEFT JOIN news_ids n ON n.news_id = h.news_id""", [_glob(histories_dir)]).fetchone()
+            FROM h LEFT JOIN news_ids n ON n.news_id = h.news_id""", [_glob(histories_dir)])
         return {
             "candidate_rows": int(missing),
             "candidate_fraction": missing / rows if rows else 0.0,

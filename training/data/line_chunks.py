@@ -11,9 +11,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 #: Default bytes read per chunk: large enough to amortise per-chunk overhead, small enough to stay bounded.
 DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
@@ -126,7 +130,7 @@ def read_line_chunks(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         bar.close()
 
 
-def _progress(path: Path, size: int):
+def _progress(path: Path, size: int) -> tqdm | None:
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency; logging keeps the bar optional

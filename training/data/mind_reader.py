@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,14 @@ from training.data.schema import (
 from training.data.validation import FileValidation, RowIssue
 
 
-def _lines(path: Path):
-    """Yield (1-based line number, raw bytes without newline, decoded text or None) for each line."""
+def _lines(path: Path) -> Iterator[tuple[int, bytes, str, str | None]]:
+    """Yield (1-based line number, raw bytes, decoded text without newline, UTF-8 error or None) for each
+    line; the text is "" where there is an error."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             body = raw.rstrip(b"\n").rstrip(b"\r")
             reason = utf8_error(body)
-            yield number, raw, None if reason else body.decode("utf-8"), reason
+            yield number, raw, "" if reason else body.decode("utf-8"), reason
 
 
 def _split(text: str, n_columns: int, file: str, line: int) -> tuple[list[str] | None, list[RowIssue]]:
@@ -96,7 +98,8 @@ def read_news(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
 
 
 def read_behaviors(
-    path: str | Path, *, require_labels: bool = True, news_ids=None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    path: str | Path, *, require_labels: bool = True, news_ids: pd.Series | list[str] | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> tuple[pd.DataFrame, pd.DataFrame, FileValidation]:
     """Read ``behaviors.tsv`` into in-memory (impressions, histories) frames plus its validation.
 

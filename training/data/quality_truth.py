@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from training.data.demo.generator import NEWS_QUALITY_FILE, REPORT_FILE
 
@@ -43,7 +44,7 @@ def _positions(index: pd.Index, ids: np.ndarray, what: str) -> np.ndarray:
     return pos
 
 
-def _pair_ids(trigger_ids, candidate_ids) -> tuple[np.ndarray, np.ndarray]:
+def _pair_ids(trigger_ids: ArrayLike, candidate_ids: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     triggers = np.asarray(trigger_ids, dtype=object)
     candidates = np.asarray(candidate_ids, dtype=object)
     if triggers.shape != candidates.shape or triggers.ndim != 1:

@@ -10,7 +10,7 @@ first, so the interval covers the seed mean.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +62,7 @@ def _check(level: float, n_resamples: int) -> None:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
 
 
-def _resamples(n_units: int, n_resamples: int, seed: int):
+def _resamples(n_units: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Blocks of resampled unit indices, ``(block, n_units)``; at most 100 resamples a block (bounded memory)."""
     rng = np.random.default_rng(seed)
     for start in range(0, n_resamples, 100):

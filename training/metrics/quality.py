@@ -14,6 +14,7 @@ like ``mind_metrics``. There is no Python loop per group or item.
 from __future__ import annotations
 
 import operator
+from typing import SupportsIndex
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -61,6 +62,8 @@ def _check_range(name: str, x: np.ndarray, low: float, high: float = np.inf) -> 
 
 def _as_k(k: object) -> int:
     try:
+        if not isinstance(k, SupportsIndex):
+            raise TypeError
         k = operator.index(k)
     except TypeError:
         raise ValueError(f"k must be an integer >= 1, got {k!r}") from None
@@ -117,7 +120,8 @@ def _click_ndcg_per_group(imps: ImpressionSegments, y: np.ndarray, s: np.ndarray
     return np.divide(dcg, ideal, out=np.full(dcg.shape, np.nan), where=n_pos > 0)
 
 
-def _click_inputs(group_ids: ArrayLike, clicks: ArrayLike, scores: ArrayLike, k: int):
+def _click_inputs(group_ids: ArrayLike, clicks: ArrayLike, scores: ArrayLike,
+                  k: int) -> tuple[ImpressionSegments, np.ndarray, np.ndarray, int]:
     imps = _groups(group_ids)
     n = imps.row_impression.size
     y = _as_finite("clicks", clicks, n)

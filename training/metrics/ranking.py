@@ -178,7 +178,7 @@ def _compute(
     seg = imps.row_impression
     if m == 0:
         empty = np.empty(0)
-        cols = {c: empty for c in METRIC_KEYS}
+        cols: dict[str, np.ndarray] = {c: empty for c in METRIC_KEYS}
         return imps, cols | {"n_candidates": imps.sizes, "n_clicks": np.empty(0, dtype=np.int64)}
 
     clicks = np.bincount(seg, weights=y, minlength=m)
@@ -188,7 +188,7 @@ def _compute(
     s_ranked = s[order]
     rank = _positions_in_order(imps)  # the order keeps every impression in its own block of rows
 
-    cols: dict[str, np.ndarray] = {}
+    cols = {}
     # AUC (Mann-Whitney U): ascending average ranks of positives, ties share the mean rank.
     new_group = imps.is_start.copy()
     new_group[1:] |= s_ranked[1:] != s_ranked[:-1]

@@ -24,7 +24,7 @@ _MAX_LISTED = 10
 class PredictionFormatError(ValueError):
     """A prediction file line that does not follow MIND's format; names the file, line and reason."""
 
-    def __init__(self, path: str | os.PathLike, line: int, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], line: int, reason: str) -> None:
         self.path, self.line, self.reason = os.fspath(path), line, reason
         super().__init__(f"{self.path}, line {line}: {reason}")
 
@@ -65,7 +65,7 @@ def _parse_line(text: str) -> tuple[int, np.ndarray] | str:
     return problem if problem else (int(id_text), ranks)
 
 
-def read_prediction_file(path: str | os.PathLike) -> dict[int, np.ndarray]:
+def read_prediction_file(path: str | os.PathLike[str]) -> dict[int, np.ndarray]:
     """Parse a MIND prediction file into ``{impression_id: ranks}`` (int64 arrays, candidate order).
 
     Blank lines are ignored. Raises ``PredictionFormatError`` on a malformed line, a non-integer id,
@@ -90,7 +90,7 @@ def read_prediction_file(path: str | os.PathLike) -> dict[int, np.ndarray]:
     return predictions
 
 
-def write_prediction_file(path: str | os.PathLike, impression_ids: ArrayLike, scores: ArrayLike) -> None:
+def write_prediction_file(path: str | os.PathLike[str], impression_ids: ArrayLike, scores: ArrayLike) -> None:
     """Write ranks (1 = highest score, ties by candidate order) for contiguous per-impression scores.
 
     Impressions are written in order of first appearance; ids must be integers.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -42,7 +43,7 @@ def history_bucket(length: int) -> str:
     raise ValueError(f"history length {length} is negative")
 
 
-def _matrix(rows: pd.DataFrame, column: str, columns: list, title: str) -> ClickMatrix:
+def _matrix(rows: pd.DataFrame, column: str, columns: list[Any], title: str) -> ClickMatrix:
     grouped = rows.groupby(["category", column])["label"]
     shown = grouped.size().unstack(fill_value=0).reindex(columns=columns, fill_value=0)
     clicks = grouped.sum().unstack(fill_value=0).reindex(columns=columns, fill_value=0)

@@ -1,13 +1,15 @@
 """Writing a finished matplotlib figure to a PNG file."""
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
-def save_png(fig, path: str | Path, **savefig_kwargs) -> Path:
+def save_png(fig: Figure, path: str | Path, **savefig_kwargs: Any) -> Path:
     """Lay out ``fig``, write it to ``path`` (folders created), close it and return the path."""
     fig.tight_layout()
     path = Path(path)

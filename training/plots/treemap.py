@@ -45,7 +45,7 @@ def squarify(values: list[float], rect: Rect) -> list[Rect]:
     scale = rect.area / sum(values)
     areas = [v * scale for v in values]
     order = sorted(range(len(areas)), key=lambda k: -areas[k])
-    tiles: list[Rect | None] = [None] * len(areas)
+    tiles: dict[int, Rect] = {}  # position in values -> tile
     x, y, w, h = rect.x, rect.y, rect.w, rect.h
     i = 0
     while i < len(order):
@@ -73,7 +73,7 @@ def squarify(values: list[float], rect: Rect) -> list[Rect]:
                 tiles[k] = Rect(pos, y, extent, thickness)
                 pos += extent
             y, h = y + thickness, h - thickness
-    return tiles
+    return [tiles[k] for k in range(len(areas))]
 
 
 def category_counts(log: BehaviorLog, news: pd.DataFrame) -> pd.DataFrame:

@@ -50,7 +50,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def length_bucketed_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+def length_bucketed_batches(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Indices grouped into batches of similar length (longest first), so padding stays small."""
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
@@ -116,8 +116,8 @@ def encode_texts(encoder: SavedNewsEncoder, texts: list[list[str]], batch_size: 
             tqdm(total=n_batches, desc="encode news", unit="batch", disable=not show) as bar:
         pending = pool.submit(prepare, bounds[0]) if bounds and overlap else None
         for k, (start, _) in enumerate(bounds):
-            if overlap:
-                sequences = pending.result()  # type: ignore[union-attr]
+            if pending is not None:  # overlap: this bound was submitted one step ahead
+                sequences = pending.result()
                 pending = pool.submit(prepare, bounds[k + 1]) if k + 1 < len(bounds) else None
             else:
                 sequences = prepare(bounds[k])
@@ -199,8 +199,11 @@ def encode_news(encoder_dir: str | Path | SavedNewsEncoder, news: pd.DataFrame, 
         cache.save(merged)
         known = merged.index()
         cached = merged
-    assert cached is not None or not ids
-    vectors = cached.vectors[[known[h] for h in hashes]] if ids else np.zeros((0, encoder.dim), np.float32)
+    if ids:
+        assert cached is not None  # every id's content was cached or has just been encoded
+        vectors = cached.vectors[[known[h] for h in hashes]]
+    else:
+        vectors = np.zeros((0, encoder.dim), np.float32)
     n_new_rows = sum(1 for h in hashes if h in todo)
     stats = EncodeStats(n_total=len(ids), n_encoded=len(todo), n_cached=len(ids) - n_new_rows,
                         seconds=time.perf_counter() - start, tokens=tokens, n_duplicates=n_new_rows - len(todo),

@@ -12,6 +12,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 
 from training.distributed import trainer_kwargs
@@ -51,8 +52,13 @@ class PretrainModule(L.LightningModule):
 
     def total_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, TaskOutputs]:
         outputs = self.task_outputs(batch)
-        total = sum(self.task_weights[name] * loss for name, (loss, _) in outputs.items())
-        return total, outputs  # type: ignore[return-value]
+        weighted = [self.task_weights[name] * loss for name, (loss, _) in outputs.items()]
+        if not weighted:
+            raise ValueError(f"{type(self).__name__}.task_outputs returned no task loss")
+        total = weighted[0]
+        for loss in weighted[1:]:
+            total = total + loss
+        return total, outputs
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         total, outputs = self.total_loss(batch)
@@ -72,7 +78,8 @@ class PretrainModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self) -> Any:
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, param in self.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(param)
@@ -111,8 +118,8 @@ class FitOutcome:
     epochs: int
 
 
-def fit(module: PretrainModule, train_loader: DataLoader, val_loader: DataLoader, loop: TrainLoopConfig,
-        root_dir: Path, loggers: list | None = None, callbacks: list | None = None) -> FitOutcome:
+def fit(module: PretrainModule, train_loader: DataLoader[Any], val_loader: DataLoader[Any], loop: TrainLoopConfig,
+        root_dir: Path, loggers: list[Logger] | None = None, callbacks: list[L.Callback] | None = None) -> FitOutcome:
     """Train with checkpointing + early stopping on ``val/loss``, restore the best weights and
     return the final validation metrics of those weights.
 
@@ -127,7 +134,7 @@ def fit(module: PretrainModule, train_loader: DataLoader, val_loader: DataLoader
     stopper = EarlyStopping(monitor=VAL_LOSS, mode="min", patience=loop.early_stopping_patience, strict=False,
                             check_on_train_epoch_end=False)  # max_steps may end a run before any validation
     n_batches = max(1, len(train_loader))
-    settings = dict(accelerator=loop.accelerator, logger=list(loggers) if loggers else False,
+    settings: dict[str, Any] = dict(accelerator=loop.accelerator, logger=list(loggers) if loggers else False,
                     enable_progress_bar=loop.progress_bar, enable_model_summary=False,
                     default_root_dir=str(root_dir), limit_val_batches=loop.limit_val_batches, deterministic=False)
     trainer = L.Trainer(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 
 from training.prec.config import NewsPretrainConfig
@@ -68,13 +69,16 @@ class NewsPretrainModule(PretrainModule):
             logits = self.heads.mntp_logits(states[selected], self.encoder.word_embeddings.weight)
             out["mntp"] = classification_loss(logits, batch["mntp_labels"][selected])
         if self.tasks.nva > 0:
+            assert self.heads.nva is not None  # the heads of every enabled task are built
             logit = self.heads.nva(pooled).squeeze(-1)
             label = batch["nva_label"]
             out["nva"] = (F.binary_cross_entropy_with_logits(logit, label),
                           ((logit > 0).float() == label).float().mean())
         if self.tasks.ncp > 0:
+            assert self.heads.ncp is not None
             out["ncp"] = classification_loss(self.heads.ncp(pooled), batch["category"])
         if self.tasks.subcategory > 0:
+            assert self.heads.subcategory is not None
             out["subcategory"] = classification_loss(self.heads.subcategory(pooled), batch["subcategory"])
         return out
 
@@ -128,7 +132,8 @@ def prepare_news_pretraining(news: pd.DataFrame, config: NewsPretrainConfig) -> 
 
 
 def train_news_encoder(news: pd.DataFrame, config: NewsPretrainConfig, out_dir: str | Path,
-                       loggers: list | None = None, callbacks: list | None = None) -> NewsPretrainResult:
+                       loggers: list[Logger] | None = None,
+                       callbacks: list[L.Callback] | None = None) -> NewsPretrainResult:
     """Pre-train a news encoder on a NEWS_SCHEMA DataFrame and save it (self-contained) to ``out_dir``.
 
     ``out_dir`` receives the encoder files (see ``news_encoder_store``), ``metrics.json``, ``split.json``

@@ -145,6 +145,7 @@ class NewsTaskHeads(nn.Module):
         self.subcategory = nn.Linear(hidden, n_subcategories) if tasks.subcategory > 0 else None
 
     def mntp_logits(self, states: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        assert self.mntp is not None, "the heads were built without the MNTP task"
         return F.linear(self.mntp(states), word_embeddings, self.mntp_bias)
 
 

@@ -59,8 +59,9 @@ class NewsTokenizer:
         missing = [tok for tok, i in ids.items() if i is None]
         if missing:
             raise ValueError(f"tokenizer lacks special tokens {missing}")
-        self.pad_id, self.unk_id, self.cls_id, self.sep_id = ids[PAD], ids[UNK], ids[CLS], ids[SEP]
-        self.view_mask_ids = [ids[view_mask_token(i)] for i in range(n_views)]
+        found = {tok: i for tok, i in ids.items() if i is not None}  # all of them (checked above)
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id = found[PAD], found[UNK], found[CLS], found[SEP]
+        self.view_mask_ids = [found[view_mask_token(i)] for i in range(n_views)]
         vocab = tokenizer.get_vocab(with_added_tokens=True)
         self.vocab_size = max(vocab.values()) + 1
         #: ids a random MNTP replacement may draw from (everything not of the form ``[...]``)
@@ -82,6 +83,7 @@ class NewsTokenizer:
         tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
         tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(_SYMBOLS, "isolated"),
                                                      pre_tokenizers.BertPreTokenizer()])
+        trainer: trainers.Trainer
         if model == "wordpiece":
             alphabet = _numbered_alphabet(tok, corpus)
             trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,

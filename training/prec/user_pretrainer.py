@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -73,14 +74,16 @@ class UserPretrainModule(PretrainModule):
         user = self.encoder.pool(states, mask)
         out: TaskOutputs = {}
         if self.tasks.mutp > 0:
+            assert self.heads.mutp is not None  # the heads of every enabled task are built
             labels = batch["mutp_labels"]
             selected = labels >= ITEM_OFFSET
             if bool(selected.any()):
                 item_states = states[:, 1: 1 + items.shape[1]]
                 out["mutp"] = self._infonce(self.heads.mutp(item_states[selected]), labels[selected])
             else:
-                out["mutp"] = (user.sum() * 0.0, None)  # type: ignore[assignment]
+                out["mutp"] = (user.sum() * 0.0, None)
         if self.tasks.uva > 0:
+            assert self.heads.uva is not None
             logit = self.heads.uva(user).squeeze(-1)
             label = batch["uva_label"]
             out["uva"] = (F.binary_cross_entropy_with_logits(logit, label),
@@ -95,6 +98,7 @@ class UserPretrainModule(PretrainModule):
         if not bool(rows.any()):
             return user.sum() * 0.0, None
         user, original, valid = user[rows], original[rows], valid[rows]
+        assert self.heads.generation is not None  # _generation runs for the enabled generation task only
         predicted = self.heads.generation(user, self.encoder.item_vectors(original), valid)
         target = original >= ITEM_OFFSET
         if not bool(target.any()):  # only [UNK] clicks: nothing to reconstruct
@@ -144,8 +148,9 @@ def prepare_user_pretraining(histories: pd.DataFrame, news_embeddings: Embedding
 
 def train_user_encoder(histories: pd.DataFrame, news_embeddings: EmbeddingTable, config: UserPretrainConfig,
                        out_dir: str | Path, user_profiles: pd.DataFrame | None = None,
-                       loggers: list | None = None, as_of_day: str | None = None,
-                       news_model_version: str | None = None, callbacks: list | None = None) -> UserPretrainResult:
+                       loggers: list[Logger] | None = None, as_of_day: str | None = None,
+                       news_model_version: str | None = None,
+                       callbacks: list[L.Callback] | None = None) -> UserPretrainResult:
     """Pre-train a user encoder on HISTORIES_SCHEMA rows over frozen news vectors; save it to ``out_dir``.
 
     ``as_of_day`` limits training to histories with ``day <= as_of_day``; ``news_model_version`` is only

@@ -69,9 +69,9 @@ class UserBatchCollator:
         self.rng = np.random.default_rng(config.seed)
         self.random_items = torch.arange(ITEM_OFFSET, ITEM_OFFSET + max(1, n_news))
 
-    def _views(self, items: np.ndarray, profile: np.ndarray | None) -> dict[str, object]:
+    def _views(self, items: np.ndarray, profile: np.ndarray | None) -> dict[str, np.ndarray]:
         half = len(items) // 2
-        views: dict[str, object] = {"older": items[:half], "recent": items[half:]}
+        views: dict[str, np.ndarray] = {"older": items[:half], "recent": items[half:]}
         if profile is not None:
             views["profile"] = profile
         return views
@@ -88,22 +88,24 @@ class UserBatchCollator:
             candidates = []
             if len(items) >= 2 and len(d_items) >= 2:
                 candidates += ["older", "recent"]
-            if profile is not None and not np.array_equal(profile, d_profile):
+            if profile is not None and d_profile is not None and not np.array_equal(profile, d_profile):
                 candidates.append("profile")
             if len(candidates) < 2:
                 continue
             chosen = set(rng.choice(candidates, size=int(rng.integers(1, len(candidates))), replace=False).tolist())
             mine, theirs = self._views(items, profile), self._views(d_items, d_profile)
             new = {k: theirs[k] if k in chosen else mine[k] for k in mine}
-            changed = any(not np.array_equal(mine[k], theirs[k]) for k in chosen)  # type: ignore[arg-type]
+            changed = any(not np.array_equal(mine[k], theirs[k]) for k in chosen)
             if changed:
-                merged = np.concatenate([new["older"], new["recent"]])  # type: ignore[list-item]
-                return merged, new.get("profile"), donor  # type: ignore[return-value]
+                merged = np.concatenate([new["older"], new["recent"]])
+                return merged, new.get("profile"), donor
         return items, profile, -1
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         rng = self.rng if self.train else np.random.default_rng([self.config.seed, *map(int, indices)])
-        rows, profiles, donors = [], [], []
+        rows: list[np.ndarray] = []
+        profiles: list[np.ndarray] = []  # one per row where the sequences have profiles
+        donors: list[int] = []
         for i in map(int, indices):
             items = self.seq.items[i]
             profile = self.seq.profile[i] if self.seq.profile is not None else None
@@ -111,7 +113,8 @@ class UserBatchCollator:
             if self.tasks.uva > 0 and rng.random() < self.config.uva_prob:
                 items, profile, donor = self._swap(i, rng)
             rows.append(items[-self.config.max_history:])
-            profiles.append(profile)
+            if profile is not None:
+                profiles.append(profile)
             donors.append(donor)
         items_t = _pad(rows, ITEM_PAD)
         donor_t = torch.tensor(donors, dtype=torch.long)

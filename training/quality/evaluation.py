@@ -6,6 +6,7 @@ demo data, the judge's score otherwise). Figures are on the 0-1 scale; tables sh
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ def quality_ranking_metrics(pairs: pd.DataFrame, scores: np.ndarray) -> dict[str
     return out
 
 
-def summarise(rows: list[dict]) -> pd.DataFrame:
+def summarise(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Mean and std over seeds per ranker: rows ``{"ranker", "seed", <metric keys>}`` -> one row per ranker
     (in first-seen order) with ``<key>_mean``, ``<key>_std`` (NaN std for a single seed), ``<key>_seeds`` (the
     per-seed figures, a list) and ``n_seeds``."""
@@ -174,6 +175,6 @@ def judge_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def metric_row(name: str, metrics: Mapping[str, float]) -> dict:
+def metric_row(name: str, metrics: Mapping[str, float]) -> dict[str, Any]:
     """One row for ``summarise``: ``{"ranker": name, "seed": 0, <metric keys>}`` (set "seed" per seed)."""
     return {"ranker": name, "seed": 0, **{k: float(metrics[k]) for k in QUALITY_METRIC_KEYS}}

@@ -30,12 +30,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from training.prec.news_views import news_sources
 from training.torch_threads import torch_threads as threads_during
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 PROMPT_VARIANTS = ("A", "B", "C")
 LABELS = ("0", "1", "2", "3", "4")
@@ -196,7 +200,8 @@ class LlmJudge:
         self.progress = progress
         self.last_result: JudgeResult | None = None
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(str(self.model_dir),
+                                                                                local_files_only=True)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             if self.tokenizer.eos_token is None:
@@ -254,6 +259,8 @@ class LlmJudge:
         except (TemplateError, ValueError):  # templates without a system role
             text = self.tokenizer.apply_chat_template(chat_messages(system, user, system_role=False),
                                                       tokenize=False, add_generation_prompt=True)
+        if not isinstance(text, str):  # tokenize=False: the template's text
+            raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, not text")
         return text + assistant_prefix
 
     def prompt(self, trigger: str, candidate: str) -> str:
@@ -266,7 +273,7 @@ class LlmJudge:
         add_special = not self.uses_chat_template   # chat templates already hold their special tokens
         return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=add_special)["input_ids"]]
 
-    def _batches(self, token_ids: list[list[int]], desc: str) -> Iterator[tuple[np.ndarray, dict]]:
+    def _batches(self, token_ids: list[list[int]], desc: str) -> Iterator[tuple[np.ndarray, BatchEncoding]]:
         """(indices, left-padded tensors) per batch, longest prompts first."""
         from tqdm.auto import tqdm
 
@@ -299,6 +306,8 @@ class LlmJudge:
             else:
                 output = self.model(input_ids=batch["input_ids"], attention_mask=mask,
                                     position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=False, **kwargs)
+            if output.logits is None:
+                raise RuntimeError(f"{self.model_dir}: the model's output has no logits")
             logits = output.logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)
             per_label = [torch.logsumexp(logp[:, list(ids)], dim=-1) for ids in self.label_token_ids]
@@ -314,6 +323,8 @@ class LlmJudge:
             new_tokens = generated[:, batch["input_ids"].shape[1]:]
             for i, ids in zip(idx, new_tokens):
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if not isinstance(text, str):  # one sequence decodes to one text
+                    raise TypeError(f"tokenizer.decode returned {type(text).__name__}, not text")
                 reasons[i] = reasoning_before_label(text)
         return reasons
 

@@ -41,6 +41,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def _label_of(token: str) -> str | None:
     return text if text in LABELS else None
 
 
-def label_logprobs_from_top(top_logprobs: Sequence[dict]) -> np.ndarray:
+def label_logprobs_from_top(top_logprobs: Sequence[dict[str, Any]]) -> np.ndarray:
     """(5,) log-probs of the labels "0".."4" from one position's ``top_logprobs`` entries ``{token, logprob}``:
     the entries whose stripped text is the label, summed in probability; ``-inf`` where none is listed."""
     per_label: list[list[float]] = [[] for _ in LABELS]
@@ -228,7 +229,7 @@ class OpenAIJudge:
             turns.append({"role": "assistant", "content": assistant})
         return turns
 
-    def _body(self, messages: list[dict[str, str]], *, max_tokens: int, logprobs: bool) -> dict:
+    def _body(self, messages: list[dict[str, str]], *, max_tokens: int, logprobs: bool) -> dict[str, Any]:
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0, "n": 1}
         if logprobs:
             body.update(logprobs=True, top_logprobs=self.top_logprobs)
@@ -236,7 +237,7 @@ class OpenAIJudge:
             body.update(continue_final_message=True, add_generation_prompt=False)
         return body
 
-    def _post_once(self, payload: bytes) -> dict:
+    def _post_once(self, payload: bytes) -> dict[str, Any]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -267,7 +268,7 @@ class OpenAIJudge:
             raise OpenAIJudgeError(f"POST {self.url}: the answer is not JSON: "
                                    f"{raw[:_BODY_CHARS].decode('utf-8', errors='replace')!r}") from None
 
-    def _post(self, body: dict) -> dict:
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body).encode("utf-8")
         for attempt in range(self.max_retries + 1):
             try:
@@ -283,14 +284,14 @@ class OpenAIJudge:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _choice(self, answer: dict) -> dict:
+    def _choice(self, answer: dict[str, Any]) -> dict[str, Any]:
         try:
             return answer["choices"][0]
         except (KeyError, IndexError, TypeError):
             raise OpenAIJudgeError(f"POST {self.url}: the answer has no choices: "
                                    f"{json.dumps(answer)[:_BODY_CHARS]}") from None
 
-    def _first_token_top(self, answer: dict) -> list[dict]:
+    def _first_token_top(self, answer: dict[str, Any]) -> list[dict[str, Any]]:
         choice = self._choice(answer)
         try:
             top = choice["logprobs"]["content"][0]["top_logprobs"]
@@ -352,11 +353,11 @@ class OpenAIJudge:
 
             futures = [pool.submit(one, i) for i in range(n)]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in done if f.exception() is not None), None)
-            if failed is not None:
+            failure = next((err for f in done if (err := f.exception()) is not None), None)
+            if failure is not None:
                 for future in pending:
                     future.cancel()
-                raise failed.exception()
+                raise failure
         seconds = time.perf_counter() - start
         errors.sort(key=lambda e: e.index)
         self.last_result = OpenAIJudgeResult(

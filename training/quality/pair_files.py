@@ -52,7 +52,9 @@ def read_pair_file(path: str | Path, news_ids: set[str], value_name: str,
     if not path.is_file():
         raise FileNotFoundError(f"pair file {path} does not exist")
     name = str(path)
-    rows, issues, seen = [], [], {}
+    rows: list[tuple[str, str, float | int]] = []
+    issues: list[RowIssue] = []
+    seen: dict[tuple[str, str], int] = {}
     with open(path, encoding="utf-8", newline="") as fh:
         for line_no, raw in enumerate(fh, start=1):
             line = raw.rstrip("\r\n")

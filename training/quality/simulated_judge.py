@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.special import ndtri
 
 from training.metrics.quality import pairwise_accuracy
 
 
-def pair_noise(trigger_ids, candidate_ids, seed: int) -> np.ndarray:
+def pair_noise(trigger_ids: ArrayLike, candidate_ids: ArrayLike, seed: int) -> np.ndarray:
     """Standard normal draws, one per (trigger, candidate) pair, stable across calls and row orders."""
     frame = pd.DataFrame({"t": np.asarray(trigger_ids, dtype=object), "c": np.asarray(candidate_ids, dtype=object)})
     hashed = pd.util.hash_pandas_object(frame, index=False, hash_key=f"nfjudge{seed % 10**9:09d}")
@@ -59,6 +60,6 @@ class SimulatedJudge:
             lo, hi = (mid, hi) if pa(mid) >= target_pa else (lo, mid)
         return cls(sigma=lo, seed=seed)
 
-    def score(self, trigger_ids, candidate_ids, grades: np.ndarray) -> np.ndarray:
+    def score(self, trigger_ids: ArrayLike, candidate_ids: ArrayLike, grades: np.ndarray) -> np.ndarray:
         """Judge scores in [0, 4] for pairs whose true grades are ``grades``."""
         return noisy_scores(grades, pair_noise(trigger_ids, candidate_ids, self.seed), self.sigma)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +74,14 @@ def _day_numbers(days: ArrayLike, name: str = "days") -> np.ndarray:
     return numbers[inverse.reshape(-1)]
 
 
-def _utc_ns(times: object, n: int, name: str = "times") -> np.ndarray:
+#: One time for every row, or one per row (datetimes, pandas timestamps, datetime64s, ISO strings).
+TimeValues = ArrayLike | datetime
+
+
+def _utc_ns(times: TimeValues, n: int, name: str = "times") -> np.ndarray:
     """UTC nanoseconds of ``times`` (one value broadcast to ``n`` rows, or ``n`` values; naive = UTC); NaT
     becomes ``NAT_NS``."""
-    if np.ndim(times) == 0:
+    if isinstance(times, datetime) or np.ndim(times) == 0:
         stamp = pd.Timestamp(times)
         if stamp is pd.NaT:
             return np.full(n, NAT_NS, dtype=np.int64)
@@ -261,7 +266,8 @@ class LogCounts:
     def feature_names(self) -> list[str]:
         return count_feature_names(self.windows_days)
 
-    def features(self, trigger_ids: ArrayLike, candidate_ids: ArrayLike, days: ArrayLike, times: object) -> np.ndarray:
+    def features(self, trigger_ids: ArrayLike, candidate_ids: ArrayLike, days: ArrayLike,
+                 times: TimeValues) -> np.ndarray:
         """float32 (n, len(feature_names)): windowed counts of the days before each row's ``day`` and the
         candidate's age in hours at ``times`` (UTC; naive times are taken as UTC)."""
         triggers, candidates = _aligned_ids(trigger_ids, candidate_ids)
@@ -348,7 +354,7 @@ class CountSnapshot:
     def feature_names(self) -> list[str]:
         return count_feature_names(self.windows_days)
 
-    def features(self, trigger_ids: ArrayLike, candidate_ids: ArrayLike, time: object) -> np.ndarray:
+    def features(self, trigger_ids: ArrayLike, candidate_ids: ArrayLike, time: TimeValues) -> np.ndarray:
         """What ``LogCounts.features`` gives for these rows on ``as_of_day``; ``time``: one UTC time for all
         rows or one per row."""
         triggers, candidates = _aligned_ids(trigger_ids, candidate_ids)

@@ -49,7 +49,7 @@ def served_metrics(model: Any, rows: pd.DataFrame, version: str) -> dict[str, fl
     return quality_ranking_metrics(rows, scores)
 
 
-def baseline_rows(rows: pd.DataFrame, popularity: np.ndarray) -> list[dict]:
+def baseline_rows(rows: pd.DataFrame, popularity: np.ndarray) -> list[dict[str, Any]]:
     """``metric_row``s of ``popularity`` (its score per row) and of the CTR model alone (``ctr_score``; rows
     without one, unknown users, rank last)."""
     ctr = rows["ctr_score"].to_numpy(np.float64)
@@ -61,7 +61,7 @@ def baseline_rows(rows: pd.DataFrame, popularity: np.ndarray) -> list[dict]:
 class SeedRuns:
     """Both stages retrained once per seed and measured on the report rows."""
 
-    rows: list[dict]                      # metric rows (``metric_row`` + seed, lambda) of every ranker and seed
+    rows: list[dict[str, Any]]                   # metric rows (``metric_row`` + seed, lambda) of every ranker and seed
     at_lambda: list[dict[str, np.ndarray]]  # per seed: ``per_impression`` at its chosen λ
     at_zero: list[dict[str, np.ndarray]]    # per seed: ``per_impression`` at λ = 0
     lambdas: list[float]                  # per seed: the chosen λ
@@ -77,7 +77,7 @@ def retrain_per_seed(features: pd.DataFrame, rows: pd.DataFrame, config: RankerC
     """For each seed, ``fit_ranker`` on ``features`` with ``config`` at that seed and λ ``tolerance``, then on the
     labelled report ``rows``: stage 1 alone, click only (λ = 0), quality only (λ = 1) and the chosen λ.
     ``log`` gets each seed's λ and its rule."""
-    measured: list[dict] = []
+    measured: list[dict[str, Any]] = []
     at_lambda, at_zero, lambdas, held_out = [], [], [], True
     for seed in seeds:
         model, _ = fit_ranker(features, dataclasses.replace(config, seed=seed), tolerance)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, SupportsFloat, SupportsIndex
 
 import lightgbm as lgb
 import numpy as np
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 #: LightGBM 4.7's lambdarank rejects larger queries ("Number of rows N exceeds upper limit of 10000 for a query").
 LIGHTGBM_MAX_GROUP = 10_000
 #: Prediction runs on one thread: LightGBM's default (every core) is slower for the small batches of serving.
-PREDICT_PARAMS = {"num_threads": 1}
+PREDICT_PARAMS: dict[str, Any] = {"num_threads": 1}
 QUALITY_FEATURE = "student_quality"
 RANKER_FILES = ("stage1.txt", "stage2.txt", "ranker.json")
 
@@ -71,7 +73,7 @@ class RankerConfig(ConfigDict):
         if len(self.label_gain) < 2 or any(g < 0 for g in self.label_gain):
             raise ValueError(f"label_gain needs >= 2 non-negative gains, got {self.label_gain}")
 
-    def lightgbm_params(self) -> dict:
+    def lightgbm_params(self) -> dict[str, Any]:
         """Training parameters. With bagging on, training runs on one thread whatever ``threads`` says: LightGBM
         4.7's ``bagging_by_query`` on more threads gave a different booster on every run, ``deterministic``
         notwithstanding (issue 22; ``threads`` still builds the datasets)."""
@@ -194,7 +196,8 @@ def train_stage(X: ArrayLike, labels: ArrayLike, groups: ArrayLike,
     stopping on its ndcg@5; the returned booster holds only the trees up to the best iteration."""
     train_set, _ = _dataset(X, labels, groups, config, "train", feature_names)
     params = config.lightgbm_params()
-    callbacks, valid_sets = [], []
+    callbacks: list[Callable[..., Any]] = []
+    valid_sets = []
     if valid is not None:
         valid_set, _ = _dataset(*valid, config, "valid", feature_names, reference=train_set)
         valid_sets = [valid_set]
@@ -208,6 +211,14 @@ def train_stage(X: ArrayLike, labels: ArrayLike, groups: ArrayLike,
 
 
 # -- the ranker --------------------------------------------------------------------------------------------
+def _predict(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """``booster``'s scores of the rows ``x`` (``PREDICT_PARAMS``)."""
+    scores = booster.predict(x, **PREDICT_PARAMS)
+    if not isinstance(scores, np.ndarray):  # sparse or list outputs come only with pred_contrib
+        raise TypeError(f"LightGBM predict returned {type(scores).__name__}, not an array of scores")
+    return scores
+
+
 def combine_scores(stage2: ArrayLike, quality: ArrayLike, lam: float, mu: dict[str, float],
                    sigma: dict[str, float]) -> np.ndarray:
     """``(1 - lam) · z(stage2) + lam · z(quality)`` with ``z(x) = (x - mu) / sigma`` per key ``stage2`` and
@@ -220,7 +231,9 @@ def combine_scores(stage2: ArrayLike, quality: ArrayLike, lam: float, mu: dict[s
 
 def check_lambda(lam: object) -> float:
     try:
-        value = float(lam)  # type: ignore[arg-type]
+        if not isinstance(lam, (SupportsFloat, SupportsIndex, str, bytes, bytearray, memoryview)):
+            raise TypeError
+        value = float(lam)
     except (TypeError, ValueError):
         raise ValueError(f"lambda must be a number in [0, 1], got {lam!r}") from None
     if not 0.0 <= value <= 1.0:  # NaN fails too
@@ -250,7 +263,7 @@ class Ranker:
     mu: dict[str, float] = field(default_factory=lambda: {"stage2": 0.0, "quality": 0.0})
     sigma: dict[str, float] = field(default_factory=lambda: {"stage2": 1.0, "quality": 1.0})
     config: RankerConfig = field(default_factory=RankerConfig)
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stage1_features, self.stage2_features = list(self.stage1_features), list(self.stage2_features)
@@ -280,10 +293,10 @@ class Ranker:
         return x
 
     def score_stage1(self, X: ArrayLike) -> np.ndarray:
-        return self.stage1.predict(self._matrix(X, self.stage1_features, "stage1"), **PREDICT_PARAMS)
+        return _predict(self.stage1, self._matrix(X, self.stage1_features, "stage1"))
 
     def score_stage2(self, X: ArrayLike) -> np.ndarray:
-        return self.stage2.predict(self._matrix(X, self.stage2_features, "stage2"), **PREDICT_PARAMS)
+        return _predict(self.stage2, self._matrix(X, self.stage2_features, "stage2"))
 
     def combine(self, stage2: ArrayLike, quality: ArrayLike, lam: float | None = None) -> np.ndarray:
         return combine_scores(stage2, quality, self.lam if lam is None else lam, self.mu, self.sigma)
@@ -365,7 +378,7 @@ def train_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, stage1_feature
     rng = np.random.default_rng(config.seed)
     n = len(train)
     sample = np.sort(rng.choice(n, size=zscore_sample, replace=False)) if n > zscore_sample else np.arange(n)
-    stage2_scores = boosters["stage2"].predict(x2[sample], **PREDICT_PARAMS)
+    stage2_scores = _predict(boosters["stage2"], x2[sample])
     quality = x2[sample, stage2_features.index(QUALITY_FEATURE)].astype(np.float64)
     mu_s, sd_s = _mean_std(stage2_scores, "stage-2 score")
     mu_q, sd_q = _mean_std(quality, QUALITY_FEATURE)
@@ -374,7 +387,7 @@ def train_ranker(train: pd.DataFrame, valid: pd.DataFrame | None, stage1_feature
     meta = {"train_rows": n, "train_groups": plan.n_groups, "train_plan": plan.as_dict(),
             "best_iteration": {s: int(b.current_iteration()) for s, b in boosters.items()},
             "zscore_rows": int(sample.size), "lightgbm": lgb.__version__}
-    if valid is not None:
+    if valid is not None and valid_xy is not None:
         vplan = plan_groups(check_labels(valid_xy[1], len(config.label_gain), "valid labels"), valid_xy[2],
                             config.max_group_size)
         meta.update({"valid_rows": len(valid), "valid_groups": vplan.n_groups, "valid_plan": vplan.as_dict()})

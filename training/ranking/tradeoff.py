@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,7 +192,7 @@ class LambdaChoice:
                 f"{self.n_impressions:,} impressions) is within {what} of the curve's maximum "
                 f"(at λ = {self.best_lam:.2f})")
 
-    def meta(self) -> dict:
+    def meta(self) -> dict[str, Any]:
         """What the saved ranker and the asset record of the choice."""
         return {"lambda_rule": self.rule(), "lambda_std_error": self.std_error, "lambda_tolerance": self.tolerance,
                 "lambda_fixed_tolerance": self.fixed_tolerance, "lambda_best": self.best_lam,

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ class CandidateStore:
             self._conn.executescript(_SCHEMA)
 
     # -- writing -----------------------------------------------------------------------------------------
-    def write(self, version: str, candidates: pd.DataFrame, meta: dict | None = None, keep: int = 3) -> int:
+    def write(self, version: str, candidates: pd.DataFrame, meta: dict[str, Any] | None = None, keep: int = 3) -> int:
         """Store ``candidates`` as ``version`` and make it current, atomically; keep the newest ``keep``
         versions. Returns the number of (trigger, path) rows written."""
         if self.readonly:
@@ -103,7 +103,7 @@ class CandidateStore:
             raise
 
     # -- reading -----------------------------------------------------------------------------------------
-    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
@@ -116,7 +116,7 @@ class CandidateStore:
         rows = self._query("SELECT version FROM pointer WHERE name = 'current'")
         return rows[0][0] if rows else None
 
-    def versions(self) -> list[dict]:
+    def versions(self) -> list[dict[str, Any]]:
         """Stored versions, newest first: version, created (ISO), n_triggers, meta, current."""
         current = self.current_version()
         rows = self._query("SELECT version, created, n_triggers, meta FROM versions ORDER BY seq DESC")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,7 +196,7 @@ def recall_markdown(table: pd.DataFrame, report: RecallReport) -> str:
 COMPARISON_KEYS = ("recall_at_10", "recall_at_30", "malformed_rate", "empty_rate", "duplicate_queries")
 
 
-def comparison_markdown(rows: list[dict]) -> str:
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     """Query generators on the same held-out triggers: mean ± std over seeds (x100 for recall and rates)."""
     frame = pd.DataFrame(rows)
     order = list(dict.fromkeys(frame["variant"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ class LiveWindow:
     def span(self) -> pd.Timedelta:
         return pd.Timedelta(days=self.days)
 
-    def live(self, news_ids: Sequence[str], times: Sequence) -> np.ndarray:
+    def live(self, news_ids: Sequence[str], times: Sequence[Any] | pd.Series) -> np.ndarray:
         """Per row: whether ``news_ids[i]`` was live at ``times[i]`` (a news never shown is never live)."""
         first = pd.Series(pd.Index(np.asarray(news_ids, dtype=object).astype(str)).map(self.first_seen))
         times = pd.Series(pd.to_datetime(pd.Series(list(times)) if not isinstance(times, pd.Series) else times)

@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -56,7 +57,7 @@ class IndexConfig:
         if self.threads < 1:
             raise ValueError(f"IndexConfig.threads must be >= 1, got {self.threads}")
 
-    def structure(self, kind: str) -> dict:
+    def structure(self, kind: str) -> dict[str, Any]:
         """The fields a ``kind`` index fixes at build time (changing them needs a rebuild; search knobs do not)."""
         if kind == "hnsw":
             return {"hnsw_m": self.hnsw_m, "hnsw_ef_construction": self.hnsw_ef_construction}
@@ -89,21 +90,24 @@ def make_faiss_index(kind: str, vectors: np.ndarray, config: IndexConfig) -> fai
     """An inner-product faiss index of ``kind`` holding ``vectors`` (already normalised), search knobs set."""
     n, dim = vectors.shape
     faiss.omp_set_num_threads(config.threads)
+    index: faiss.Index
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = config.hnsw_ef_construction
+        hnsw = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = config.hnsw_ef_construction
+        index = hnsw
     elif kind == "ivf":
         if n == 0:
             raise ValueError("an IVF index needs vectors to train on; got none")
         nlist = ivf_nlist(n, config)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = config.seed
-        index.cp.niter = IVF_TRAIN_ITERATIONS
-        index.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_CENTROID
-        index.cp.min_points_per_centroid = 1
-        index.train(vectors)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.seed = config.seed
+        ivf.cp.niter = IVF_TRAIN_ITERATIONS
+        ivf.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_CENTROID
+        ivf.cp.min_points_per_centroid = 1
+        ivf.train(vectors)
+        index = ivf
     else:
         raise ValueError(f"unknown index kind {kind!r}; expected one of {KINDS}")
     if n:
@@ -115,8 +119,12 @@ def make_faiss_index(kind: str, vectors: np.ndarray, config: IndexConfig) -> fai
 def set_search_params(index: faiss.Index, kind: str, config: IndexConfig) -> None:
     """Apply the search-time knobs (efSearch, nprobe) of ``config`` to ``index``."""
     if kind == "hnsw":
+        if not isinstance(index, faiss.IndexHNSW):
+            raise TypeError(f"an 'hnsw' index must be a faiss IndexHNSW, got {type(index).__name__}")
         index.hnsw.efSearch = config.hnsw_ef_search
     elif kind == "ivf":
+        if not isinstance(index, faiss.IndexIVF):
+            raise TypeError(f"an 'ivf' index must be a faiss IndexIVF, got {type(index).__name__}")
         index.nprobe = min(config.ivf_nprobe, index.nlist)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,13 @@ from training.retrieval.live_news import LiveWindow, live_index
 from training.retrieval.news_index import IndexConfig, NewsIndex
 from training.retrieval.recall_paths import query_candidates
 from training.slm.prompts import PROMPT_WITH_ABSTRACT, news_row_prompt, user_prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from training.slm.causal_lm import CausalLM
+    from training.slm.query_generation import GenerationConfig, GenerationStats
+    from training.slm.query_targets import QueryTargets
 
 #: Columns of a generation input frame.
 MESSAGE_COLUMNS = ("input_id", "message")
@@ -110,7 +118,7 @@ def query_retriever(encoder: SavedNewsEncoder, index: NewsIndex, k: int) -> Call
 
 
 def live_retriever(encoder: SavedNewsEncoder, vectors: EmbeddingTable, window: LiveWindow,
-                   times: dict[str, list], k: int = 10) -> Callable[[list[str], list[str]], list[list[str]]]:
+                   times: dict[str, list[Any]], k: int = 10) -> Callable[[list[str], list[str]], list[list[str]]]:
     """``retrieve(input_ids, queries) -> news ids`` per query: the union, over the impressions of its input
     (``times[input_id]``: their times), of the query's top ``k`` among the news live at that impression (the
     "Enhanced" filter: a target query is kept when this holds a clicked follow-up of its trigger)."""
@@ -152,7 +160,7 @@ def live_retriever(encoder: SavedNewsEncoder, vectors: EmbeddingTable, window: L
 
 def enhanced_targets(click_pairs: pd.DataFrame, news: pd.DataFrame, encoder: SavedNewsEncoder,
                      full: NewsIndex, window: LiveWindow, *, max_queries: int = 6, k: int = 10,
-                     space: str = QUERY_SPACE, cache: str | Path | None = None):
+                     space: str = QUERY_SPACE, cache: str | Path | None = None) -> tuple[QueryTargets, np.ndarray]:
     """Click-derived targets of the window's triggers with the "Enhanced" flag: ``(QueryTargets of every
     target, refined flag per target row)``. A target query is refined when its top ``k`` among the news live
     at one of its trigger's impressions (``click_pairs``: trigger_id, candidate_id, time) holds a news
@@ -237,16 +245,17 @@ def sft_data(query_targets: pd.DataFrame, news: pd.DataFrame, which: str) -> tup
     return messages["message"].tolist(), [format_target(q) for q in grouped]
 
 
-def generation_rates(stats) -> dict[str, float]:
+def generation_rates(stats: GenerationStats) -> dict[str, float]:
     """Malformed and empty shares, duplicates removed and speed of one ``generate_queries`` call."""
     n = max(stats.n_inputs, 1)
     return {"malformed_rate": stats.n_malformed / n, "empty_rate": stats.n_empty / n,
             "duplicate_queries": float(stats.n_duplicates_removed), "tokens_per_second": float(stats.tokens_per_second)}
 
 
-def generator_recall(model, tokenizer, version: str, messages: pd.DataFrame, targets: pd.DataFrame,
-                     encoder: SavedNewsEncoder, index: NewsIndex, generation, per_query: int,
-                     window: LiveWindow | None, cache: str | Path | None) -> tuple[dict[str, float], object]:
+def generator_recall(model: CausalLM, tokenizer: PreTrainedTokenizerBase, version: str, messages: pd.DataFrame,
+                     targets: pd.DataFrame, encoder: SavedNewsEncoder, index: NewsIndex,
+                     generation: GenerationConfig | None, per_query: int, window: LiveWindow | None,
+                     cache: str | Path | None) -> tuple[dict[str, float], GenerationStats]:
     """Held-out recall@10/30 of one generator's Q' path (ranked by similarity; live at each click with a
     ``window``) and its generation rates, with the generation stats; generations cached under ``cache`` by
     ``version``."""

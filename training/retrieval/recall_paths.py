@@ -18,8 +18,8 @@ from training.retrieval.news_index import NewsIndex
 CANDIDATE_COLUMNS = ["trigger_id", "path", "rank", "news_id", "score"]
 
 
-def _frame(trigger_ids: Sequence[str], news_ids: Sequence[str], scores: Sequence[float], ranks: Sequence[int],
-           path: str) -> pd.DataFrame:
+def _frame(trigger_ids: Sequence[str] | np.ndarray, news_ids: Sequence[str] | np.ndarray,
+           scores: Sequence[float] | np.ndarray, ranks: Sequence[int] | np.ndarray, path: str) -> pd.DataFrame:
     return pd.DataFrame({
         "trigger_id": pd.Series(trigger_ids, dtype=object).astype(str),
         "path": path,

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -22,6 +22,12 @@ from training.config_dict import ConfigDict
 from training.slm.prompts import chat_prompt
 from training.staging import staged_dir
 from training.torch_threads import torch_threads
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from training.slm.causal_lm import CausalLM
 
 ADAPTER_META_FILE = "newsforge_adapter.json"
 IGNORE_INDEX = -100
@@ -59,7 +65,7 @@ class LoraSftConfig(ConfigDict):
             raise ValueError("LoraSftConfig needs max_steps >= 0, lr > 0 and 0 <= dropout < 1")
 
 
-def load_causal_lm(model_dir: str | Path, torch_threads: int = 2):
+def load_causal_lm(model_dir: str | Path, torch_threads: int = 2) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """``(model, tokenizer)`` from a local folder, offline, fp32, eval mode; left padding, and the eos
     token as pad token where the tokenizer has none. Sets ``torch.set_num_threads(torch_threads)``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -80,7 +86,7 @@ def load_causal_lm(model_dir: str | Path, torch_threads: int = 2):
     return model, tokenizer
 
 
-def sft_examples(tokenizer, prompts: list[str], targets: list[str], max_len: int,
+def sft_examples(tokenizer: PreTrainedTokenizerBase, prompts: list[str], targets: list[str], max_len: int,
                  task: str = "news") -> list[dict[str, list[int]]]:
     """Tokenised examples ``{input_ids, labels}`` (unpadded): chat prompt + target + eos; labels are -100
     on the prompt. Too long: the prompt loses tokens from its start, so the target survives (a target
@@ -117,7 +123,7 @@ def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torc
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def target_token_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def target_token_loss(model: CausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """``model(**batch).loss`` (mean next-token cross-entropy over the labelled tokens) with the output layer
     applied at the labelled positions only: a prompt's tokens (about four fifths of each example) skip
     SmolLM2's 49k-word output layer, about a fifth of a training step."""
@@ -168,7 +174,7 @@ class SftResult:
         return self.train_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def with_lora(model, config: LoraSftConfig):
+def with_lora(model: PreTrainedModel, config: LoraSftConfig) -> PeftModel:
     """Wrap ``model`` with fresh LoRA adapters (only they are trainable)."""
     from peft import LoraConfig, get_peft_model
 
@@ -190,6 +196,7 @@ def train_lora(model_dir: str | Path, prompts: list[str], targets: list[str],
     config = config or LoraSftConfig()
     if not prompts:
         raise ValueError("train_lora needs at least one example")
+    model: PreTrainedModel | PeftModel
     model, tokenizer = load_causal_lm(model_dir, config.torch_threads)
     with torch_threads(config.torch_threads):
         torch.manual_seed(config.seed)
@@ -223,7 +230,7 @@ def train_lora(model_dir: str | Path, prompts: list[str], targets: list[str],
     return result
 
 
-def adapter_hash(model) -> str:
+def adapter_hash(model: PeftModel) -> str:
     """sha256 over the adapter's parameter names, shapes and fp32 bytes (the adapter's version)."""
     from peft import get_peft_model_state_dict
 
@@ -234,7 +241,8 @@ def adapter_hash(model) -> str:
     return digest.hexdigest()
 
 
-def save_adapter(model, directory: str | Path, base_model_dir: str | Path, config: LoraSftConfig) -> str:
+def save_adapter(model: PreTrainedModel | PeftModel, directory: str | Path, base_model_dir: str | Path,
+                 config: LoraSftConfig) -> str:
     """Write the peft adapter plus :data:`ADAPTER_META_FILE` (base model, config, weight hash) into
     ``directory`` atomically; return the hash (the adapter's version)."""
     from peft import PeftModel
@@ -261,9 +269,10 @@ def read_adapter_version(adapter_dir: str | Path) -> str:
 
 
 def load_generator_model(base_model_dir: str | Path, adapter_dir: str | Path | None = None, merge: bool = True,
-                         torch_threads: int = 2):
+                         torch_threads: int = 2) -> tuple[PreTrainedModel | PeftModel, PreTrainedTokenizerBase]:
     """``(model, tokenizer)`` for generation: the base model, plus the adapter in ``adapter_dir`` if
     given, merged into the base weights (``merge_and_unload``) unless ``merge=False``."""
+    model: PreTrainedModel | PeftModel
     model, tokenizer = load_causal_lm(base_model_dir, torch_threads)
     if adapter_dir is None:
         return model, tokenizer

@@ -8,8 +8,12 @@ clean, post-filtered list (length, English, duplicates and near-duplicates, as i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 TASKS = ("news", "user")
 MAX_QUERIES = 6
@@ -50,7 +54,7 @@ def news_prompt(title: str, abstract: str = "", category: str = "") -> str:
     return "News article:\n" + "\n".join(lines) + "\nSearch queries:"
 
 
-def news_row_prompt(row, with_abstract: bool = PROMPT_WITH_ABSTRACT) -> str:
+def news_row_prompt(row: Mapping[str, object], with_abstract: bool = PROMPT_WITH_ABSTRACT) -> str:
     """:func:`news_prompt` of a news row (a mapping with ``title`` and optional ``abstract``, ``category``)."""
     def text(key: str) -> str:
         value = row.get(key, "")
@@ -92,7 +96,8 @@ FEW_SHOT_EXAMPLES: dict[str, tuple[tuple[str, list[str]], ...]] = {
 }
 
 
-def chat_prompt(tokenizer, user_message: str, few_shot: bool = False, task: str = "news") -> str:
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, user_message: str, few_shot: bool = False,
+                task: str = "news") -> str:
     """The tokenizer's chat template over [system, (few-shot turns), user] with the generation prompt."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -104,7 +109,10 @@ def chat_prompt(tokenizer, user_message: str, few_shot: bool = False, task: str 
             messages += [{"role": "user", "content": message},
                          {"role": "assistant", "content": format_target(queries)}]
     messages.append({"role": "user", "content": user_message})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if not isinstance(prompt, str):  # tokenize=False: the template's text
+        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(prompt).__name__}, not text")
+    return prompt
 
 
 @dataclass(frozen=True)

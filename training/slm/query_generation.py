@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,11 @@ from training.slm.prompts import TASKS, chat_prompt, parse_queries
 from training.slm.shared_prefix import PromptOpening, greedy_continue
 from training.staging import staged_dir
 from training.torch_threads import torch_threads
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from training.slm.causal_lm import CausalLM
 
 log = logging.getLogger(__name__)
 CACHE_FILE = "generations.parquet"
@@ -104,7 +110,7 @@ def _generated_lengths(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int
     return lengths
 
 
-def generate_texts(model, tokenizer, chat_prompts: list[str],
+def generate_texts(model: CausalLM, tokenizer: PreTrainedTokenizerBase, chat_prompts: list[str],
                    config: GenerationConfig | None = None) -> tuple[list[str], TextGenerationStats]:
     """Answers to fully templated prompts (row-aligned): left-padded, length-sorted batches under
     ``torch.inference_mode``; greedy unless ``config.do_sample``. Greedy decoding without penalties runs the
@@ -183,9 +189,9 @@ class GenerationCache:
                 staging / CACHE_FILE, index=False)
 
 
-def generate_queries(model, tokenizer, inputs: pd.DataFrame, config: GenerationConfig | None = None,
-                     cache_dir: str | Path | None = None, model_version: str = "", task: str = "news"
-                     ) -> tuple[pd.DataFrame, GenerationStats]:
+def generate_queries(model: CausalLM, tokenizer: PreTrainedTokenizerBase, inputs: pd.DataFrame,
+                     config: GenerationConfig | None = None, cache_dir: str | Path | None = None,
+                     model_version: str = "", task: str = "news") -> tuple[pd.DataFrame, GenerationStats]:
     """Queries ``(input_id, query_rank, query)`` for ``inputs`` ``(input_id, message)``, generating only
     messages not cached under (``model_version``, ``task``); see the module docstring. Without
     ``cache_dir`` nothing is cached."""

@@ -112,7 +112,8 @@ def _filtered(phrases: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], in
 
 
 def _retrieval_kept(per_input: dict[str, list[tuple[str, str]]], followups: dict[str, set[str]],
-                    retrieve: Callable[[list[str], list[str]], list[list[str]]]) -> tuple[dict, int]:
+                    retrieve: Callable[[list[str], list[str]], list[list[str]]]
+                    ) -> tuple[dict[str, list[tuple[str, str]]], int]:
     """Keep a query only where its retrieved news (``retrieve(input_ids, queries)``, one call) hold a news
     clicked after its input (``followups``), the source of the phrase or another one."""
     flat = [(iid, q, src) for iid, pairs in per_input.items() for q, src in pairs]
@@ -137,7 +138,7 @@ def followup_hits(targets: pd.DataFrame, click_pairs: pd.DataFrame,
     _require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
     candidates = click_pairs["candidate_id"].astype(str)
     followups = {t: set(g) for t, g in candidates.groupby(click_pairs["trigger_id"].astype(str))}
-    per_input = {}
+    per_input: dict[str, list[tuple[str, str]]] = {}
     for row, (iid, query) in enumerate(zip(targets["input_id"].astype(str), targets["query"].astype(str))):
         per_input.setdefault(iid, []).append((query, str(row)))
     kept, _ = _retrieval_kept(per_input, followups, retrieve)
@@ -159,7 +160,7 @@ def _assemble(messages: dict[str, str], per_input: dict[str, list[tuple[str, str
 
 
 def _build(messages: dict[str, str], clicked_by_input: dict[str, pd.Series], titles: dict[str, str],
-           max_queries: int, retrieve) -> QueryTargets:
+           max_queries: int, retrieve: Callable[[list[str], list[str]], list[list[str]]] | None) -> QueryTargets:
     per_input: dict[str, list[tuple[str, str]]] = {}
     n_candidates = n_dropped_filter = n_unknown = 0
     for iid, clicked in clicked_by_input.items():

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import Cache
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    from training.slm.causal_lm import CausalLM
 
 #: A shared opening of at least this many tokens is worth running once.
 MIN_SHARED_TOKENS = 8
@@ -36,14 +43,14 @@ def shared_prefix_length(token_ids: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
-def cache_argument(model) -> str:
+def cache_argument(model: CausalLM) -> str:
     """The name under which ``model.forward`` takes a key/value cache (transformers renamed
     ``past_key_values`` to ``cache``); a peft wrapper is asked about the model it wraps."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
-def _output_cache(output):
+def _output_cache(output: Mapping[str, Any]) -> Cache:
     return output["cache"] if "cache" in output else output["past_key_values"]
 
 
@@ -52,11 +59,12 @@ class PromptOpening:
     """The key/value cache of the tokens every prompt of a call opens with."""
 
     length: int
-    cache: object
+    cache: Cache
     argument: str
 
     @classmethod
-    def of(cls, model, token_ids: Sequence[Sequence[int]], min_tokens: int | None = None) -> PromptOpening | None:
+    def of(cls, model: CausalLM, token_ids: Sequence[Sequence[int]],
+           min_tokens: int | None = None) -> PromptOpening | None:
         """Runs the shared opening of ``token_ids`` once (None when it is shorter than ``min_tokens``, default
         :data:`MIN_SHARED_TOKENS`)."""
         length = shared_prefix_length(token_ids)
@@ -65,7 +73,8 @@ class PromptOpening:
         output = model(input_ids=torch.tensor([list(token_ids[0][:length])]), use_cache=True)
         return cls(length, _output_cache(output), cache_argument(model))
 
-    def forward(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs):
+    def forward(self, model: CausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                **kwargs: Any) -> CausalLMOutputWithPast:
         """``model`` on a left-padded batch of the prompts' remaining tokens, after the opening; returns the
         model output (its cache holds opening + batch)."""
         cache = copy.deepcopy(self.cache)
@@ -76,7 +85,7 @@ class PromptOpening:
                      **{self.argument: cache}, **kwargs)
 
 
-def greedy_continue(model, opening: PromptOpening, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+def greedy_continue(model: CausalLM, opening: PromptOpening, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     max_new_tokens: int, pad_id: int, eos_id: int) -> torch.Tensor:
     """Greedy continuations (B, <= max_new_tokens) of opening + each left-padded row: rows that wrote
     ``eos_id`` continue with ``pad_id``; stops when every row is done (as ``generate`` does greedily)."""
@@ -86,7 +95,8 @@ def greedy_continue(model, opening: PromptOpening, input_ids: torch.Tensor, atte
     done = torch.zeros(len(input_ids), dtype=torch.bool)
     tokens = []
     for step in range(max_new_tokens):
-        token = output.logits[:, -1].argmax(-1)
+        # ignore: transformers types every model-output field Optional; a causal LM's forward always sets logits
+        token = output.logits[:, -1].argmax(-1)  # type: ignore[index]
         token = torch.where(done, torch.full_like(token, pad_id), token)
         tokens.append(token)
         done |= token == eos_id

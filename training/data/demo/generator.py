@@ -535,7 +535,7 @@ def _needed(rng: np.random.Generator | None, name: str, feature: str) -> np.rand
 
 def _categorical_rows(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw per row of a (rows, options) probability matrix."""
-    u = rng.random(probs.shape[0])[:, None]
+    u = rng.random(int(probs.shape[0]))[:, None]
     return np.minimum((np.cumsum(probs, axis=1) < u * probs.sum(axis=1, keepdims=True)).sum(axis=1), probs.shape[1] - 1)
 
 
@@ -955,7 +955,7 @@ def _behavior_rows(config: DemoConfig, logged: Logged, hist_offsets: np.ndarray,
     tokens = (news_ids[logged.news] + np.where(logged.label == 1, "-1", "-0")).tolist()
     history_text = [" ".join(news_ids[hist_flat[hist_offsets[u]:hist_offsets[u + 1]]]) for u in range(config.n_users)]
     start = config.start
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for i in range(logged.user.size):
         u = int(logged.user[i])
         moment = start + timedelta(seconds=int(logged.time[i]))

@@ -256,14 +256,18 @@ def near_duplicate(title: RenderedText, adjectives: tuple[str, ...], rng: random
 def entity_json(rendered: RenderedText, rng: random.Random) -> str:
     """MIND's entity column: one object per distinct entity, ``[]`` when there is none."""
     grouped: dict[str, dict[str, object]] = {}
+    offsets: dict[str, list[int]] = {}      # the lists inside grouped's objects, typed
+    surface_forms: dict[str, list[str]] = {}
     for m in rendered.mentions:
-        item = grouped.get(m.entity.wikidata_id)
-        if item is None:
-            item = grouped[m.entity.wikidata_id] = {
+        key = m.entity.wikidata_id
+        if key not in grouped:
+            offsets[key], surface_forms[key] = [], []
+            grouped[key] = {
                 "Label": m.entity.label, "Type": m.entity.type, "WikidataId": m.entity.wikidata_id,
-                "Confidence": round(rng.uniform(0.85, 1.0), 3), "OccurrenceOffsets": [], "SurfaceForms": [],
+                "Confidence": round(rng.uniform(0.85, 1.0), 3), "OccurrenceOffsets": offsets[key],
+                "SurfaceForms": surface_forms[key],
             }
-        item["OccurrenceOffsets"].append(m.offset)  # type: ignore[union-attr]
-        if m.entity.text not in item["SurfaceForms"]:  # type: ignore[operator]
-            item["SurfaceForms"].append(m.entity.text)  # type: ignore[union-attr]
+        offsets[key].append(m.offset)
+        if m.entity.text not in surface_forms[key]:
+            surface_forms[key].append(m.entity.text)
     return json.dumps(list(grouped.values()), ensure_ascii=False)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO, TypeVar
 
 import numpy as np
 
@@ -26,6 +28,8 @@ try:
     from tqdm import tqdm
 except ImportError:  # progress bars are optional
     tqdm = None
+
+T = TypeVar("T")
 
 #: Keys an event must carry; article views also carry ``id``.
 REQUIRED_KEYS = ("userId", "time")
@@ -47,7 +51,7 @@ class Click:
     where: str      # "file:line", for the report
 
 
-def _open(path: Path):
+def _open(path: Path) -> TextIO:
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
@@ -58,17 +62,26 @@ def event_files(source: Path) -> list[Path]:
     return [p for p in files if p.name != "import_report.json"]
 
 
-def _field(event: dict, key: str, kind, where: str, expected: str):
+def _field(event: dict[str, object], key: str, kind: type[T] | tuple[type[T], ...], where: str, expected: str) -> T:
     value = event[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ImportInputError(f"{where}: field '{key}': expected {expected}, got {value!r}")
     return value
 
 
-def read_events(source: Path, report: ImportReport):
+#: user -> (device type counts, region counts)
+ProfileVotes = defaultdict[str, tuple[Counter[str], Counter[str]]]
+
+
+def read_events(source: Path, report: ImportReport
+                ) -> tuple[list[Click], dict[str, dict[str, str]], ProfileVotes, Counter[str]]:
     """Parse every event; returns (clicks sorted by time, article info, user profile votes, seen-key counts)."""
-    clicks, articles, votes, keys = [], {}, defaultdict(lambda: (Counter(), Counter())), Counter()
-    pageviews, blank = [], []
+    clicks: list[Click] = []
+    articles: dict[str, dict[str, str]] = {}
+    votes: ProfileVotes = defaultdict(lambda: (Counter(), Counter()))
+    keys: Counter[str] = Counter()
+    pageviews: list[str] = []
+    blank: list[str] = []
     files = event_files(source)
     if not files:
         raise ImportInputError(f"{source}: no event files (JSON lines, one Adressa event per line)")
@@ -115,7 +128,7 @@ def read_events(source: Path, report: ImportReport):
     return clicks, articles, votes, keys
 
 
-def build_impressions(clicks: list[Click], options: AdressaOptions, report: ImportReport) -> list[tuple]:
+def build_impressions(clicks: list[Click], options: AdressaOptions, report: ImportReport) -> list[tuple[str, ...]]:
     """MIND impressions from clicks (the documented rule).
 
     Each user's first click on an article is a positive; its impression adds up to ``negatives`` articles
@@ -127,7 +140,7 @@ def build_impressions(clicks: list[Click], options: AdressaOptions, report: Impo
     rng = np.random.default_rng(options.seed)
     first: list[Click] = []
     seen: set[tuple[str, str]] = set()
-    repeats = []
+    repeats: list[str] = []
     for c in clicks:
         if (c.user, c.article) in seen:
             repeats.append(c.where)
@@ -143,7 +156,8 @@ def build_impressions(clicks: list[Click], options: AdressaOptions, report: Impo
         by_hour[c.time // 3600].append(c.article)
     hour_pool = {h: np.array(sorted(set(a))) for h, a in by_hour.items()}
     history: dict[str, list[str]] = defaultdict(list)
-    rows, no_negative = [], []
+    rows: list[tuple[str, ...]] = []
+    no_negative: list[str] = []
     for c in first:
         negatives = _sample(hour_pool[c.time // 3600], by_user[c.user], options.negatives, rng)
         if negatives:
@@ -170,12 +184,14 @@ def _sample(pool: np.ndarray, clicked: set[str], k: int, rng: np.random.Generato
         if a not in clicked and a not in chosen:
             chosen.append(a)
     rest = [str(a) for a in pool if a not in clicked and a not in chosen]
-    extra = rng.choice(len(rest), size=min(k - len(chosen), len(rest)), replace=False) if rest else []
+    extra: Iterable[int] = rng.choice(len(rest), size=min(k - len(chosen), len(rest)), replace=False) if rest else []
     return chosen + [rest[i] for i in extra]
 
 
-def _news_rows(articles: dict[str, dict], report: ImportReport) -> list[tuple[str, ...]]:
-    rows, untitled, no_category = [], [], []
+def _news_rows(articles: dict[str, dict[str, str]], report: ImportReport) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    untitled: list[str] = []
+    no_category: list[str] = []
     for article in sorted(articles):
         info = articles[article]
         title, _ = tsv_text(info.get("title"))
@@ -236,7 +252,7 @@ def import_adressa(source: str | Path, out: str | Path, options: AdressaOptions 
     return report
 
 
-def _top(counter: Counter) -> str:
+def _top(counter: Counter[str]) -> str:
     """Most frequent value (ties: alphabetical first); 'unknown' when none. Tabs and line breaks -> space."""
     if not counter:
         return "unknown"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
+from typing import SupportsInt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -34,11 +36,11 @@ POSTCODE_NAMES = {0: "metropolitan", 1: "rural_district", 2: "municipality", 3: 
 NO_COUNTERPART = "no MIND counterpart"
 
 
-def news_id(article_id) -> str:
+def news_id(article_id: SupportsInt) -> str:
     return f"N{int(article_id)}"
 
 
-def user_id(uid) -> str:
+def user_id(uid: SupportsInt) -> str:
     return f"U{int(uid)}"
 
 
@@ -48,38 +50,41 @@ class EbnerdOptions:
     time_zone: str = "UTC"                   # zone of EB-NeRD's naive timestamps; written as UTC
 
 
-def _zone(name: str):
+def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise ImportInputError(f"unknown time zone {name!r} (an IANA name such as UTC or Europe/Copenhagen)") from err
 
 
-def _to_utc(values: pd.Series, zone) -> pd.Series:
+def _to_utc(values: pd.Series, zone: ZoneInfo) -> pd.Series:
     values = pd.to_datetime(values)
     if values.dt.tz is None:
         values = values.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     return values.dt.tz_convert(UTC)
 
 
-def _entities(names, groups) -> str:
+def _entities(names: Iterable[object] | None, groups: Iterable[object] | None) -> str:
     """ner_clusters (+ entity_groups as Type when aligned) -> MIND entity JSON (no WikidataId in EB-NeRD)."""
-    names = [] if names is None else [str(n) for n in names]
-    groups = [] if groups is None else [str(g) for g in groups]
-    if len(groups) != len(names):
-        groups = [""] * len(names)
+    labels = [] if names is None else [str(n) for n in names]
+    types = [] if groups is None else [str(g) for g in groups]
+    if len(types) != len(labels):
+        types = [""] * len(labels)
     return json.dumps([{"Label": n, "Type": g, "WikidataId": "", "Confidence": 1.0,
-                        "OccurrenceOffsets": [], "SurfaceForms": [n]} for n, g in zip(names, groups)],
+                        "OccurrenceOffsets": [], "SurfaceForms": [n]} for n, g in zip(labels, types)],
                       ensure_ascii=False)
 
 
 def _news_rows(articles: pd.DataFrame, file: str, report: ImportReport) -> list[tuple[str, ...]]:
     dup = articles["article_id"].duplicated(keep=False)
     if dup.any():
-        rows = (articles.index[dup] + 1).tolist()[:2]
+        lines = (articles.index[dup] + 1).tolist()[:2]
         raise ImportInputError(f"{file}: column 'article_id': duplicate id {articles['article_id'][dup].iloc[0]} "
-                               f"(rows {rows[0]} and {rows[1]})")
-    rows, cleaned, no_category, multi_sub = [], Counter(), [], 0
+                               f"(rows {lines[0]} and {lines[1]})")
+    rows: list[tuple[str, ...]] = []
+    cleaned: Counter[str] = Counter()
+    no_category: list[int] = []
+    multi_sub = 0
     for r in articles.itertuples(index=False):
         texts = {}
         for column in ("title", "subtitle", "url"):
@@ -174,8 +179,10 @@ def import_ebnerd(source: str | Path, out: str | Path, options: EbnerdOptions = 
         report.drop_rows(f"{split}:behaviors_nonexistent_local_time", file, beh.loc[bad_time, "impression_id"],
                          f"impression_time does not exist or is ambiguous in {options.time_zone} (DST change)")
         beh = beh[~bad_time].sort_values(["time", "impression_id"], kind="stable")
-        dropped: dict[str, list] = {k: [] for k in ("duplicate", "no_candidates", "no_click", "clicked_not_inview")}
-        missing_articles, no_history = [], set()
+        dropped: dict[str, list[int | str]] = {k: [] for k in ("duplicate", "no_candidates", "no_click",
+                                                                "clicked_not_inview")}
+        missing_articles: list[str] = []
+        no_history: set[int] = set()
         for r in beh.itertuples(index=False):
             if r.impression_id in seen_impressions:
                 dropped["duplicate"].append(r.impression_id)

@@ -19,7 +19,10 @@ _ENTITY_COLUMNS = ("title_entities", "abstract_entities")
 
 def _normalised_news(path: Path, report: ImportReport) -> tuple[list[tuple[str, ...]], set[str]]:
     """Rows of ``news.tsv`` in Unicode NFC, stripped ids, ``[]`` for empty entities; errors name file:line:field."""
-    rows, first_line, entity_ids, changed = [], {}, set(), 0
+    rows: list[tuple[str, ...]] = []
+    first_line: dict[str, int] = {}
+    entity_ids: set[str] = set()
+    changed = 0
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             where = f"{path}:{line_no}"

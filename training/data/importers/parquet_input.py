@@ -1,6 +1,7 @@
 """Read a source parquet file, checking that each needed column is there with the expected type."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,7 @@ def _is_str(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
 
 
-def _is_list_of(inner):
+def _is_list_of(inner: Callable[[pa.DataType], bool]) -> Callable[[pa.DataType], bool]:
     def check(t: pa.DataType) -> bool:
         is_list = pa.types.is_list(t) or pa.types.is_large_list(t)
         return is_list and (inner(t.value_type) or pa.types.is_null(t.value_type))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class ImportReport:
     time_zone: str = ""
     inputs: dict[str, int] = field(default_factory=dict)         # input file -> rows read
     outputs: dict[str, int] = field(default_factory=dict)        # output file -> rows written
-    counts: dict[str, object] = field(default_factory=dict)      # news, impressions, candidates, clicks, users, days
+    counts: dict[str, int | list[str]] = field(default_factory=dict)  # news, impressions, ..., users; days
     field_mapping: list[dict[str, str]] = field(default_factory=list)
     dropped_columns: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> column -> reason
     dropped_rows: dict[str, RowCount] = field(default_factory=dict)
@@ -37,24 +38,24 @@ class ImportReport:
     def map_field(self, source: str, mind: str, rule: str = "as is") -> None:
         self.field_mapping.append({"source": source, "mind": mind, "rule": rule})
 
-    def drop_columns(self, file: str, columns, reason: str) -> None:
+    def drop_columns(self, file: str, columns: Iterable[str], reason: str) -> None:
         for column in columns:
             self.dropped_columns.setdefault(file, {})[column] = reason
 
-    def drop_rows(self, key: str, file: str, examples, reason: str) -> None:
+    def drop_rows(self, key: str, file: str, examples: Iterable[object], reason: str) -> None:
         """Record dropped rows under ``key``; ``examples`` is every dropped row's id (counted, 5 kept)."""
         self._add(self.dropped_rows, key, file, examples, reason)
 
-    def caveat_rows(self, key: str, file: str, examples, reason: str) -> None:
+    def caveat_rows(self, key: str, file: str, examples: Iterable[object], reason: str) -> None:
         """Record rows that were kept but deserve a note (e.g. candidates without article text)."""
         self._add(self.kept_rows_with_caveats, key, file, examples, reason)
 
     @staticmethod
-    def _add(target: dict[str, RowCount], key: str, file: str, examples, reason: str) -> None:
-        examples = list(examples)
+    def _add(target: dict[str, RowCount], key: str, file: str, examples: Iterable[object], reason: str) -> None:
+        listed = list(examples)
         entry = target.setdefault(key, RowCount(file, 0, reason))
-        entry.count += len(examples)
-        entry.examples.extend(str(e) for e in examples[: _EXAMPLES - len(entry.examples)])
+        entry.count += len(listed)
+        entry.examples.extend(str(e) for e in listed[: _EXAMPLES - len(entry.examples)])
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
@@ -69,8 +70,8 @@ class ImportReport:
         lines = [f"imported {self.dataset} from {self.source} into {self.out}"]
         lines.append("  written: " + ", ".join(f"{name} {n} rows" for name, n in self.outputs.items()))
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in self.counts.items() if k != "days"))
-        if self.counts.get("days"):
-            days = self.counts["days"]
+        days = self.counts.get("days")
+        if isinstance(days, list) and days:
             lines.append(f"  days (UTC): {days[0]} .. {days[-1]} ({len(days)})")
         lines.append(f"  time zone: {self.time_zone}")
         for title, rows in (("dropped rows", self.dropped_rows), ("kept with caveats", self.kept_rows_with_caveats)):
