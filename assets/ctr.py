@@ -18,6 +18,7 @@ from mlflow.models import infer_signature
 
 from assets.figures import training_curves_metadata
 from orchestration.champion_gate import GateDecision, backfill_table, decide, gate_check_spec, gated_outputs, promote
+from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import schedule_note
 from orchestration.io_manager import by_partition
 from orchestration.partitions import daily_partitions
@@ -179,7 +180,8 @@ def _train_and_decide(context: AssetExecutionContext, config: CtrModelConfig, da
 
 
 @asset(group_name="ctr", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
-       check_specs=[gate_check_spec("ctr_model")], backfill_policy=BackfillPolicy.single_run())
+       check_specs=[gate_check_spec("ctr_model")], backfill_policy=BackfillPolicy.single_run(),
+       op_tags=CRITICAL_PATH_TAGS)
 def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news: pd.DataFrame,
               mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable,
               user_embeddings: Any,      # EmbeddingTable, or {day: EmbeddingTable} over a range

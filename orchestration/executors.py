@@ -75,9 +75,9 @@ def executor_named(name: str) -> ExecutorDefinition:
                            f"pip install {package} (same release line as dagster)") from exc
 
 
-#: Op tags of the steps on a run's longest chains (query generator -> generated queries, and the two-head student,
-#: -> recall candidates -> LightGBM features): when several steps are ready, these start first, so the chain does
-#: not wait behind leaf evaluations (the demo ran its last 3 min on one core before).
+#: Op tags of the steps on a run's longest chains (query generator -> generated queries, the two-head student and
+#: the CTR model -> recall candidates -> LightGBM features): when several steps are ready, these start first, so
+#: the chain does not wait behind leaf evaluations (the demo ran its last 3 min on one core before).
 CRITICAL_PATH_TAGS = {"dagster/priority": "1"}
 
 #: CPU threads of each step under the multiprocess executor (one step a core), unless OMP_NUM_THREADS is set.
