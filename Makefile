@@ -64,10 +64,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The fast suite on TEST_WORKERS processes (pytest-xdist), one test file per worker at a time (--dist loadfile: a
+# file's module fixtures, e.g. a materialised tiny project, are built once); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow and not browser" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

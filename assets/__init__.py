@@ -1,7 +1,7 @@
 """Thin Dagster asset definitions: read inputs, call ``training/``, log to MLflow."""
 from dagster import load_assets_from_modules
 
-from assets import baselines, ctr, data, prec, quality, ranker, ranking, recall
+from assets import baselines, cross_encoder, ctr, data, ltr, prec, quality, recall
 
 #: Every asset of the code location, in graph order of their modules.
-ALL_ASSETS = load_assets_from_modules([data, baselines, prec, ctr, quality, ranking, recall, ranker])
+ALL_ASSETS = load_assets_from_modules([data, baselines, prec, ctr, quality, cross_encoder, recall, ltr])

@@ -10,7 +10,7 @@ from orchestration.run_config import derived_from, to_training
 from training.baselines.popularity import PopularityConfig, score_popularity
 from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
-from training.metrics.ranking import format_metrics_table, mind_metrics
+from training.metrics.mind import format_metrics_table, mind_metrics
 
 
 @derived_from(PopularityConfig)

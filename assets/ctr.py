@@ -33,7 +33,7 @@ from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
 from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
-from training.metrics.ranking import mind_metrics
+from training.metrics.mind import mind_metrics
 from training.registry import CHAMPION, RegisteredModel, alias_version, load_version, log_and_register
 from training.settings import model_dir
 

@@ -16,7 +16,7 @@ import numpy as np
 from _timing import best_of
 from sklearn.metrics import roc_auc_score
 
-from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS, impression_metrics, mind_metrics
+from training.metrics.mind import METRIC_KEYS, METRIC_LABELS, impression_metrics, mind_metrics
 
 
 def make_impressions(n_candidates: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ import yaml
 from project import REPO_ROOT, project_env
 
 #: Assets that train or score a grid of models/seeds/variants; excluded from the target's total.
-GRID_ASSETS = ("ctr_evaluation", "ranking_evaluation", "ranking_tradeoff", "recall_evaluation", "judge_evaluation")
+GRID_ASSETS = ("ctr_evaluation", "ranking_evaluation", "ltr_tradeoff", "recall_evaluation", "judge_evaluation")
 TARGET_SECONDS = 60 * 60
 TARGET_PEAK_GB = 8.0
 POLL_SECONDS = 0.5

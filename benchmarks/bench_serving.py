@@ -41,7 +41,7 @@ DURATION = "newsforge_request_duration_seconds"
 
 def _build_synthetic(root: Path) -> tuple[str, Path]:
     """A tiny registry (ctr_model and ranker champions) and candidate store under ``root``."""
-    from builders.ranking import register_tiny_ranker
+    from builders.ltr import register_tiny_ranker
     from builders.serving import (
         mlflow_registry,
         register_tiny_ctr_model,

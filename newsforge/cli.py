@@ -75,7 +75,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from training.data.mind_reader import read_behaviors
-    from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS
+    from training.metrics.mind import METRIC_KEYS, METRIC_LABELS
     from training.metrics.submission import read_prediction_file, score_prediction
 
     impressions, _, validation = read_behaviors(args.truth)

@@ -16,7 +16,7 @@ from orchestration.lineage import EXPERIMENT_PREFIX, latest_finished_run
 from orchestration.resources import MlflowTracking
 from training.data.ceiling import demo_ceiling
 from training.data.prepare import REPORT_FILE
-from training.metrics.ranking import METRIC_KEYS, format_metrics_table
+from training.metrics.mind import METRIC_KEYS, format_metrics_table
 from training.settings import default_tracking_uri, prepared_dir
 
 #: The quality-aware ranking tables of ``ranking_evaluation`` ("Explore Further" Tables 1-3 analogues).
@@ -86,8 +86,8 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
         text = _latest_artifact(client, "recall_evaluation", partition, path)
         if text:
             sections.append(f"## {title}, {partition}\n\n" + text)
-    tradeoff = _latest_run(client, "ranking_tradeoff", partition)
-    table = _latest_artifact(client, "ranking_tradeoff", partition, "tradeoff.md")
+    tradeoff = _latest_run(client, "ltr_tradeoff", partition)
+    table = _latest_artifact(client, "ltr_tradeoff", partition, "tradeoff.md")
     if tradeoff and table:
         metrics = tradeoff.data.metrics
         curve = f"{tradeoff.info.artifact_uri}/tradeoff.png"

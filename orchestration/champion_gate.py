@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, Output
 
-from training.metrics.ranking import METRIC_KEYS, format_metrics_table
+from training.metrics.mind import METRIC_KEYS, format_metrics_table
 from training.registry import CANDIDATE, CHAMPION, alias_version, set_alias
 
 #: Name of the blocking check every gated asset carries.

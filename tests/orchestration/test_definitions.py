@@ -14,7 +14,7 @@ NEWS_SIDE = {"mind_news", "mind_behaviors", "news_encoder", "news_embeddings", "
 DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embeddings", "ctr_model",
                "ctr_evaluation", "pair_logs", "quality_labels", "click_teacher", "quality_teacher", "distillation_set",
                "ranking_student", "ranking_evaluation", "query_targets", "query_generator", "generated_queries",
-               "recall_candidates", "recall_evaluation", "ranking_features", "ranker", "ranking_tradeoff"}
+               "recall_candidates", "recall_evaluation", "ltr_features", "ranker", "ltr_tradeoff"}
 
 
 GATED = {"ctr_model", "ranking_student", "query_generator", "ranker"}
@@ -66,15 +66,15 @@ def test_reproduce_config_is_valid_and_widens_every_demo_grid():
 
 
 def _demo_config(asset: str):
+    from assets.cross_encoder import RankingEvaluationConfig
     from assets.ctr import CtrEvaluationConfig
+    from assets.ltr import LtrTradeoffConfig
     from assets.quality import JudgeEvaluationConfig, PairLogsConfig
-    from assets.ranker import RankingTradeoffConfig
-    from assets.ranking import RankingEvaluationConfig
     from assets.recall import RecallEvaluationConfig
 
     return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig,
             "pair_logs": PairLogsConfig, "ranking_evaluation": RankingEvaluationConfig,
-            "recall_evaluation": RecallEvaluationConfig, "ranking_tradeoff": RankingTradeoffConfig}[asset]()
+            "recall_evaluation": RecallEvaluationConfig, "ltr_tradeoff": LtrTradeoffConfig}[asset]()
 
 
 def test_champion_age_comes_with_a_gated_model_and_needs_no_config():

@@ -17,7 +17,7 @@ ops:
     config: {seeds: [1], eval_impressions: 500}   # the demo's 2,000 cost ~3 min more here
   recall_evaluation:
     config: {compare_seeds: []}
-  ranking_tradeoff:
+  ltr_tradeoff:
     config: {seeds: [1]}
 """
 
@@ -27,12 +27,12 @@ def test_table2_on_default_demo(tmp_path):
     root = make_project(tmp_path, params=(REPO_ROOT / "params.yaml").read_text())
     (root / "run.yaml").write_text(CONFIG)
     run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select",
-         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation,*ranking_tradeoff", "--partition", DAY,
+         "*ctr_evaluation,*ranking_evaluation,*recall_evaluation,*ltr_tradeoff", "--partition", DAY,
          "-c", "run.yaml"], root, timeout=3000, executor="multiprocess")   # what `make demo` runs: a process per step
     table = pd.read_parquet(root / ".newsforge" / "assets" / "ctr_evaluation" / DAY / "table.parquet")
     auc = table.set_index(["model", "variant"])["auc_mean"]
     floor = pd.read_parquet(root / ".newsforge" / "assets" / "popularity_baseline" / DAY / "table.parquet")
-    from training.metrics.ranking import mind_metrics
+    from training.metrics.mind import mind_metrics
     floor_auc = mind_metrics(floor["impression_id"], floor["label"], floor["score"]).auc
     for model in ("dcn", "deepfm", "pnn"):
         assert auc[(model, "news+user")] > auc[(model, "none")] + 0.01, table
@@ -54,14 +54,14 @@ def test_table2_on_default_demo(tmp_path):
     best_path_at_30 = recall.loc[["coclick", "embedding", "qprime"], "recall_at_30"].max()
     assert recall.loc["union", "recall_at_100"] >= best_path_at_30, recall
 
-    tradeoff = pd.read_parquet(root / ".newsforge" / "assets" / "ranking_tradeoff" / DAY / "table.parquet")
+    tradeoff = pd.read_parquet(root / ".newsforge" / "assets" / "ltr_tradeoff" / DAY / "table.parquet")
     assert len(tradeoff) == 21 and tradeoff["lam"].is_monotonic_increasing, tradeoff
     client = mlflow_client(root)
     gate = finished_runs(client, "ranker")[0].data.metrics
     assert gate["reco_dcg5"] > gate["floor_reco_dcg5"] + 0.03, gate
     assert gate["click_ndcg5"] > gate["floor_click_ndcg5"] + 0.03, gate
     assert str(client.get_registered_model("ranker").aliases.get("champion")) == "1"
-    table = pd.read_csv(client.download_artifacts(finished_runs(client, "ranking_tradeoff")[0].info.run_id,
+    table = pd.read_csv(client.download_artifacts(finished_runs(client, "ltr_tradeoff")[0].info.run_id,
                                                   "tradeoff_table.csv")).set_index("ranker")
     # stage 2 holds the CTR score among its features: it must rank clicks at least as well as the CTR model alone
     assert table.loc["click only (λ = 0)", "click_ndcg5_mean"] > table.loc["CTR model alone", "click_ndcg5_mean"], table
@@ -83,7 +83,7 @@ def test_table2_on_default_demo(tmp_path):
         assert sorted(ranked["ranking"]) == sorted(shown) and len(ranked["scores"]) == len(shown), ranked
         champion = str(client.get_registered_model("ctr_model").aliases["champion"])
         assert ranked["model"] == {"name": "ctr_model", "version": champion}
-        trigger = pd.read_parquet(root / ".newsforge" / "assets" / "ranking_features" / DAY / "table.parquet",
+        trigger = pd.read_parquet(root / ".newsforge" / "assets" / "ltr_features" / DAY / "table.parquet",
                                   columns=["part", "trigger_id"]).query("part == 'related'")["trigger_id"].iloc[0]
         related = requests.get(f"{svc.url}/v1/related/{trigger}", params={"k": 5}, timeout=10).json()
         assert 1 <= len(related["items"]) <= 5 and related["model"]["name"] == "ranker", related

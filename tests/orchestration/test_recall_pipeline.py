@@ -44,7 +44,7 @@ ops:
     config: {model: dcn, embedding_dim: 8, max_epochs: 1}
   ranker:
     config: {n_estimators: 20, eval_impressions: 0}
-  ranking_tradeoff:
+  ltr_tradeoff:
     config: {seeds: [1, 2], eval_impressions: 0}
 """
 ASSETS = ("news_index", "query_targets", "query_generator", "generated_queries", "recall_candidates",
@@ -192,9 +192,9 @@ def test_labels_file_with_a_bad_row_fails_naming_the_line(project, tmp_path):
 def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(project):
     proc = materialize(project, "*ctr_model", check=False)  # its gate may block on tiny data; the version exists
     assert "ctr_model" in proc.stdout + proc.stderr
-    materialize(project, "ranking_features,ranker,ranking_tradeoff")
+    materialize(project, "ltr_features,ranker,ltr_tradeoff")
     client = mlflow_client(project)
-    rows = _value(project, "ranking_features")
+    rows = _value(project, "ltr_features")
     assert set(rows["part"]) == {"train", "valid", "test", "related"}
     related = rows[rows["part"] == "related"]
     assert related["ctr_score"].isna().all() and related["trigger_id"].nunique() > 0
@@ -219,7 +219,7 @@ def test_ranker_is_registered_with_its_lambda_and_the_tradeoff_is_reported(proje
     items = model.related(trigger, k=5)
     assert 1 <= len(items) <= 5 and [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
     assert {i["news_id"] for i in items} <= set(related.loc[related["trigger_id"] == trigger, "candidate_id"])
-    tradeoff = finished_runs(client, "ranking_tradeoff")[0]
+    tradeoff = finished_runs(client, "ltr_tradeoff")[0]
     curve = pd.read_csv(client.download_artifacts(tradeoff.info.run_id, "tradeoff_curve.csv"))
     assert len(curve) == 21 and curve["lam"].iloc[0] == 0.0 and curve["lam"].iloc[-1] == 1.0
     assert "tradeoff.png" in {a.path for a in client.list_artifacts(tradeoff.info.run_id)}

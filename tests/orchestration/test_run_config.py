@@ -26,9 +26,9 @@ NOT_DERIVED = {
     "QueryGeneratorConfig": "asset knobs around nested LoraConfig and GenerationSettings",
     "QueryTargetsConfig": "click_refined_targets' arguments",
     "RankingEvaluationConfig": "asset knobs around a nested StudentConfig",
-    "RankingFeaturesConfig": "ranking_feature_rows' arguments",
+    "LtrFeaturesConfig": "ranking_feature_rows' arguments",
     "RankingStudentConfig": "asset knobs around a nested StudentConfig",
-    "RankingTradeoffConfig": "the report's seeds and sample",
+    "LtrTradeoffConfig": "the report's seeds and sample",
     "RecallCandidatesConfig": "the recall paths' arguments",
     "RecallEvaluationConfig": "the evaluation's cut-offs and comparison seeds",
 }
@@ -101,8 +101,8 @@ def test_default_run_config_builds_the_training_dataclass_with_the_overrides(con
 
 
 def test_the_ranker_asset_derives_from_the_one_ranker_config():
-    from assets.ranker import RankerRunConfig
-    from training.ranking.stages import RankerConfig
+    from assets.ltr import RankerRunConfig
+    from training.ltr.stages import RankerConfig
 
     assert derivation(RankerRunConfig).sources == (RankerConfig,)
     assert {c.__name__ for c in CONFIGS}.isdisjoint({"RankerConfig"})

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 import requests
-from builders.ranking import register_tiny_ranker
+from builders.ltr import register_tiny_ranker
 from builders.serving import (
     mlflow_registry,
     register_tiny_ctr_model,

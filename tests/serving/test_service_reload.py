@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from builders.ranking import register_tiny_ranker
+from builders.ltr import register_tiny_ranker
 from builders.serving import (
     FailingCtrPyfunc,
     mlflow_registry,

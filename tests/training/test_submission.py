@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from training.metrics.ranking import mind_metrics
+from training.metrics.mind import mind_metrics
 from training.metrics.submission import (
     PredictionFormatError,
     PredictionMismatchError,

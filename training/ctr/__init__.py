@@ -16,7 +16,7 @@ from training.ctr.registry import MODEL_REGISTRY, build_model
 from training.ctr.train import CtrTrainResult, train_ctr_model
 from training.ctr.vocabulary import OOV, PAD, Vocabulary
 from training.ctr.warm_start import WarmStartReport
-from training.metrics.ranking import METRIC_KEYS
+from training.metrics.mind import METRIC_KEYS
 
 __all__ = [
     "FIELD_NAMES", "METRIC_KEYS", "MODEL_NAMES", "MODEL_REGISTRY", "OOV", "PAD", "PREC_VARIANTS",

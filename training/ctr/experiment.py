@@ -17,7 +17,7 @@ from training.ctr.train import build_features, train_ctr_model
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
 from training.metrics.intervals import paired_difference
-from training.metrics.ranking import METRIC_KEYS, METRIC_LABELS, impression_metrics
+from training.metrics.mind import METRIC_KEYS, METRIC_LABELS, impression_metrics
 
 VARIANT_LABELS = {"none": "base", "news": "+NP", "news+user": "+NP+UP"}
 

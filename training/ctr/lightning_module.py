@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from training.ctr.base_model import CtrModel
 from training.ctr.config import CtrConfig
 from training.distributed import gather_arrays
-from training.metrics.ranking import METRIC_KEYS, mind_metrics
+from training.metrics.mind import METRIC_KEYS, mind_metrics
 
 
 def ranking_metrics(impression_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:

@@ -1,4 +1,13 @@
 """Evaluation metrics: MIND's official ranking metrics, quality-aware ranking metrics and the MIND submission format."""
+from training.metrics.mind import (
+    METRIC_KEYS,
+    METRIC_LABELS,
+    MindMetrics,
+    format_metrics_table,
+    impression_metrics,
+    mind_metrics,
+    rank_within_impressions,
+)
 from training.metrics.quality import (
     click_ndcg,
     click_ndcg_per_group,
@@ -7,15 +16,6 @@ from training.metrics.quality import (
     quality_filtered_click_ndcg_per_group,
     reco_dcg,
     reco_dcg_per_group,
-)
-from training.metrics.ranking import (
-    METRIC_KEYS,
-    METRIC_LABELS,
-    MindMetrics,
-    format_metrics_table,
-    impression_metrics,
-    mind_metrics,
-    rank_within_impressions,
 )
 from training.metrics.submission import (
     PredictionFormatError,

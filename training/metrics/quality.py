@@ -7,7 +7,7 @@
 * ``pairwise_accuracy``: share of differently-labelled pairs whose predictions are ordered alike.
 
 Every result is a plain float on the 0-1 scale (the paper's 0-100 scale is 100x). Groups follow
-``training.metrics.ranking``: one group's rows are contiguous (ids may be any ints or strings, in any
+``training.metrics.mind``: one group's rows are contiguous (ids may be any ints or strings, in any
 order), items are ranked by score descending and ties are broken by row order (earlier first), exactly
 like ``mind_metrics``. There is no Python loop per group or item.
 """
@@ -19,7 +19,7 @@ from typing import SupportsIndex
 import numpy as np
 from numpy.typing import ArrayLike
 
-from training.metrics.ranking import (
+from training.metrics.mind import (
     ImpressionSegments,
     _descending_order,
     _positions_in_order,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from training.metrics.ranking import MindMetrics, mind_metrics, rank_within_impressions, split_impressions
+from training.metrics.mind import MindMetrics, mind_metrics, rank_within_impressions, split_impressions
 
 _ID = re.compile(r"[0-9]+")
 _RANKS = re.compile(r"\[\s*[0-9]+\s*(?:,\s*[0-9]+\s*)*\]")

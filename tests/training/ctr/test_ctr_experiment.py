@@ -47,7 +47,7 @@ def test_split_errors_name_the_problem():
 
 def test_table2_shows_a_spread_only_over_several_seeds():
     from training.ctr.experiment import table2_markdown
-    from training.metrics.ranking import METRIC_KEYS
+    from training.metrics.mind import METRIC_KEYS
 
     def row(n_seeds, std):
         return {"model": "dcn", "variant": "none", "variant_label": "base", "n_seeds": n_seeds,
@@ -61,7 +61,7 @@ def test_table2_shows_a_spread_only_over_several_seeds():
 
 def test_table2_shows_the_difference_to_base_with_its_interval():
     from training.ctr.experiment import table2_markdown
-    from training.metrics.ranking import METRIC_KEYS
+    from training.metrics.mind import METRIC_KEYS
 
     base = {"model": "dcn", "variant": "none", "variant_label": "base", "n_seeds": 3,
             **{f"{m}_mean": 0.5 for m in METRIC_KEYS}, **{f"{m}_std": 0.01 for m in METRIC_KEYS}}

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from training.data.demo.config import DemoConfig
+from training.metrics.mind import mind_metrics
 from training.metrics.quality import pairwise_accuracy
-from training.metrics.ranking import mind_metrics
 
 CLICK_MODEL = ("p = sigmoid(intercept + interest_weight * affinity(user, news, day) "
                "+ popularity_weight * popularity(news, t) + appeal_weight * appeal(news) "

@@ -6,11 +6,11 @@
   (``fit_ranker``), the report day's decision and the plot;
 * ``rows``: feature rows of logged impressions and of the candidate store's lists, in batches;
 * ``scorers``: the ranking student's and the CTR model's scores as the callables ``rows`` takes;
-* ``feature_table``: the ``ranking_features`` table (every part by day role, grades, the served rows);
+* ``feature_table``: the ``ltr_features`` table (every part by day role, grades, the served rows);
 * ``report_day``: the ranker on the report day (the labelled slice, a served version's metrics, the baselines,
   per-seed retraining and the trade-off table).
 """
-from training.ranking.count_features import (
+from training.ltr.count_features import (
     STAGE2_EXTRA,
     WINDOWS_DAYS,
     CountSnapshot,
@@ -21,14 +21,14 @@ from training.ranking.count_features import (
     pair_feature_names,
     pair_features,
 )
-from training.ranking.stages import (
+from training.ltr.stages import (
     Ranker,
     RankerConfig,
     combine_scores,
     train_ranker,
     train_stage,
 )
-from training.ranking.tradeoff import (
+from training.ltr.tradeoff import (
     LAMBDAS,
     PARTS,
     LambdaChoice,

@@ -2,10 +2,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from builders.ranking import START_DAY, logged_inputs
+from builders.ltr import START_DAY, logged_inputs
 
-from training.ranking.count_features import LogCounts, PathRanks
-from training.ranking.rows import logged_rows, related_rows
+from training.ltr.count_features import LogCounts, PathRanks
+from training.ltr.rows import logged_rows, related_rows
 
 INPUTS = logged_inputs(seed=3)
 DAY = (START_DAY + pd.Timedelta(days=3)).strftime("%Y-%m-%d")

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from training.embedding_table import EmbeddingTable
-from training.ranking.count_features import (
+from training.ltr.count_features import (
     CountSnapshot,
     LogCounts,
     count_feature_names,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from training.embedding_table import EmbeddingTable
-from training.ranking.count_features import LogCounts, PathRanks, pair_features
+from training.ltr.count_features import LogCounts, PathRanks, pair_features
 
 #: ``(trigger_ids, candidate_ids) -> (click, quality)`` scores of the ranking student's two heads.
 StudentScorer = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

@@ -1,4 +1,4 @@
-"""training.metrics.ranking against a plain per-impression loop of MIND's official evaluate.py code."""
+"""training.metrics.mind against a plain per-impression loop of MIND's official evaluate.py code."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from training.metrics.ranking import (
+from training.metrics.mind import (
     MindMetrics,
     format_metrics_table,
     impression_metrics,
@@ -107,7 +107,7 @@ def test_matches_official_loop(seed, ties):
 
 def test_lexsort_fallback_matches_loop(monkeypatch):
     # Forces the path taken when the packed int64 sort key would overflow.
-    monkeypatch.setattr("training.metrics.ranking._KEY_LIMIT", 0)
+    monkeypatch.setattr("training.metrics.mind._KEY_LIMIT", 0)
     ids, labels, scores = random_impressions(5, 150, ties=True)
     assert_frames_match(impression_metrics(ids, labels, scores), ref_impression_metrics(ids, labels, scores))
 

@@ -1,15 +1,15 @@
-"""The ``ranking_features`` table: each day-role part in order with its grades, only ``train`` sampled and
+"""The ``ltr_features`` table: each day-role part in order with its grades, only ``train`` sampled and
 CTR-masked, then the served ``related`` rows; where grades come from; which day λ is chosen on."""
 import numpy as np
 import pandas as pd
 import pytest
-from builders.ranking import START_DAY, logged_inputs
+from builders.ltr import START_DAY, logged_inputs
 
 from training.data.quality_truth import OFF_TOPIC_PENALTY
-from training.ranking.count_features import LogCounts, PathRanks
-from training.ranking.feature_table import lambda_day_roles, pair_grades, ranking_feature_rows
-from training.ranking.rows import logged_rows, related_rows
-from training.ranking.tradeoff import row_parts
+from training.ltr.count_features import LogCounts, PathRanks
+from training.ltr.feature_table import lambda_day_roles, pair_grades, ranking_feature_rows
+from training.ltr.rows import logged_rows, related_rows
+from training.ltr.tradeoff import row_parts
 
 INPUTS = logged_inputs(impressions_per_day=12, days=4, seed=5)
 DAYS = [(START_DAY + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in range(5)]

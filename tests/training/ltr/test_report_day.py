@@ -5,10 +5,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from builders.ranking import SHARED_DAY_ROLES, ranking_rows_with_parts
+from builders.ltr import SHARED_DAY_ROLES, ranking_rows_with_parts
 
-from training.quality.evaluation import metric_row, quality_ranking_metrics, summarise
-from training.ranking.report_day import (
+from training.ltr.report_day import (
     CHOSEN,
     CLICK_ONLY,
     QUALITY_ONLY,
@@ -19,8 +18,9 @@ from training.ranking.report_day import (
     served_metrics,
     tradeoff_markdown,
 )
-from training.ranking.stages import RankerConfig
-from training.ranking.tradeoff import fit_ranker, per_impression, tradeoff_decision
+from training.ltr.stages import RankerConfig
+from training.ltr.tradeoff import fit_ranker, per_impression, tradeoff_decision
+from training.quality.evaluation import metric_row, quality_ranking_metrics, summarise
 
 FAST = RankerConfig(num_leaves=7, n_estimators=20, min_data_in_leaf=10, threads=1, early_stopping_rounds=5)
 

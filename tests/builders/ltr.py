@@ -1,4 +1,4 @@
-"""Seeded synthetic ranking rows, the raw inputs of ``ranking_features`` and a tiny registered ``ranker``
+"""Seeded synthetic ranking rows, the raw inputs of ``ltr_features`` and a tiny registered ``ranker``
 (tests of the ranker, the service, benchmarks)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from training.embedding_table import EmbeddingTable
-from training.ranking.count_features import STAGE2_EXTRA, count_feature_names, pair_feature_names
+from training.ltr.count_features import STAGE2_EXTRA, count_feature_names, pair_feature_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGE1_FEATURES = count_feature_names() + pair_feature_names()
@@ -82,9 +82,9 @@ SHARED_DAY_ROLES = {"fit_days": ["2019-11-10", "2019-11-11"], "early_stopping_da
 
 def ranking_rows_with_parts(n_groups: int = 300, group_size: int = 15, seed: int = 0,
                             roles: dict | None = None) -> pd.DataFrame:
-    """``synthetic_ranking_rows`` with ``ranking_features``' ``part`` column from ``roles`` (``DAY_ROLES``);
+    """``synthetic_ranking_rows`` with ``ltr_features``' ``part`` column from ``roles`` (``DAY_ROLES``);
     days of no role are dropped."""
-    from training.ranking.tradeoff import row_parts
+    from training.ltr.tradeoff import row_parts
 
     roles = DAY_ROLES if roles is None else roles
     rows = synthetic_ranking_rows(n_groups, group_size, seed)
@@ -95,7 +95,7 @@ def ranking_rows_with_parts(n_groups: int = 300, group_size: int = 15, seed: int
 
 @dataclass(frozen=True)
 class LoggedInputs:
-    """What ``ranking_features`` featurises, drawn with numpy (vectorised: mind-small's size takes seconds)."""
+    """What ``ltr_features`` featurises, drawn with numpy (vectorised: mind-small's size takes seconds)."""
 
     impressions: pd.DataFrame   # every logged candidate row: impression_id, position, news_id, day, time, label
     times: pd.Series            # impression_id -> UTC time
@@ -149,8 +149,8 @@ def logged_inputs(n_news: int = 60, impressions_per_day: int = 30, days: int = 4
 
 def tiny_ranker(seed: int = 0):
     """A small two-stage ranker trained on synthetic rows, λ chosen on its validation groups (≈1 s)."""
-    from training.ranking.stages import RankerConfig, train_ranker
-    from training.ranking.tradeoff import choose_lambda, tradeoff_curve
+    from training.ltr.stages import RankerConfig, train_ranker
+    from training.ltr.tradeoff import choose_lambda, tradeoff_curve
 
     rows = synthetic_ranking_rows(240, 20, seed)
     train, valid = rows[rows["impression_id"] <= 180], rows[rows["impression_id"] > 180]
@@ -166,7 +166,7 @@ def tiny_ranker(seed: int = 0):
 
 def tiny_related(n_triggers: int = 50, n_candidates: int = 30, seed: int = 1) -> pd.DataFrame:
     """``related_frame`` rows of ``n_triggers`` triggers × ``n_candidates`` candidates."""
-    from serving.ranker_model import related_frame
+    from serving.ltr_model import related_frame
 
     rows = synthetic_ranking_rows(n_triggers, n_candidates, seed)
     return related_frame(rows["trigger_id"], rows["candidate_id"], rows[STAGE2_FEATURES].to_numpy(np.float32),
@@ -182,7 +182,7 @@ def register_tiny_ranker(out_dir: Path, alias: str | None = "champion", seed: in
     import mlflow
     from mlflow import MlflowClient
 
-    from serving.ranker_model import RankerPyfunc, log_ranker, ranker_signature
+    from serving.ltr_model import RankerPyfunc, log_ranker, ranker_signature
 
     out_dir = Path(out_dir)
     artifacts = log_ranker(tiny_ranker(seed), tiny_related(seed=seed + 1), out_dir / f"ranker_seed{seed}")

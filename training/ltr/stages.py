@@ -3,7 +3,7 @@
 Stage 1 ranks on inexpensive count and pair features; stage 2 adds the ranking student's click and quality
 heads and the CTR model's score. The final score trades clicks for quality:
 ``(1 - λ) · z(stage2) + λ · z(student_quality)`` with z-scores from training-set means and deviations, and
-λ chosen on the quality/click trade-off curve (``training.ranking.tradeoff``).
+λ chosen on the quality/click trade-off curve (``training.ltr.tradeoff``).
 
 One impression is one LambdaRank group. ``plan_groups`` makes the groups LightGBM can train on and counts
 every change it makes: rows regrouped, oversized groups split, groups without a click left out.
@@ -23,7 +23,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from training.config_dict import ConfigDict
-from training.ranking.count_features import STAGE2_EXTRA
+from training.ltr.count_features import STAGE2_EXTRA
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,9 @@ import logging
 import lightgbm as lgb
 import numpy as np
 import pytest
-from builders.ranking import STAGE1_FEATURES, STAGE2_FEATURES, synthetic_ranking_rows
+from builders.ltr import STAGE1_FEATURES, STAGE2_FEATURES, synthetic_ranking_rows
 
-from training.metrics.quality import click_ndcg
-from training.ranking.stages import (
+from training.ltr.stages import (
     LIGHTGBM_MAX_GROUP,
     Ranker,
     RankerConfig,
@@ -16,6 +15,7 @@ from training.ranking.stages import (
     train_ranker,
     train_stage,
 )
+from training.metrics.quality import click_ndcg
 
 FAST = RankerConfig(num_leaves=7, n_estimators=60, min_data_in_leaf=10, threads=1, early_stopping_rounds=10)
 
@@ -62,7 +62,7 @@ def test_a_group_over_lightgbms_limit_trains_once_split(caplog):
     labels = (x[:, 0] > 1.0).astype(np.int32)
     groups = np.r_[np.zeros(n, dtype=np.int64), np.repeat([1, 2], 20)]
     config = FAST.replace(n_estimators=3, max_group_size=LIGHTGBM_MAX_GROUP)
-    with caplog.at_level(logging.WARNING, logger="training.ranking.stages"):
+    with caplog.at_level(logging.WARNING, logger="training.ltr.stages"):
         booster = train_stage(x, labels, groups, config=config)
     assert booster.current_iteration() == 3
     assert "1 group(s) over max_group_size split into 2 chunks" in caplog.text

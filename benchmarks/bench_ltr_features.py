@@ -1,11 +1,11 @@
-"""Peak memory and wall time of ``ranking_features``' featurisation at mind-small's size (issue 21): the previous
-all-at-once code (``git show REV:training/ranking/{count_features,rows}.py``) against the batched code, each in
+"""Peak memory and wall time of ``ltr_features``' featurisation at mind-small's size (issue 21): the previous
+all-at-once code (``git show REV:training/ltr/{count_features,rows}.py``) against the batched code, each in
 its own child process, one after the other.
 
-    .venv/bin/python benchmarks/bench_ranking_features.py [--fraction 1.0] [--batch-impressions N]
+    .venv/bin/python benchmarks/bench_ltr_features.py [--fraction 1.0] [--batch-impressions N]
         [--old-rev 3c64ba8] [--check]
 
-Inputs (``builders.ranking.logged_inputs``, seeded): 51,282 news, 7 days x 22,424 x ``fraction`` impressions of
+Inputs (``builders.ltr.logged_inputs``, seeded): 51,282 news, 7 days x 22,424 x ``fraction`` impressions of
 5-69 candidates (~37, as mind-small), so ~826k logged pairs a day; every news a trigger of 100 ``coclick`` and
 100 ``embedding`` candidates, a tenth of a 100-long ``qprime`` list and a 30-long ``union`` (the candidate
 store's shape at ``recall_candidates``' defaults: 11.8M rows); 128-dimensional news vectors. ``fraction``
@@ -13,7 +13,7 @@ scales the impressions only (the store and the related rows do not depend on it)
 asset does after loading its inputs: ``LogCounts.from_logs`` over the 7 days, ``logged_rows`` of the training
 days (a 20,000-impression sample, as benchmarks/scale/mind-small.yaml), the validation day and the test day,
 then ``related_rows`` of the union lists, and stacks them; the new code in batches of ``--batch-impressions``
-(default: ``RankingFeaturesConfig``'s). The ranking student and the CTR model are numpy
+(default: ``LtrFeaturesConfig``'s). The ranking student and the CTR model are numpy
 stand-ins (their own memory and time are not measured here: the CTR model scores a part in one call either
 way, the student gets a batch's pairs instead of a part's).
 
@@ -40,7 +40,7 @@ import yaml
 
 ROOT = _paths.ROOT
 MIND_SMALL = {"news": 51_282, "impressions_per_day": 22_424, "days": 7}
-#: The commit whose training/ranking/{count_features,rows}.py featurise a part at once.
+#: The commit whose training/ltr/{count_features,rows}.py featurise a part at once.
 OLD_REV = "3c64ba8"
 OLD_MODULES = ("count_features", "rows")
 RUN_CONFIG = ROOT / "benchmarks" / "scale" / "mind-small.yaml"
@@ -48,16 +48,16 @@ MB = 1024 ** 2
 
 
 def install_old_modules(rev: str) -> None:
-    """Make ``training.ranking.{count_features,rows}`` the files of ``rev`` (the package's ``__init__``, which
+    """Make ``training.ltr.{count_features,rows}`` the files of ``rev`` (the package's ``__init__``, which
     imports names the old files lack, is skipped)."""
-    package = types.ModuleType("training.ranking")
+    package = types.ModuleType("training.ltr")
     package.__path__ = [str(ROOT / "training" / "ranking")]
-    sys.modules["training.ranking"] = package
+    sys.modules["training.ltr"] = package
     for name in OLD_MODULES:
-        path = f"training/ranking/{name}.py"
+        path = f"training/ltr/{name}.py"
         source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
                                 text=True).stdout
-        module = types.ModuleType(f"training.ranking.{name}")
+        module = types.ModuleType(f"training.ltr.{name}")
         module.__file__ = f"{rev}:{path}"
         sys.modules[module.__name__] = module
         exec(compile(source, module.__file__, "exec"), module.__dict__)
@@ -96,11 +96,11 @@ def child(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
     import psutil
-    from builders.ranking import logged_inputs
+    from builders.ltr import logged_inputs
 
+    from training.ltr.count_features import RECALL_PATHS, LogCounts
+    from training.ltr.rows import logged_rows, related_rows
     from training.quality.evaluation import sample_impressions
-    from training.ranking.count_features import RECALL_PATHS, LogCounts
-    from training.ranking.rows import logged_rows, related_rows
 
     inputs = logged_inputs(n_news=MIND_SMALL["news"], days=MIND_SMALL["days"], candidates=(5, 69),
                            impressions_per_day=round(MIND_SMALL["impressions_per_day"] * args.fraction),
@@ -114,7 +114,7 @@ def child(args: argparse.Namespace) -> None:
     def ctr(pairs):
         return (pairs["impression_id"].to_numpy() % 7 / 7 + pairs["position"].to_numpy() / 100).astype(np.float32)
 
-    train_impressions = yaml.safe_load(RUN_CONFIG.read_text())["ops"]["ranking_features"]["config"]["train_impressions"]
+    train_impressions = yaml.safe_load(RUN_CONFIG.read_text())["ops"]["ltr_features"]["config"]["train_impressions"]
     days = sorted(inputs.pairs["day"].unique())
     valid_day, next_day = days[-2], (pd.Timestamp(days[-1]) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     gc.collect()
@@ -126,7 +126,7 @@ def child(args: argparse.Namespace) -> None:
         if args.child == "old":
             path_ranks = inputs.path_ranks[inputs.path_ranks["path"].isin(RECALL_PATHS)]
         else:
-            from training.ranking.count_features import PathRanks
+            from training.ltr.count_features import PathRanks
             path_ranks = PathRanks(inputs.path_ranks)
         parts = np.where(inputs.pairs["part"] == "test", "test",
                          np.where(inputs.pairs["day"] == valid_day, "valid", "train"))
@@ -173,7 +173,7 @@ def run_child(mode: str, args: argparse.Namespace, out: Path | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fraction", type=float, default=1.0, help="share of mind-small's impressions per day")
-    parser.add_argument("--batch-impressions", type=int, help="default: RankingFeaturesConfig's")
+    parser.add_argument("--batch-impressions", type=int, help="default: LtrFeaturesConfig's")
     parser.add_argument("--old-rev", default=OLD_REV)
     parser.add_argument("--check", action="store_true", help="assert both children give equal rows")
     parser.add_argument("--child", choices=("old", "new"), help=argparse.SUPPRESS)
@@ -182,10 +182,10 @@ def main() -> None:
     if args.child:
         return child(args)
     if args.batch_impressions is None:
-        from assets.ranker import RankingFeaturesConfig
+        from assets.ltr import LtrFeaturesConfig
 
-        args.batch_impressions = RankingFeaturesConfig().batch_impressions
-    with tempfile.TemporaryDirectory(prefix="bench_ranking_features_") as tmp:
+        args.batch_impressions = LtrFeaturesConfig().batch_impressions
+    with tempfile.TemporaryDirectory(prefix="bench_ltr_features_") as tmp:
         outs = {mode: Path(tmp) / f"{mode}.parquet" if args.check else None for mode in ("old", "new")}
         results = {mode: run_child(mode, args, outs[mode]) for mode in ("old", "new")}
         sizes = results["old"]["sizes"]

@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.quality.evaluation import metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions
-from training.ranking.stages import QUALITY_FEATURE, RankerConfig
-from training.ranking.tradeoff import (
+from training.ltr.stages import QUALITY_FEATURE, RankerConfig
+from training.ltr.tradeoff import (
     TradeoffDecision,
     fit_ranker,
     labelled_impressions,
     per_impression,
     tradeoff_decision,
 )
+from training.quality.evaluation import metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions
 
 #: Row names of the per-seed table, in its order; ``CLICK_ONLY`` is the baseline the table's differences use.
 STAGE1_ALONE = "stage 1 alone (counts, age, paths)"

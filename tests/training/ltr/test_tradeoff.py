@@ -3,18 +3,11 @@ stages), the protocol's one-SE choice of λ, the report day's decision, and the 
 import numpy as np
 import pandas as pd
 import pytest
-from builders.ranking import DAY_ROLES, SHARED_DAY_ROLES, ranking_rows_with_parts, synthetic_ranking_rows
+from builders.ltr import DAY_ROLES, SHARED_DAY_ROLES, ranking_rows_with_parts, synthetic_ranking_rows
 
-import training.ranking.stages as stages
-from training.metrics.intervals import bootstrap
-from training.metrics.quality import (
-    click_ndcg,
-    quality_filtered_click_ndcg,
-    quality_filtered_click_ndcg_per_group,
-    reco_dcg,
-)
-from training.ranking.stages import RankerConfig
-from training.ranking.tradeoff import (
+import training.ltr.stages as stages
+from training.ltr.stages import RankerConfig
+from training.ltr.tradeoff import (
     LAMBDAS,
     choose_lambda,
     curve_point,
@@ -27,6 +20,13 @@ from training.ranking.tradeoff import (
     split_parts,
     tradeoff_curve,
     tradeoff_decision,
+)
+from training.metrics.intervals import bootstrap
+from training.metrics.quality import (
+    click_ndcg,
+    quality_filtered_click_ndcg,
+    quality_filtered_click_ndcg_per_group,
+    reco_dcg,
 )
 
 FAST = RankerConfig(num_leaves=7, n_estimators=30, min_data_in_leaf=10, threads=1, early_stopping_rounds=10)

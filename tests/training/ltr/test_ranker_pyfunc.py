@@ -5,10 +5,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from builders.ranking import STAGE2_FEATURES, register_tiny_ranker, tiny_related
+from builders.ltr import STAGE2_FEATURES, register_tiny_ranker, tiny_related
 from mlflow import MlflowClient
 
-from serving.ranker_model import RankerPyfunc, log_ranker, related_frame
+from serving.ltr_model import RankerPyfunc, log_ranker, related_frame
 
 
 @pytest.fixture(scope="module")

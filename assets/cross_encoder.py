@@ -23,7 +23,7 @@ from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
-from serving.ranking_model import CrossEncoderPyfunc
+from serving.cross_encoder_model import CrossEncoderPyfunc
 from training.cross_encoder.config import CrossEncoderConfig, TrainConfig
 from training.data.pairs import PairLogs
 from training.data.quality_truth import load_quality_truth, pair_quality
@@ -219,7 +219,7 @@ def _score(model, news: pd.DataFrame, pairs: pd.DataFrame, threads: int = 2):
                        batch_size=256, torch_threads=threads, precision=BULK_PRECISION)
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})
+@asset(group_name="cross_encoder", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})
 def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_logs: PairLogs,
                   news_encoder: RegisteredModel, mind_news: pd.DataFrame,
                   mlflow_tracking: MlflowTracking) -> Output[RegisteredModel]:
@@ -261,7 +261,7 @@ def click_teacher(context: AssetExecutionContext, config: TeacherConfig, pair_lo
                                         **training_curves_metadata(curves, "click_teacher")})
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})
+@asset(group_name="cross_encoder", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"})
 def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig, quality_labels: pd.DataFrame,
                     news_encoder: RegisteredModel, mind_news: pd.DataFrame,
                     mlflow_tracking: MlflowTracking) -> Output[dict]:
@@ -291,7 +291,7 @@ def quality_teacher(context: AssetExecutionContext, config: QualityTeacherConfig
                                  **training_curves_metadata(curves, "quality_teacher")})
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch"})
+@asset(group_name="cross_encoder", partitions_def=daily_partitions, kinds={"pytorch"})
 def distillation_set(context: AssetExecutionContext, config: DistillationSetConfig, pair_logs: PairLogs,
                      click_teacher: RegisteredModel, quality_teacher: dict, mind_news: pd.DataFrame,
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
@@ -326,7 +326,7 @@ def _student_metrics(version: str, news: pd.DataFrame, pairs: pd.DataFrame) -> d
     return quality_ranking_metrics(pairs, scored["score"].to_numpy())
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
+@asset(group_name="cross_encoder", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
        check_specs=[gate_check_spec("ranking_student", KeepsClicksGainsQuality())], op_tags=CRITICAL_PATH_TAGS)
 def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig, distillation_set: pd.DataFrame,
                     pair_logs: PairLogs, quality_labels: pd.DataFrame, news_encoder: RegisteredModel,
@@ -377,7 +377,7 @@ DISTILLED_CLICK = "distilled MT student (click head)"
 TRUTH = "truth ceiling (true grades)"
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"mlflow"})
+@asset(group_name="cross_encoder", partitions_def=daily_partitions, kinds={"mlflow"})
 def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluationConfig, pair_logs: PairLogs,
                        distillation_set: pd.DataFrame, quality_labels: pd.DataFrame, click_teacher: RegisteredModel,
                        quality_teacher: dict, news_encoder: RegisteredModel, mind_news: pd.DataFrame,

@@ -1,13 +1,13 @@
 """The ranking stages of "Explore Further" (KDD'25, sections 2.2 and 4.6-4.8) over the recall paths:
-``ranking_features`` (the feature rows), ``ranker`` (LightGBM LambdaRank stage 1 on inexpensive counts,
+``ltr_features`` (the feature rows), ``ranker`` (LightGBM LambdaRank stage 1 on inexpensive counts,
 stage 2 adding the ranking student's click and quality heads and the CTR score; λ chosen on the held-out
-selection day; registered and gated) and ``ranking_tradeoff`` (the quality/click curve over λ, the table against
+selection day; registered and gated) and ``ltr_tradeoff`` (the quality/click curve over λ, the table against
 popularity, the CTR model alone, click-only and quality-only ranking, mean ± std over seeds, and the protocol's
 decision on the chosen λ against λ = 0 with paired bootstrap intervals).
 
 Groups are logged impressions: the trigger is the newest article of the user's history (``pair_logs``),
 the candidates are the impression's. Rows take their part from their day's role (docs/explore_further_protocol.md,
-``training.ranking.tradeoff``): the stages train on the fit days, early-stop on the early-stopping day, λ is
+``training.ltr.tradeoff``): the stages train on the fit days, early-stop on the early-stopping day, λ is
 chosen on the selection day; the gate and the trade-off are measured on the partition day.
 """
 
@@ -15,8 +15,8 @@ import mlflow
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from assets.cross_encoder import popularity_scores
 from assets.figures import png_markdown
-from assets.ranking import popularity_scores
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
 from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import schedule_note
@@ -27,8 +27,8 @@ from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth
 from training.embedding_table import EmbeddingTable
+from training.ltr.stages import RankerConfig
 from training.quality.evaluation import quality_ranking_metrics, summarise
-from training.ranking.stages import RankerConfig
 from training.registry import (
     CHAMPION,
     RegisteredModel,
@@ -40,7 +40,7 @@ from training.registry import (
 from training.settings import model_dir
 
 
-class RankingFeaturesConfig(Config):
+class LtrFeaturesConfig(Config):
     windows_days: list[int] = [1, 3, 7]   # count windows (days before the row's day)
     train_impressions: int = 0            # 0: every impression of the training days; else a seeded sample
     ctr_mask_fraction: float = 0.5        # share of training impressions without the CTR score (as /v1/related)
@@ -53,7 +53,7 @@ class RankingFeaturesConfig(Config):
     "threads": Override(0, "0: the step's default (orchestration/executors.py: 1 a step side by side)"),
 })
 class RankerRunConfig(Config):
-    """The ``ranker`` asset: training.ranking.stages.RankerConfig's knobs (both LightGBM stages) and these."""
+    """The ``ranker`` asset: training.ltr.stages.RankerConfig's knobs (both LightGBM stages) and these."""
 
     lambda_tolerance: float | None = None  # λ: the right-most whose QF-ClickNDCG@5 on the selection day is within
                                            # this of the best; None: one bootstrap standard error of it
@@ -62,7 +62,7 @@ class RankerRunConfig(Config):
     force_promote: bool = False
 
 
-class RankingTradeoffConfig(Config):
+class LtrTradeoffConfig(Config):
     seeds: list[int] = [42]           # both stages retrained per seed (bagging makes seeds differ); the demo's:
                                       # orchestration/reproduce.yaml holds the full grid
     eval_impressions: int = 2000
@@ -74,22 +74,22 @@ def _champion_or(name: str, registered: RegisteredModel) -> str:
     return alias_version(name, CHAMPION) or registered.version
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"pandas"},
+@asset(group_name="ltr", partitions_def=daily_partitions, kinds={"pandas"},
        op_tags=CRITICAL_PATH_TAGS)
-def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConfig, pair_logs: PairLogs,
+def ltr_features(context: AssetExecutionContext, config: LtrFeaturesConfig, pair_logs: PairLogs,
                      recall_candidates: pd.DataFrame, mind_behaviors: BehaviorLog, mind_news: pd.DataFrame,
                      news_embeddings: EmbeddingTable, ranking_student: RegisteredModel, ctr_model: RegisteredModel,
                      quality_labels: pd.DataFrame, dvc_data: DvcData,
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
-    """Stage-2 feature rows, ``part`` by day role (``training.ranking.tradeoff.row_parts``): ``train`` (fit
+    """Stage-2 feature rows, ``part`` by day role (``training.ltr.tradeoff.row_parts``): ``train`` (fit
     days), ``valid`` (the early-stopping day), ``selection`` (the λ-selection day; none when the window is too
     short for it), ``test`` (the partition day), and ``related`` (the candidate store's union lists as served,
     counts as of the partition day's end, no user). Counts come from days strictly before each row's day. Each
-    part is featurised ``batch_impressions`` impressions at a time (``training.ranking.feature_table``)."""
-    from training.ranking.count_features import LogCounts, PathRanks
-    from training.ranking.feature_table import lambda_day_roles, pair_grades, ranking_feature_rows
-    from training.ranking.scorers import ctr_scorer, student_scorer
-    from training.ranking.tradeoff import row_parts
+    part is featurised ``batch_impressions`` impressions at a time (``training.ltr.feature_table``)."""
+    from training.ltr.count_features import LogCounts, PathRanks
+    from training.ltr.feature_table import lambda_day_roles, pair_grades, ranking_feature_rows
+    from training.ltr.scorers import ctr_scorer, student_scorer
+    from training.ltr.tradeoff import row_parts
 
     day = context.partition_key
     counts = LogCounts.from_logs(mind_behaviors.impressions, pair_logs.pairs, tuple(config.windows_days))
@@ -125,22 +125,22 @@ def ranking_features(context: AssetExecutionContext, config: RankingFeaturesConf
                                   "quality_source": "truth" if truth is not None else "judge"})
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"},
+@asset(group_name="ltr", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"},
        check_specs=[gate_check_spec("ranker", KeepsClicksGainsQuality())])
-def ranker(context: AssetExecutionContext, config: RankerRunConfig, ranking_features: pd.DataFrame,
+def ranker(context: AssetExecutionContext, config: RankerRunConfig, ltr_features: pd.DataFrame,
            recall_candidates: pd.DataFrame, popularity_baseline: pd.DataFrame, mlflow_tracking: MlflowTracking):
     """Train both LightGBM stages (fit days, early stopping on the early-stopping day), choose λ on the selection
-    day (``training.ranking.tradeoff.fit_ranker``: right-most λ within one bootstrap SE of the best
+    day (``training.ltr.tradeoff.fit_ranker``: right-most λ within one bootstrap SE of the best
     QF-ClickNDCG@5; its curve logged as CSV and PNG), register ``ranker`` (both boosters, λ, μ, σ, the feature
     list and the served candidates' feature rows) and gate it on the partition day: RecoDCG@5 above the
     popularity floor and not below the champion's, ClickNDCG@5 at most ``click_tolerance`` below."""
-    from serving.ranker_model import RankerPyfunc, log_ranker, ranker_signature
-    from training.ranking.report_day import report_rows, served_metrics
-    from training.ranking.tradeoff import fit_ranker, plot_tradeoff
+    from serving.ltr_model import RankerPyfunc, log_ranker, ranker_signature
+    from training.ltr.report_day import report_rows, served_metrics
+    from training.ltr.tradeoff import fit_ranker, plot_tradeoff
 
     criterion = KeepsClicksGainsQuality(click_tolerance=config.click_tolerance)
     with mlflow_tracking.asset_run(context, params=config.model_dump()) as run:
-        fitted, choice = fit_ranker(ranking_features, to_training(config), config.lambda_tolerance)
+        fitted, choice = fit_ranker(ltr_features, to_training(config), config.lambda_tolerance)
         out = model_dir("ranker", context.partition_key, context.run.run_id)
         selection = {"lambda_rule": str(fitted.meta["lambda_rule"]),
                      "lambda_day_held_out": bool(fitted.meta["lambda_day_held_out"])}
@@ -155,7 +155,7 @@ def ranker(context: AssetExecutionContext, config: RankerRunConfig, ranking_feat
                               "lambda_tolerance": choice.tolerance, "lambda_impressions": choice.n_impressions})
         mlflow.set_tags({"lambda_day_held_out": str(selection["lambda_day_held_out"]).lower(),
                          "lambda_day": selection.get("lambda_day", ""), "lambda_rule": selection["lambda_rule"]})
-        related = ranking_features[ranking_features["part"] == "related"]
+        related = ltr_features[ltr_features["part"] == "related"]
         store_version = _store_version(recall_candidates, context)
         fitted.meta.update({"partition": context.partition_key, "store_version": store_version,
                             "mlflow_run_id": run.info.run_id})
@@ -169,7 +169,7 @@ def ranker(context: AssetExecutionContext, config: RankerRunConfig, ranking_feat
         mlflow.log_params({"lambda": fitted.lam, "n_stage1_features": len(fitted.stage1_features),
                            "n_stage2_features": len(fitted.stage2_features)})
         mlflow.log_text("\n".join(fitted.stage2_features), "features.txt")
-        gate = report_rows(ranking_features, config.eval_impressions, 0)
+        gate = report_rows(ltr_features, config.eval_impressions, 0)
         floor = quality_ranking_metrics(gate, popularity_scores(popularity_baseline, gate))
         decision = decide("ranker", registered.version,
                           lambda version: served_metrics(load_version("ranker", version), gate, version), floor,
@@ -194,35 +194,35 @@ def _store_version(recall_candidates: pd.DataFrame, context: AssetExecutionConte
     return "" if value is None else str(value.value)
 
 
-@asset(group_name="ranking", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"})
-def ranking_tradeoff(context: AssetExecutionContext, config: RankingTradeoffConfig, ranker: RegisteredModel,
-                     ranking_features: pd.DataFrame, popularity_baseline: pd.DataFrame,
+@asset(group_name="ltr", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"})
+def ltr_tradeoff(context: AssetExecutionContext, config: LtrTradeoffConfig, ranker: RegisteredModel,
+                     ltr_features: pd.DataFrame, popularity_baseline: pd.DataFrame,
                      mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
     """Quality-filtered ClickNDCG@5 against RecoDCG@5 for λ from 0 to 1 (step 0.05) of the registered ranker on
     the partition day (PNG), the table of popularity, the CTR model alone, click-only (λ = 0), quality-only
     (λ = 1) and the chosen λ, both stages retrained and λ re-chosen on the selection day for each seed (mean ±
-    std; ``training.ranking.report_day``), and the protocol's decision (``training.ranking.tradeoff``): the
+    std; ``training.ltr.report_day``), and the protocol's decision (``training.ltr.tradeoff``): the
     chosen λ against λ = 0 by paired bootstrap intervals over the partition day's impressions."""
-    from training.ranking.report_day import baseline_rows, report_rows, retrain_per_seed, tradeoff_markdown
-    from training.ranking.tradeoff import curve_point, plot_tradeoff, ranker_curve
+    from training.ltr.report_day import baseline_rows, report_rows, retrain_per_seed, tradeoff_markdown
+    from training.ltr.tradeoff import curve_point, plot_tradeoff, ranker_curve
 
-    rows = report_rows(ranking_features, config.eval_impressions, config.sample_seed)
+    rows = report_rows(ltr_features, config.eval_impressions, config.sample_seed)
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
         fitted = load_python_model("ranker", ranker.version).ranker
         curve = ranker_curve(fitted, rows)
         fixed = baseline_rows(rows, popularity_scores(popularity_baseline, rows))
-        runs = retrain_per_seed(ranking_features, rows, fitted.config, fitted.meta.get("lambda_tolerance_config"),
+        runs = retrain_per_seed(ltr_features, rows, fitted.config, fitted.meta.get("lambda_tolerance_config"),
                                 config.seeds, log=context.log.info)
         verdict = runs.decision()
         summary = summarise(fixed + runs.rows)
         day = context.partition_key
         table = (tradeoff_markdown(summary, verdict, config.seeds, day, rows["impression_id"].nunique(),
                                    fitted.meta.get("lambda_days", []), runs.held_out)
-                 + schedule_note("ranking_tradeoff", config) + "\n")
+                 + schedule_note("ltr_tradeoff", config) + "\n")
         chosen = float(fitted.lam)
         at = curve_point(curve, chosen)
         zero = curve_point(curve, 0.0)
-        png = model_dir("ranking_tradeoff", context.partition_key, context.run.run_id) / "tradeoff.png"
+        png = model_dir("ltr_tradeoff", context.partition_key, context.run.run_id) / "tradeoff.png"
         png.parent.mkdir(parents=True, exist_ok=True)
         plot_tradeoff(curve, chosen, png,
                       baselines={row["ranker"]: (row["reco_dcg5"], row["qf_click_ndcg5"]) for row in fixed})

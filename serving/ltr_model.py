@@ -1,4 +1,4 @@
-"""MLflow pyfunc of the two-stage related-news ranker (``training.ranking``): ``related(trigger_id)`` answers
+"""MLflow pyfunc of the two-stage related-news ranker (``training.ltr``): ``related(trigger_id)`` answers
 online from precomputed candidate rows; ``predict`` scores any rows offline, with the same numbers.
 
 Artefacts: ``ranker`` (a ``Ranker.save`` folder) and ``related`` (a parquet, ``related_frame``'s layout: one
@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
-    from training.ranking.stages import Ranker
+    from training.ltr.stages import Ranker
 
 KEY_COLUMNS = ("trigger_id", "news_id")
 #: ``log_ranker`` stores each row's stage-2 score beside its features, so loading need not run LightGBM over
@@ -121,7 +121,7 @@ class RankerPyfunc(PythonModel):
 
     def load(self, ranker_dir: str | Path, related_path: str | Path) -> RankerPyfunc:
         """Load the artefacts directly (what ``load_context`` does); returns self."""
-        from training.ranking.stages import Ranker, check_lambda
+        from training.ltr.stages import Ranker, check_lambda
 
         self._check_lambda = check_lambda
         self.ranker = Ranker.load(ranker_dir)

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from training.ltr.count_features import STAGE2_EXTRA
+from training.ltr.stages import QUALITY_FEATURE, Ranker, RankerConfig, combine_scores, train_ranker
 from training.metrics.intervals import N_RESAMPLES, Interval, bootstrap, format_mean_std, paired_difference
 from training.metrics.quality import (
     click_ndcg,
@@ -31,14 +33,12 @@ from training.metrics.quality import (
     reco_dcg,
 )
 from training.quality.evaluation import per_impression_metrics
-from training.ranking.count_features import STAGE2_EXTRA
-from training.ranking.stages import QUALITY_FEATURE, Ranker, RankerConfig, combine_scores, train_ranker
 
 LAMBDAS = np.round(np.arange(0, 1.0001, 0.05), 2)
 CURVE_COLUMNS = ("lam", "qf_click_ndcg5", "reco_dcg5", "click_ndcg5")
-#: ``ranking_features`` parts of logged rows, by their day's role (``training.data.pairs.ROLES``).
+#: ``ltr_features`` parts of logged rows, by their day's role (``training.data.pairs.ROLES``).
 PARTS = ("train", "valid", "selection", "test")
-#: Columns of ``ranking_features`` that are not model features.
+#: Columns of ``ltr_features`` that are not model features.
 NON_FEATURES = ("impression_id", "day", "position", "trigger_id", "candidate_id", "clicked", "quality", "part")
 
 
@@ -81,7 +81,7 @@ class RowParts:
 
 
 def split_parts(rows: pd.DataFrame) -> RowParts:
-    """``train``, ``valid`` and the λ rows of ``ranking_features``; ``ValueError`` if there is no train row or
+    """``train``, ``valid`` and the λ rows of ``ltr_features``; ``ValueError`` if there is no train row or
     a day sits in two parts (the selection day must be unseen by the stages)."""
     missing = [c for c in ("part", "day") if c not in rows.columns]
     if missing:
@@ -110,7 +110,7 @@ def labelled_impressions(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_columns(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(stage-1, stage-2) feature columns of ``ranking_features`` rows."""
+    """(stage-1, stage-2) feature columns of ``ltr_features`` rows."""
     stage2 = [c for c in rows.columns if c not in NON_FEATURES]
     return [c for c in stage2 if c not in STAGE2_EXTRA], stage2
 

@@ -1,4 +1,4 @@
-"""The model scores of ``ranking_features``: the student's two heads on the requested threads, and the CTR
+"""The model scores of ``ltr_features``: the student's two heads on the requested threads, and the CTR
 model's probability of each logged pair, NaN for users it does not know."""
 from types import SimpleNamespace
 
@@ -9,7 +9,7 @@ import torch
 
 from training.ctr.vocabulary import Vocabulary
 from training.data.prepared import BehaviorLog
-from training.ranking.scorers import ctr_scorer, student_scorer
+from training.ltr.scorers import ctr_scorer, student_scorer
 
 
 class Student:

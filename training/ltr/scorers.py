@@ -1,4 +1,4 @@
-"""The model scores that ``ranking_features`` puts in each row, as the plain callables ``training.ranking.rows``
+"""The model scores that ``ltr_features`` puts in each row, as the plain callables ``training.ltr.rows``
 takes: the ranking student's two heads (``student_scorer``) and the CTR model's click probability of a logged
 pair (``ctr_scorer``). Each wraps an already loaded registered model; which version to load is the caller's."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from training.data.prepared import BehaviorLog
-from training.ranking.rows import CtrScorer, StudentScorer
+from training.ltr.rows import CtrScorer, StudentScorer
 
 
 def student_scorer(student: Any, threads: int) -> StudentScorer:

@@ -1,5 +1,5 @@
-"""The ``ranking_features`` table: the logged rows of each day-role part (``training.ranking.tradeoff.PARTS``)
-with their quality grades, then the candidate store's ``related`` rows as served (``training.ranking.rows``).
+"""The ``ltr_features`` table: the logged rows of each day-role part (``training.ltr.tradeoff.PARTS``)
+with their quality grades, then the candidate store's ``related`` rows as served (``training.ltr.rows``).
 
 ``pair_grades`` says where a pair's 0-4 quality comes from (the demo generator's truth, else the judge's
 labels); ``lambda_day_roles`` records on which day λ is chosen and whether that day is held out.
@@ -14,10 +14,10 @@ from numpy.typing import ArrayLike
 
 from training.data.quality_truth import pair_quality
 from training.embedding_table import EmbeddingTable
+from training.ltr.count_features import LogCounts, PathRanks
+from training.ltr.rows import CtrScorer, StudentScorer, logged_rows, related_rows
+from training.ltr.tradeoff import PARTS
 from training.quality.evaluation import sample_impressions
-from training.ranking.count_features import LogCounts, PathRanks
-from training.ranking.rows import CtrScorer, StudentScorer, logged_rows, related_rows
-from training.ranking.tradeoff import PARTS
 
 
 def pair_grades(pairs: pd.DataFrame, truth: pd.DataFrame | None, news: pd.DataFrame,
@@ -64,7 +64,7 @@ def ranking_feature_rows(logged: pd.DataFrame, parts: np.ndarray, grades: Callab
 
 def lambda_day_roles(parts: np.ndarray, fit_days: list[str], early_stopping_day: str,
                      selection_day: str) -> dict[str, str | bool]:
-    """The day roles ``ranking_features`` records: the fit days (comma-joined), the early-stopping day, the day
+    """The day roles ``ltr_features`` records: the fit days (comma-joined), the early-stopping day, the day
     λ is chosen on (the selection day when a row is in part ``selection``, else the early-stopping day) and
     ``lambda_day_held_out``."""
     held_out = bool((np.asarray(parts, dtype=object) == "selection").any())

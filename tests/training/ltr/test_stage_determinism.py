@@ -2,7 +2,7 @@
 4.7's bagging by query on two threads gave a different booster on every training (issue 22)."""
 import numpy as np
 
-from training.ranking.stages import RankerConfig, train_stage
+from training.ltr.stages import RankerConfig, train_stage
 
 
 def test_two_threads_with_bagging_by_query_give_one_booster():
