@@ -1,7 +1,20 @@
 """Thin Dagster asset definitions: read inputs, call ``training/``, log to MLflow."""
 from dagster import load_assets_from_modules
 
-from assets import baselines, cross_encoder, ctr, data, ltr, prec, quality, recall
+from assets import (
+    baselines,
+    cross_encoder,
+    ctr,
+    data,
+    ltr,
+    news_index,
+    prec,
+    quality,
+    query_generator,
+    recall_candidates,
+    recall_evaluation,
+)
 
 #: Every asset of the code location, in graph order of their modules.
-ALL_ASSETS = load_assets_from_modules([data, baselines, prec, ctr, quality, cross_encoder, recall, ltr])
+ALL_ASSETS = load_assets_from_modules([data, baselines, prec, ctr, quality, cross_encoder, news_index, query_generator,
+                                       recall_candidates, recall_evaluation, ltr])

@@ -24,23 +24,26 @@ from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
 from serving.cross_encoder_model import CrossEncoderPyfunc
+from training.baselines.popularity import popularity_scores
 from training.cross_encoder.config import CrossEncoderConfig, TrainConfig
 from training.data.pairs import PairLogs
-from training.data.quality_truth import load_quality_truth, pair_quality
 from training.quality.evaluation import (
-    DIFFERENCE_KEYS,
     decision,
-    judge_markdown,
+    decision_sentence,
+    differences_table,
+    evaluation_pairs,
     metric_row,
     metrics_markdown,
     paired_differences,
     per_impression_metrics,
     quality_ranking_metrics,
-    sample_impressions,
+    stack_seeds,
     summarise,
     table_note,
 )
-from training.quality.students import TeacherTargets
+from training.quality.judge_table import judge_markdown
+from training.quality.pair_log_stats import distinct_fit_pairs
+from training.quality.students import TeacherTargets, served_metrics
 from training.registry import (
     CHAMPION,
     RegisteredModel,
@@ -183,35 +186,6 @@ def _load(registered: RegisteredModel):
     return load_cross_encoder(registered.local_dir)
 
 
-def evaluation_pairs(pair_logs: PairLogs, news: pd.DataFrame, dvc_data: DvcData, quality_labels: pd.DataFrame,
-                     n_impressions: int, seed: int) -> tuple[pd.DataFrame, str]:
-    """The partition-day pairs of (a sample of) impressions with their quality: the generator's truth on demo
-    data, else the judge's labels (only impressions whose every pair was judged)."""
-    test = pair_logs.part("test")
-    truth = load_quality_truth(dvc_data.raw_path())
-    if truth is not None:
-        test = sample_impressions(test, n_impressions, seed)
-        return test.assign(quality=pair_quality(truth, news, test["trigger_id"], test["candidate_id"])), "truth"
-    judged = quality_labels[quality_labels["part"] == "test"][["trigger_id", "candidate_id", "score"]]
-    merged = test.merge(judged.drop_duplicates(["trigger_id", "candidate_id"]), on=["trigger_id", "candidate_id"],
-                        how="left")
-    complete = merged.groupby("impression_id")["score"].transform(lambda s: s.notna().all())
-    merged = merged[complete].rename(columns={"score": "quality"}).reset_index(drop=True)
-    if merged.empty:
-        raise ValueError("no partition-day impression has judge labels for all its pairs: materialise quality_labels "
-                         "for this partition (its eval_impressions), or give a labels_file covering them")
-    return sample_impressions(merged, n_impressions, seed), "judge"
-
-
-def popularity_scores(popularity_baseline: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
-    """The popularity baseline's score of each evaluation pair (matched by impression and position)."""
-    pop = popularity_baseline[["impression_id", "position", "score"]]
-    merged = pairs[["impression_id", "position"]].merge(pop, on=["impression_id", "position"], how="left")
-    if merged["score"].isna().any():
-        raise ValueError("popularity_baseline does not score every evaluation pair; materialise it for this partition")
-    return merged["score"].to_numpy(np.float64)
-
-
 def _score(model, news: pd.DataFrame, pairs: pd.DataFrame, threads: int = 2):
     from training.cross_encoder.scoring import BULK_PRECISION, score_pairs
 
@@ -307,7 +281,7 @@ def distillation_set(context: AssetExecutionContext, config: DistillationSetConf
                                   pair_logs.unlabelled, batch_size=config.batch_size,
                                   torch_threads=config.torch_threads or None)
         seconds = time.perf_counter() - start
-        n_total = len(pair_logs.role("fit")[["trigger_id", "candidate_id"]].drop_duplicates())
+        n_total = distinct_fit_pairs(pair_logs)
         mlflow.log_metrics({"n_pairs": len(targets.pairs), "n_pairs_total": n_total,
                             "share_of_fit_pairs": len(targets.pairs) / max(n_total, 1), "seconds": seconds,
                             "teacher_pairs_per_second": 2 * len(targets.pairs) / seconds})
@@ -318,12 +292,8 @@ def distillation_set(context: AssetExecutionContext, config: DistillationSetConf
                                                 "seconds": round(seconds, 1), "distill_from": config.distill_from})
 
 
-def _student_metrics(version: str, news: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, float]:
-    model = load_version("ranking_student", version)
-    scored = model.predict(pairs[["trigger_id", "candidate_id"]])
-    if not np.isfinite(scored["score"].to_numpy()).all():
-        raise ValueError(f"ranking_student version {version} returned non-finite scores")
-    return quality_ranking_metrics(pairs, scored["score"].to_numpy())
+def _student_metrics(version: str, pairs: pd.DataFrame) -> dict[str, float]:
+    return served_metrics(load_version("ranking_student", version), pairs, version)
 
 
 @asset(group_name="cross_encoder", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
@@ -356,11 +326,11 @@ def ranking_student(context: AssetExecutionContext, config: RankingStudentConfig
         _log_fit(fit, "distil/")
         out = model_dir("ranking_student", context.partition_key, context.run.run_id)
         registered = _register("ranking_student", student, mind_news, out, candidate_alias=False)
-        pairs, source = evaluation_pairs(pair_logs, mind_news, dvc_data, quality_labels, config.eval_impressions, 0)
+        pairs, source = evaluation_pairs(pair_logs.part("test"), mind_news, dvc_data.raw_path(), quality_labels,
+                                         config.eval_impressions, 0)
         floor = quality_ranking_metrics(pairs, popularity_scores(popularity_baseline, pairs))
-        decision = decide("ranking_student", registered.version,
-                          lambda version: _student_metrics(version, mind_news, pairs), floor,
-                          criterion=criterion, force_promote=config.force_promote)
+        decision = decide("ranking_student", registered.version, lambda version: _student_metrics(version, pairs),
+                          floor, criterion=criterion, force_promote=config.force_promote)
         decision.log_to_mlflow(quality_source=source)
     yield from gated_outputs(Output(registered, metadata={
         "registered_version": registered.version, "champion_version": decision.new_champion or "",
@@ -395,8 +365,8 @@ def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluation
     labels = quality_labels[quality_labels["part"] == "train"]
     judged = judged_with_clicks(labels, pair_logs.role("fit", "early_stopping"))
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
-        pairs, source = evaluation_pairs(pair_logs, mind_news, dvc_data, quality_labels, config.eval_impressions,
-                                         config.sample_seed)
+        pairs, source = evaluation_pairs(pair_logs.part("test"), mind_news, dvc_data.raw_path(), quality_labels,
+                                         config.eval_impressions, config.sample_seed)
         n_impressions = int(pairs["impression_id"].nunique())
         rows: list[dict] = []
         units: dict[str, list[dict[str, np.ndarray]]] = {}   # ranker -> per seed: metric -> per-impression values
@@ -434,8 +404,7 @@ def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluation
             context.log.info(f"students of seed {seed} done")
         summary = summarise(rows)
         by_name = summary.set_index("ranker")
-        values = {name: {k: np.stack([u[k] for u in per_seed]) for k in DIFFERENCE_KEYS}
-                  for name, per_seed in units.items()}
+        values = stack_seeds(units)
         baselines = ["popularity", "random"] + ([TRUTH] if source == "truth" else [])
         names2 = baselines + list(teachers)
         names3 = baselines + [CLICK_TEACHER, CLICK_ONLY, DIRECT, DISTILLED, DISTILLED_CLICK]
@@ -444,10 +413,7 @@ def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluation
         versus = paired_differences(values, DIRECT, [DISTILLED])[DISTILLED]["reco_dcg5"]
         verdict = decision(versus)
         seeds = ", ".join(map(str, config.seeds))
-        decision_line = (f"**Decision** (protocol, Table 3): RecoDCG@5 distilled − direct = {versus.format(scale=100)} "
-                         f"(x100, mean of per-seed differences, 95 % paired bootstrap over {n_impressions:,} "
-                         f"impressions, seeds {seeds}): distillation **{verdict}** "
-                         f"{ {'beats': '', 'ties': 'with ', 'loses': 'to '}[verdict]}direct fine-tuning.\n")
+        decision_line = decision_sentence(versus, n_impressions, seeds)
         note = "\n" + schedule_note("ranking_evaluation", config) + "\n"
         markdown = {
             "table1.md": (judge_markdown(judge_evaluation) if not judge_evaluation.empty
@@ -462,13 +428,9 @@ def ranking_evaluation(context: AssetExecutionContext, config: RankingEvaluation
             mlflow.log_text(text, name)
         mlflow.log_text(summary.to_csv(index=False), "ranking_evaluation.csv")
         mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "ranking_evaluation_per_seed.csv")
-        mlflow.log_text(pd.DataFrame(
-            [{"table": table, "ranker": name, "baseline": base, "metric": key, "estimate": iv.estimate,
-              "low": iv.low, "high": iv.high, "std_error": iv.std_error}
-             for table, base, diffs in (("2", CLICK_TEACHER, diff2), ("3", CLICK_ONLY, diff3),
-                                        ("decision", DIRECT, {DISTILLED: {"reco_dcg5": versus}}))
-             for name, by_key in diffs.items() for key, iv in by_key.items()]).to_csv(index=False),
-            "ranking_evaluation_differences.csv")
+        differences = differences_table([("2", CLICK_TEACHER, diff2), ("3", CLICK_ONLY, diff3),
+                                         ("decision", DIRECT, {DISTILLED: {"reco_dcg5": versus}})])
+        mlflow.log_text(differences.to_csv(index=False), "ranking_evaluation_differences.csv")
         distilled = float(by_name.loc[DISTILLED, "reco_dcg5_mean"])
         direct = float(by_name.loc[DIRECT, "reco_dcg5_mean"])
         mlflow.log_metrics({"distilled_recodcg_at_5": distilled, "direct_recodcg_at_5": direct,

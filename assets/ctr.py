@@ -26,14 +26,14 @@ from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_config import Override, derived_from, to_training
 from orchestration.run_figures import log_training_curves
 from serving.ctr_model import CtrPyfunc, candidate_rows
+from training.baselines.popularity import popularity_metrics
 from training.ctr.config import CtrConfig
-from training.ctr.experiment import CtrSplit, split_for_day, table2_grid, table2_markdown
+from training.ctr.experiment import CtrSplit, gate_metrics, split_for_day, table2_grid, table2_markdown
 from training.ctr.stream import CtrParquetData
 from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog
 from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
-from training.metrics.mind import mind_metrics
 from training.registry import CHAMPION, RegisteredModel, alias_version, load_version, log_and_register
 from training.settings import model_dir
 
@@ -85,19 +85,8 @@ def _grid_params(config: CtrEvaluationConfig) -> dict:
 def _score_version(name: str, version: str, split: CtrSplit) -> dict:
     """MIND metrics of a registered version on the gate slice, loaded back from the registry."""
     model = load_version(name, version)
-    scores = np.asarray(model.predict(candidate_rows(split.test.impressions, split.test.histories)), dtype=float)
-    if not np.isfinite(scores).all():
-        raise ValueError(f"{name} version {version} returned {int((~np.isfinite(scores)).sum())} non-finite scores")
-    t = split.test.impressions
-    return mind_metrics(t["impression_id"], t["label"], scores).as_dict()
-
-
-def _floor(popularity_baseline: pd.DataFrame, split: CtrSplit) -> dict:
-    """The popularity baseline's MIND metrics on the gate slice (it scores exactly the partition day)."""
-    pop = popularity_baseline
-    if set(pop["impression_id"]) != set(split.test.histories["impression_id"]):
-        raise ValueError("popularity_baseline does not score the partition day's impressions; materialise it again")
-    return mind_metrics(pop["impression_id"], pop["label"], pop["score"]).as_dict()
+    return gate_metrics(split, model.predict(candidate_rows(split.test.impressions, split.test.histories)),
+                        name, version)
 
 
 @dataclass(frozen=True)
@@ -163,7 +152,8 @@ def _train_and_decide(context: AssetExecutionContext, config: CtrModelConfig, da
                                  input_example=example, candidate_alias=False)
         # the gate: both versions loaded back from the registry and scored the same way on the partition day
         decision = decide("ctr_model", model.version, lambda version: _score_version("ctr_model", version, split),
-                          _floor(popularity_baseline, split), force_promote=config.force_promote)
+                          popularity_metrics(popularity_baseline, split.test.histories["impression_id"]),
+                          force_promote=config.force_promote)
         decision.log_to_mlflow(day=day)
         mlflow.log_metrics({f"early_stopping_{k}": float(v) for k, v in result.metrics.items()})
         curves = log_training_curves(run.info.run_id, out, prefix="epoch_", x_label="epoch")
@@ -229,7 +219,7 @@ def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, 
         base = _grid_params(config)
         table = table2_grid(split, mind_news, news_embeddings, user_embeddings, config.models, config.variants,
                             config.seeds, base, log=context.log.info)
-        extra = {"popularity_baseline": _floor(popularity_baseline, split)}
+        extra = {"popularity_baseline": popularity_metrics(popularity_baseline, split.test.histories["impression_id"])}
         ceiling = demo_ceiling(dvc_data.prepare_report()["raw_dir"], day)
         if ceiling:
             extra["demo ceiling (Bayes-optimal)"] = ceiling

@@ -15,7 +15,6 @@ import mlflow
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
-from assets.cross_encoder import popularity_scores
 from assets.figures import png_markdown
 from orchestration.champion_gate import KeepsClicksGainsQuality, decide, gate_check_spec, gated_outputs
 from orchestration.executors import CRITICAL_PATH_TAGS
@@ -23,6 +22,7 @@ from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_config import Override, derived_from, to_training
+from training.baselines.popularity import popularity_scores
 from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.data.quality_truth import load_quality_truth
@@ -90,6 +90,7 @@ def ltr_features(context: AssetExecutionContext, config: LtrFeaturesConfig, pair
     from training.ltr.feature_table import lambda_day_roles, pair_grades, ranking_feature_rows
     from training.ltr.scorers import ctr_scorer, student_scorer
     from training.ltr.tradeoff import row_parts
+    from training.retrieval.recall_paths import RecallPath
 
     day = context.partition_key
     counts = LogCounts.from_logs(mind_behaviors.impressions, pair_logs.pairs, tuple(config.windows_days))
@@ -107,7 +108,7 @@ def ltr_features(context: AssetExecutionContext, config: LtrFeaturesConfig, pair
         next_day = (pd.Timestamp(day) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
         rows = ranking_feature_rows(
             logged, parts, lambda pairs: pair_grades(pairs, truth, mind_news, quality_labels),
-            recall_candidates[recall_candidates["path"] == "union"], next_day, times, counts, news_embeddings,
+            recall_candidates[recall_candidates["path"] == RecallPath.UNION], next_day, times, counts, news_embeddings,
             path_ranks, student, ctr, train_impressions=config.train_impressions,
             ctr_mask_fraction=config.ctr_mask_fraction, seed=config.seed, batch_size=config.batch_impressions,
             log=context.log.info)

@@ -19,18 +19,15 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
-from training.data.pairs import PairLogs, build_pair_logs, logged_pairs
+from training.data.pairs import PairLogs, build_pair_logs
 from training.data.prepared import BehaviorLog
-from training.data.quality_truth import load_quality_truth, pair_quality, perfect_text_scores, visible_quality
-from training.quality.evaluation import judge_markdown, sample_impressions
-from training.quality.golden_set import (
-    balanced_subset,
-    pairwise_accuracy_interval,
-    read_golden_file,
-    truth_golden_set,
-)
+from training.data.quality_truth import load_quality_truth, pair_quality
+from training.quality.golden_set import balanced_subset, demo_golden_set, read_golden_file
+from training.quality.judge_table import JUDGE_COLUMNS, judge_markdown, judge_metrics, judge_row
+from training.quality.labels import judge_labels, label_stats, labels_file_pairs, pairs_to_judge, without_errors
 from training.quality.llm_judge import judge_news_text
 from training.quality.pair_files import parse_score, read_pair_file
+from training.quality.pair_log_stats import pair_log_stats
 from training.quality.simulated_judge import SimulatedJudge
 from training.settings import cache_dir
 
@@ -146,15 +143,7 @@ def pair_logs(context: AssetExecutionContext, config: PairLogsConfig, mind_news:
         logs = build_pair_logs(mind_news, mind_behaviors, context.partition_key, config.window_days,
                                max_triplets=config.max_triplets, max_unlabelled=config.max_unlabelled,
                                seed=config.seed)
-        stats = {"n_train_pairs": len(logs.part("train")), "n_test_pairs": len(logs.part("test")),
-                 "n_triplets": len(logs.triplets), "n_triplets_total": logs.n_triplets_total,
-                 "n_early_stopping_triplets": len(logs.early_stopping_triplets),
-                 "n_unlabelled": len(logs.unlabelled),
-                 "n_unlabelled_total": len(logs.role("fit")[["trigger_id", "candidate_id"]].drop_duplicates()),
-                 "n_without_trigger": logs.n_without_trigger,
-                 "n_outside_catalogue": logs.n_outside_catalogue,
-                 "repeated_triplet_share":
-                     float((logs.triplets["frequency"] > 1).mean()) if len(logs.triplets) else 0.0}
+        stats = pair_log_stats(logs)
         mlflow.log_metrics(stats)
     if logs.n_without_trigger:
         context.log.info(f"{logs.n_without_trigger} impressions have no catalogue item in their history: "
@@ -175,13 +164,7 @@ def golden_set(context: AssetExecutionContext, config: GoldenSetConfig, mind_new
         if config.golden_file:
             golden, source = read_golden_file(config.golden_file, set(mind_news["news_id"])), config.golden_file
         elif truth is not None:
-            pairs, _, _ = logged_pairs(mind_behaviors, set(mind_news["news_id"]))
-            pairs = pairs.drop_duplicates(["trigger_id", "candidate_id"])
-            grades = pair_quality(truth, mind_news, pairs["trigger_id"], pairs["candidate_id"])
-            visible = visible_quality(dvc_data.raw_path(), truth)   # None: no demo_report.json, no ceiling
-            ceiling = None if visible is None else perfect_text_scores(visible, truth, mind_news, pairs["trigger_id"],
-                                                                       pairs["candidate_id"])
-            golden = truth_golden_set(pairs, grades, config.size, config.seed, perfect_text_scores=ceiling)
+            golden = demo_golden_set(mind_behaviors, mind_news, dvc_data.raw_path(), truth, config.size, config.seed)
             source = "demo truth"
         else:
             golden, source = pd.DataFrame(columns=["trigger_id", "candidate_id", "label", "grade"]), "none"
@@ -202,12 +185,9 @@ def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConf
     rows = []
 
     def row(judge: str, labels, scores, pairs_per_second: float, paper_pa: float, note: str) -> None:
-        interval = pairwise_accuracy_interval(labels, scores, seed=config.seed)
-        rows.append({"judge": judge, "pairs": len(scores), "pairwise_accuracy": interval.estimate,
-                     "pa_low": interval.low, "pa_high": interval.high, "pairs_per_second": pairs_per_second,
-                     "paper_pa": paper_pa, "note": note})
-        context.log.info(f"{judge}: PA {interval.estimate:.3f} [{interval.low:.3f}, {interval.high:.3f}] "
-                         f"on {len(scores)} pairs at {pairs_per_second:.2f} pairs/s")
+        rows.append(judge_row(judge, labels, scores, pairs_per_second, paper_pa, note, seed=config.seed))
+        context.log.info(f"{judge}: PA {rows[-1]['pairwise_accuracy']:.3f} [{rows[-1]['pa_low']:.3f}, "
+                         f"{rows[-1]['pa_high']:.3f}] on {len(scores)} pairs at {pairs_per_second:.2f} pairs/s")
 
     with mlflow_tracking.asset_run(context, params=config.model_dump()):
         if golden_set.empty:
@@ -230,10 +210,11 @@ def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConf
             if config.openai.base_url:
                 remote = _openai_judge(config.openai)
                 result = remote.score_details(triggers, candidates)
-                ok = ~np.isnan(result.scores)
+                scored, scores = without_errors(subset, result.scores)
                 errors = f"; {result.n_errors} pairs without a label token left out" if result.n_errors else ""
-                row(f"openai {remote.variant} ({remote.model})", labels[ok], result.scores[ok], result.pairs_per_second,
-                    PAPER_PA.get(remote.variant, np.nan), f"prompt {remote.variant} on {remote.url}{errors}")
+                row(f"openai {remote.variant} ({remote.model})", scored["label"].to_numpy(), scores,
+                    result.pairs_per_second, PAPER_PA.get(remote.variant, np.nan),
+                    f"prompt {remote.variant} on {remote.url}{errors}")
             if not golden_set["grade"].isna().any():
                 start = time.perf_counter()
                 sim = _simulated(golden_set, config.simulated_pa, config.seed)
@@ -247,17 +228,12 @@ def judge_evaluation(context: AssetExecutionContext, config: JudgeEvaluationConf
                 row("perfect-text ceiling", golden_set["label"].to_numpy(), ceiling.to_numpy(), np.nan, np.nan,
                     "demo truth: knows the visible part of the grade (source, clickbait marker, thin body, "
                     "near-duplicate; category match) exactly, spam last")
-        table = pd.DataFrame(rows, columns=["judge", "pairs", "pairwise_accuracy", "pa_low", "pa_high",
-                                            "pairs_per_second", "paper_pa", "note"])
+        table = pd.DataFrame(rows, columns=list(JUDGE_COLUMNS))
         markdown = judge_markdown(table) + "\n" + schedule_note("judge_evaluation", config) + "\n"
         mlflow.log_text(markdown, "table1.md")
         mlflow.log_text(table.to_csv(index=False), "table1.csv")
-        for r in table.itertuples(index=False):
-            key = r.judge.split(" (")[0].replace(" ", "_").replace("-", "_")
-            metrics = {f"pa_{key}": r.pairwise_accuracy, f"pa_low_{key}": r.pa_low, f"pa_high_{key}": r.pa_high}
-            if not np.isnan(r.pairs_per_second):
-                metrics[f"pairs_per_second_{key}"] = r.pairs_per_second
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for judged in table.to_dict("records"):
+            mlflow.log_metrics(judge_metrics(judged))
     context.log.info(f"Table 1 (judges on the golden set):\n{markdown}")
     return Output(table, metadata={"table1": MetadataValue.md(markdown)})
 
@@ -273,13 +249,7 @@ def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, 
         raise ValueError(f"judge must be one of {', '.join(JUDGES)}; got {config.judge!r}")
     truth = load_quality_truth(dvc_data.raw_path())
     judge = config.judge if config.judge != "auto" else ("simulated" if truth is not None else "llm")
-    train = pair_logs.role("fit", "early_stopping")[["trigger_id", "candidate_id"]].drop_duplicates()
-    train = train.sample(n=min(config.n_pairs, len(train)), random_state=config.seed).reset_index(drop=True)
-    wanted = [train.assign(part="train")]
-    if truth is None:  # the evaluation needs judged partition-day pairs
-        test = sample_impressions(pair_logs.part("test"), config.eval_impressions, config.seed)
-        wanted.append(test[["trigger_id", "candidate_id"]].drop_duplicates().assign(part="test"))
-    pairs = pd.concat(wanted, ignore_index=True)
+    pairs = pairs_to_judge(pair_logs, config.n_pairs, config.eval_impressions, config.seed, with_test=truth is None)
     with mlflow_tracking.asset_run(context, params={**config.model_dump(), "judge_resolved": judge}):
         mlflow.set_tag("judge", judge)
         start = time.perf_counter()
@@ -301,11 +271,10 @@ def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, 
             remote = _openai_judge(config.openai)
             result = remote.score_details(judge_news_text(mind_news, pairs["trigger_id"]),
                                           judge_news_text(mind_news, pairs["candidate_id"]))
-            ok = ~np.isnan(result.scores)
             if result.n_errors:   # counted, logged and left out: never a default score
                 context.log.warning(f"openai judge: {result.n_errors} of {len(pairs)} pairs have no label token "
                                     f"among the top log-probs and are left out; first: {result.errors[0].message}")
-            pairs, scores = pairs[ok].reset_index(drop=True), result.scores[ok]
+            pairs, scores = without_errors(pairs, result.scores)
             mlflow.set_tags({"judge.model": remote.model, "judge.url": remote.url, "judge.variant": remote.variant})
             mlflow.log_metric("judge_errors", result.n_errors)
         else:
@@ -313,19 +282,12 @@ def quality_labels(context: AssetExecutionContext, config: QualityLabelsConfig, 
                 raise ValueError("judge: labels_file needs the labels_file config "
                                  "(TSV trigger_id, candidate_id, score)")
             given = read_pair_file(config.labels_file, set(mind_news["news_id"]), "score", parse_score)
-            pairs = given.assign(part="train")
-            if truth is None:  # the file's pairs on the evaluation impressions serve the evaluation too
-                test_keys = pair_logs.part("test")[["trigger_id", "candidate_id"]].drop_duplicates()
-                on_test = given.merge(test_keys, on=["trigger_id", "candidate_id"])
-                pairs = pd.concat([pairs, on_test.assign(part="test")], ignore_index=True)
+            # on data without truth, the file's pairs on the evaluation impressions serve the evaluation too
+            pairs = labels_file_pairs(given, pair_logs.part("test") if truth is None else None)
             scores = pairs["score"].to_numpy()
             mlflow.set_tag("judge.labels_file", config.labels_file)
         seconds = time.perf_counter() - start
-        labels = pairs[["trigger_id", "candidate_id", "part"]].assign(score=np.asarray(scores, dtype=np.float64))
-        histogram = np.bincount(np.clip(np.rint(labels["score"]).astype(int), 0, 4), minlength=5)
-        stats = {"n_labels": len(labels), "mean_score": float(labels["score"].mean()),
-                 "pairs_per_second": len(labels) / max(seconds, 1e-9),
-                 **{f"share_grade_{g}": float(c / max(len(labels), 1)) for g, c in enumerate(histogram)}}
+        labels = judge_labels(pairs, scores)
+        stats = label_stats(labels, seconds)
         mlflow.log_metrics(stats)
-    return Output(labels[["trigger_id", "candidate_id", "score", "part"]],
-                  metadata={"judge": judge, **stats})
+    return Output(labels, metadata={"judge": judge, **stats})

@@ -1,5 +1,6 @@
 """Peak memory and wall time of ``ltr_features``' featurisation at mind-small's size (issue 21): the previous
-all-at-once code (``git show REV:training/ltr/{count_features,rows}.py``) against the batched code, each in
+all-at-once code (``git show REV:training/ranking/{count_features,rows}.py``: the package was
+training/ranking then) against the batched code, each in
 its own child process, one after the other.
 
     .venv/bin/python benchmarks/bench_ltr_features.py [--fraction 1.0] [--batch-impressions N]
@@ -40,26 +41,28 @@ import yaml
 
 ROOT = _paths.ROOT
 MIND_SMALL = {"news": 51_282, "impressions_per_day": 22_424, "days": 7}
-#: The commit whose training/ltr/{count_features,rows}.py featurise a part at once.
+#: The commit whose training/ranking/{count_features,rows}.py featurise a part at once.
 OLD_REV = "3c64ba8"
+OLD_PACKAGE = "training.ranking"  # training.ltr's name at OLD_REV
 OLD_MODULES = ("count_features", "rows")
 RUN_CONFIG = ROOT / "benchmarks" / "scale" / "mind-small.yaml"
 MB = 1024 ** 2
 
 
 def install_old_modules(rev: str) -> None:
-    """Make ``training.ltr.{count_features,rows}`` the files of ``rev`` (the package's ``__init__``, which
-    imports names the old files lack, is skipped)."""
-    package = types.ModuleType("training.ltr")
-    package.__path__ = [str(ROOT / "training" / "ranking")]
-    sys.modules["training.ltr"] = package
+    """Make ``training.ltr.{count_features,rows}`` the files ``training/ranking/{...}.py`` of ``rev``, also under
+    their old names, which they import each other by (the package's ``__init__``, which imports names the old
+    files lack, is skipped)."""
+    package = types.ModuleType(OLD_PACKAGE)
+    package.__path__ = [str(ROOT / "training" / "ltr")]
+    sys.modules[OLD_PACKAGE] = sys.modules["training.ltr"] = package
     for name in OLD_MODULES:
-        path = f"training/ltr/{name}.py"
+        path = f"{OLD_PACKAGE.replace('.', '/')}/{name}.py"
         source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
                                 text=True).stdout
-        module = types.ModuleType(f"training.ltr.{name}")
+        module = types.ModuleType(f"{OLD_PACKAGE}.{name}")
         module.__file__ = f"{rev}:{path}"
-        sys.modules[module.__name__] = module
+        sys.modules[module.__name__] = sys.modules[f"training.ltr.{name}"] = module
         exec(compile(source, module.__file__, "exec"), module.__dict__)
         setattr(package, name, module)
 
@@ -98,9 +101,10 @@ def child(args: argparse.Namespace) -> None:
     import psutil
     from builders.ltr import logged_inputs
 
-    from training.ltr.count_features import RECALL_PATHS, LogCounts
+    from training.ltr.count_features import LogCounts
     from training.ltr.rows import logged_rows, related_rows
     from training.quality.evaluation import sample_impressions
+    from training.retrieval.recall_paths import UNION_PATHS, RecallPath
 
     inputs = logged_inputs(n_news=MIND_SMALL["news"], days=MIND_SMALL["days"], candidates=(5, 69),
                            impressions_per_day=round(MIND_SMALL["impressions_per_day"] * args.fraction),
@@ -124,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
         batch = {} if args.child == "old" else {"batch_size": args.batch_impressions}
         counts = LogCounts.from_logs(inputs.impressions, inputs.pairs)
         if args.child == "old":
-            path_ranks = inputs.path_ranks[inputs.path_ranks["path"].isin(RECALL_PATHS)]
+            path_ranks = inputs.path_ranks[inputs.path_ranks["path"].isin(UNION_PATHS)]
         else:
             from training.ltr.count_features import PathRanks
             path_ranks = PathRanks(inputs.path_ranks)
@@ -139,7 +143,7 @@ def child(args: argparse.Namespace) -> None:
                                       0.5 if part == "train" else 0.0, 0, **batch))
             sizes[part] = len(chunk)
             del chunk
-        union = inputs.path_ranks[inputs.path_ranks["path"] == "union"]
+        union = inputs.path_ranks[inputs.path_ranks["path"] == RecallPath.UNION]
         frames.append(related_rows(union, counts, next_day, inputs.news_vectors, path_ranks, student,
                                    **batch).assign(part="related"))
         sizes["related"] = len(union)

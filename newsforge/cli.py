@@ -13,6 +13,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     overrides = {"seed": args.seed, "users": args.users, "news": args.news, "days": args.days,
                  "impressions_per_day": args.impressions_per_day, "start_day": args.start_day}
+    if args.user_signals is not None:
+        overrides["user_signals"] = args.user_signals
     if args.no_profiles:
         overrides["user_profiles"] = False
     if args.params or args.preset:
@@ -119,8 +121,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_candidates(args: argparse.Namespace) -> int:
     from training.retrieval.candidate_store import CandidateStore
+    from training.retrieval.recall_paths import UNION_PATHS, RecallPath
     from training.settings import candidate_store_path
 
+    served = [str(p) for p in (RecallPath.UNION, *UNION_PATHS)]
+    args.path = args.path or served[0]
+    if args.path not in served:
+        print(f"newsforge candidates: --path must be one of {', '.join(served)}, got {args.path!r}", file=sys.stderr)
+        return 2
     path = args.store or candidate_store_path()
     with CandidateStore(path, readonly=True) as store:
         version = args.version or store.current_version()
@@ -184,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--impressions-per-day", type=int)
     gen.add_argument("--start-day", help="first day, YYYY-MM-DD (default 2019-11-09)")
     gen.add_argument("--no-profiles", action="store_true", help="do not write user_profiles.tsv")
+    gen.add_argument("--user-signals", action=argparse.BooleanOptionalAction, default=None,
+                     help="write user_signals.tsv (searches typed, topics followed; default: the preset's, else off)")
     gen.set_defaults(func=_cmd_generate)
 
     val = data.add_parser("validate", help="check a MIND folder (news.tsv, behaviors.tsv); exit 1 on bad rows")
@@ -242,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cands = sub.add_parser("candidates", help="look up a trigger's recall candidates in the key-value store")
     cands.add_argument("trigger", help="a news id, e.g. N123")
-    cands.add_argument("--path", default="union", help="union (default), coclick, embedding or qprime")
+    # checked in the command against training.retrieval.recall_paths (importing it here would slow every command)
+    cands.add_argument("--path", help="the list to show: the union (default) or one of the paths it merges")
     cands.add_argument("-k", type=int, default=30)
     cands.add_argument("--version", help="a store version (the recall_candidates MLflow run id); default: current")
     cands.add_argument("--store", help="default: $NEWSFORGE_HOME/serving/candidates.sqlite")

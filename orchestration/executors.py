@@ -38,8 +38,9 @@ _LIBRARY_EXECUTORS = {
 EXECUTOR_NAMES = ("multiprocess", "in_process", *_LIBRARY_EXECUTORS)
 
 
-#: What the forkserver imports before it forks step processes: the code location, with torch and Lightning.
-FORKSERVER_PRELOAD = ["dagster._core.executor.multiprocess", "orchestration.definitions"]
+#: What the forkserver imports before it forks step processes: the code location, with torch and Lightning
+#: (Dagster's multiprocess executor puts its own module ``dagster._core.executor.multiprocess`` first).
+FORKSERVER_PRELOAD = ["orchestration.definitions"]
 
 
 def _forkserver_by_default(config: dict) -> dict:

@@ -70,7 +70,7 @@ def _demo_config(asset: str):
     from assets.ctr import CtrEvaluationConfig
     from assets.ltr import LtrTradeoffConfig
     from assets.quality import JudgeEvaluationConfig, PairLogsConfig
-    from assets.recall import RecallEvaluationConfig
+    from assets.recall_evaluation import RecallEvaluationConfig
 
     return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig,
             "pair_logs": PairLogsConfig, "ranking_evaluation": RankingEvaluationConfig,

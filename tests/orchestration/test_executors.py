@@ -35,7 +35,7 @@ def test_step_processes_fork_from_a_forkserver_unless_the_run_config_says_otherw
     """The default start method is forkserver (the code location is imported once, not once a step); a run
     config's own start_method and the in_process choice are kept."""
     defaults = {"multiprocess": {"max_concurrent": None, "retries": {"enabled": {}}}}
-    preload = {"forkserver": {"preload_modules": ["dagster._core.executor.multiprocess", "orchestration.definitions"]}}
+    preload = {"forkserver": {"preload_modules": ["orchestration.definitions"]}}
     assert _forkserver_by_default(defaults)["multiprocess"] == {**defaults["multiprocess"], "start_method": preload}
     spawn = {"multiprocess": {"max_concurrent": 2, "start_method": {"spawn": {}}}}
     assert _forkserver_by_default(spawn) == spawn

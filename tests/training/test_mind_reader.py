@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from training.data.mind_reader import read_behaviors, read_news
+from training.data.mind_reader import read_behaviors, read_news, read_user_signals
 from training.data.prepare import PrepareReport, prepare, read_mind_dir
-from training.data.prepared import load_behaviors, load_news
+from training.data.prepared import load_behaviors, load_news, load_user_signals
 from training.data.validation import DataValidationError
 
 NEWS = (
@@ -118,6 +118,55 @@ def test_unlabelled_candidates_need_opt_in(tmp_path):
     assert v.n_bad == 1 and "has no '-0'/'-1' label" in v.issues[0].reason
     imps, _, v = read_behaviors(d / "behaviors.tsv", require_labels=False)
     assert v.n_bad == 0 and list(imps["label"]) == [-1, -1]
+
+
+SIGNALS = (
+    "U2\t11/14/2019 9:00:00 AM\tsearch\tbears comeback win\n"
+    "U1\t11/14/2019 9:00:00 AM\tfollow\tfootball_nfl\n"
+    "U1\t11/14/2019 8:10:00 AM\tsearch\tstorm coast latest news\n"
+)
+
+
+def test_user_signals_are_read_typed_sorted_and_carried_through_prepare(tmp_path):
+    d = write_dir(tmp_path)
+    (d / "user_signals.tsv").write_text(SIGNALS, encoding="utf-8")
+    frame, v = read_user_signals(d / "user_signals.tsv")
+    assert v.n_bad == 0 and v.n_rows == 3
+    assert list(frame["user_id"]) == ["U1", "U1", "U2"]  # by (time, user_id)
+    assert list(frame["kind"]) == ["search", "follow", "search"] and frame.loc[1, "text"] == "football_nfl"
+    assert str(frame["time"].dtype) == "datetime64[s, UTC]" and frame["time"][0].hour == 8
+    assert read_mind_dir(d).user_signals.equals(frame)
+    report = prepare(d, tmp_path / "out")
+    assert report.bad_rows["user_signals.tsv"] == 0
+    loaded = load_user_signals(tmp_path / "out")
+    assert list(loaded.columns) == list(frame.columns) and loaded.values.tolist() == frame.values.tolist()
+    assert str(loaded["time"].dtype).startswith("datetime64[")  # parquet keeps ms, as for the behaviours
+
+
+def test_absent_user_signals_are_none_and_the_rest_still_works(tmp_path):
+    d = write_dir(tmp_path)
+    assert read_mind_dir(d).user_signals is None
+    report = prepare(d, tmp_path / "out")
+    assert load_user_signals(tmp_path / "out") is None
+    assert "user_signals.tsv" not in report.bad_rows and report.n_impressions == 3
+
+
+@pytest.mark.parametrize("line, field, reason", [
+    ("U3\t11/14/2019 9:00:00 AM\tclick\tbears\n", "kind", "unknown kind 'click' (expected one of search, follow)"),
+    ("U3\t2019-11-14 09:00\tsearch\tbears\n", "time", "unparseable time '2019-11-14 09:00'"),
+    ("U3\t11/14/2019 9:00:00 AM\tsearch\t \n", "text", "empty search text"),
+    ("U3\t11/14/2019 9:00:00 AM\tsearch\n", "row", "expected 4 tab-separated columns, got 3"),
+    ("U 3\t11/14/2019 9:00:00 AM\tfollow\tnewsus\n", "user_id", "invalid user id 'U 3'"),
+])
+def test_bad_user_signal_rows_are_named_and_quarantined(tmp_path, line, field, reason):
+    d = write_dir(tmp_path)
+    (d / "user_signals.tsv").write_text(SIGNALS + line, encoding="utf-8")
+    with pytest.raises(DataValidationError) as err:
+        prepare(d, tmp_path / "out")
+    assert f"user_signals.tsv:4: field '{field}': {reason}" in str(err.value)
+    report = prepare(d, tmp_path / "out", max_bad_fraction=0.5)
+    assert report.bad_rows["user_signals.tsv"] == 1 and len(load_user_signals(tmp_path / "out")) == 3
+    assert (tmp_path / "out" / "quarantine" / "user_signals.tsv").read_text() == line
 
 
 @pytest.mark.shared

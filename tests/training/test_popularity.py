@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.baselines.popularity import PopularityConfig, score_popularity
+from training.baselines.popularity import PopularityConfig, popularity_metrics, popularity_scores, score_popularity
+from training.metrics.mind import mind_metrics
 
 PAST = pd.DataFrame({
     "time": pd.to_datetime(["2019-11-13 00:00", "2019-11-12 00:00", "2019-11-13 12:00", "2019-11-13 12:00"], utc=True),
@@ -35,3 +36,32 @@ def test_same_day_clicks_count_only_for_later_impressions():
 def test_bad_config():
     with pytest.raises(ValueError, match="half_life_hours"):
         PopularityConfig(half_life_hours=0)
+
+
+SCORED = pd.DataFrame({"impression_id": [1, 1, 2, 2], "position": [0, 1, 0, 1], "news_id": ["A", "B", "A", "C"],
+                       "label": [1, 0, 0, 1], "score": [0.5, 0.25, 2.0, 0.0]})
+
+
+def test_popularity_scores_match_pairs_by_impression_and_position():
+    """Scores follow the pairs' order, matched on both keys (the same news in two impressions scores differently)."""
+    pairs = pd.DataFrame({"impression_id": [2, 1, 2, 1], "position": [1, 1, 0, 0],
+                          "trigger_id": ["T", "T", "T", "T"], "candidate_id": ["C", "B", "A", "A"]})
+    scores = popularity_scores(SCORED, pairs)
+    assert scores.dtype == np.float64
+    np.testing.assert_array_equal(scores, [0.0, 0.25, 2.0, 0.5])
+
+
+def test_popularity_scores_name_the_unscored_pair():
+    pairs = pd.DataFrame({"impression_id": [1, 3, 2], "position": [0, 4, 5]})
+    with pytest.raises(ValueError, match=r"not score 2 of 3 evaluation pairs \(first: impression_id 3, position 4\)"):
+        popularity_scores(SCORED, pairs)
+
+
+def test_popularity_metrics_on_exactly_the_gate_impressions():
+    metrics = popularity_metrics(SCORED, [2, 1, 1])
+    assert metrics == mind_metrics(SCORED["impression_id"], SCORED["label"], SCORED["score"]).as_dict()
+    assert metrics["auc"] == 0.5 and metrics["n_impressions"] == 2   # impression 1 ranked right, 2 wrong
+    with pytest.raises(ValueError, match=r"\(1 of 3 unscored, 0 others scored\)"):
+        popularity_metrics(SCORED, [1, 2, 3])
+    with pytest.raises(ValueError, match=r"\(0 of 1 unscored, 1 others scored\)"):
+        popularity_metrics(SCORED, [1])

@@ -10,13 +10,18 @@ earlier clicks on the same news. Two horizons:
   fresh-news data this is a weak floor: yesterday's hits are today's stale news.
 
 News never clicked before score 0 (ties are broken by candidate order in the metrics).
+:func:`popularity_scores` reads the scored baseline back for other evaluation rows (by impression and position),
+:func:`popularity_metrics` scores it with MIND's metrics on the impressions a gate measures.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from training.metrics.mind import mind_metrics
 
 
 @dataclass(frozen=True)
@@ -73,3 +78,28 @@ def score_popularity(past_impressions: pd.DataFrame, targets: pd.DataFrame, day:
     scores = np.empty(len(targets))
     scores[joined["row"].to_numpy()] = joined["cum"].fillna(0.0).to_numpy() * decay
     return scores
+
+
+def popularity_scores(popularity_baseline: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """The popularity baseline's score of each row of ``pairs``, aligned with them, matched by ``impression_id``
+    and ``position``. ``popularity_baseline``: the scored candidates (impression_id, position, score)."""
+    pop = popularity_baseline[["impression_id", "position", "score"]]
+    merged = pairs[["impression_id", "position"]].merge(pop, on=["impression_id", "position"], how="left")
+    missing = merged["score"].isna()
+    if missing.any():
+        first = merged.loc[missing, ["impression_id", "position"]].iloc[0]
+        raise ValueError(f"popularity_baseline does not score {int(missing.sum())} of {len(pairs)} evaluation pairs "
+                         f"(first: impression_id {first['impression_id']}, position {first['position']}); "
+                         "materialise it for this partition")
+    return merged["score"].to_numpy(np.float64)
+
+
+def popularity_metrics(popularity_baseline: pd.DataFrame, impression_ids: Iterable[int]) -> dict[str, float | int]:
+    """MIND's metrics of the popularity baseline (impression_id, label, score), which must score exactly the
+    impressions ``impression_ids`` (a gate's slice: the partition day)."""
+    scored, wanted = set(popularity_baseline["impression_id"]), set(impression_ids)
+    if scored != wanted:
+        raise ValueError(f"popularity_baseline does not score the partition day's impressions ({len(wanted - scored)} "
+                         f"of {len(wanted)} unscored, {len(scored - wanted)} others scored); materialise it again")
+    pop = popularity_baseline
+    return mind_metrics(pop["impression_id"], pop["label"], pop["score"]).as_dict()

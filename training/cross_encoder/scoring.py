@@ -76,7 +76,7 @@ def score_pairs(model: CrossEncoder, news: pd.DataFrame, trigger_ids: Sequence[s
     the call (restored after). ``progress``: tqdm bar (None: when there are >= 20 batches). ``precision``: one of
     :data:`PRECISIONS` (bulk callers pass :data:`BULK_PRECISION`).
     """
-    autocast_dtype(precision, model.device)   # a bad precision fails before any work
+    dtype = autocast_dtype(precision, model.device)   # resolved once; a bad precision fails before any work
     if len(trigger_ids) != len(candidate_ids):
         raise ValueError(f"{len(trigger_ids)} trigger ids but {len(candidate_ids)} candidate ids")
     if batch_size < 1:
@@ -87,7 +87,7 @@ def score_pairs(model: CrossEncoder, news: pd.DataFrame, trigger_ids: Sequence[s
     first = ~pairs.duplicated()
     distinct = pairs[first]
     scores = _score_distinct(model, news, distinct["trigger_id"].tolist(), distinct["candidate_id"].tolist(),
-                             batch_size, torch_threads, progress, precision)
+                             batch_size, torch_threads, progress, dtype)
     if len(distinct) == len(pairs):
         return scores
     row = pairs.merge(distinct.assign(row=np.arange(len(distinct))), on=["trigger_id", "candidate_id"],
@@ -96,7 +96,9 @@ def score_pairs(model: CrossEncoder, news: pd.DataFrame, trigger_ids: Sequence[s
 
 
 def _score_distinct(model: CrossEncoder, news: pd.DataFrame, trigger_ids: list[str], candidate_ids: list[str],
-                    batch_size: int, torch_threads: int | None, progress: bool | None, precision: str) -> PairScores:
+                    batch_size: int, torch_threads: int | None, progress: bool | None,
+                    dtype: torch.dtype | None) -> PairScores:
+    """``dtype``: the autocast dtype (None: plain fp32)."""
     n = len(trigger_ids)
     click = np.zeros(n, dtype=np.float32)
     quality = np.zeros((n, N_QUALITY), dtype=np.float32)
@@ -104,7 +106,6 @@ def _score_distinct(model: CrossEncoder, news: pd.DataFrame, trigger_ids: list[s
     trig, cand = cache.rows["trigger_id"], cache.rows["candidate_id"]
     batches = length_bucketed_batches(cache.pair_lengths(trig, cand), batch_size)
     device, was_training = model.device, model.training
-    dtype = autocast_dtype(precision, device)
     model.eval()
     try:
         with threads_during(torch_threads), torch.inference_mode(), \

@@ -40,6 +40,7 @@ from training.cross_encoder.model import CrossEncoder
 from training.cross_encoder.pair_inputs import PairTokenCache, check_columns
 from training.prec.encode_cache import length_bucketed_batches
 from training.torch_threads import torch_threads
+from training.weighted_losses import weighted_sum
 
 log = logging.getLogger(__name__)
 
@@ -341,13 +342,7 @@ def _balanced_fit(model: CrossEncoder, news: pd.DataFrame, pairs: pd.DataFrame, 
     def step(rows: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         click, quality = model(cache.batch(trig[rows], cand[rows], device))
         parts = terms(rows, click, quality)
-        weighted = [weight * parts[key] for key, weight in weights.items()]
-        if not weighted:
-            raise ValueError(f"{desc}: no loss term has a positive weight")
-        loss = weighted[0]
-        for term in weighted[1:]:
-            loss = loss + term
-        return loss, parts
+        return weighted_sum(parts, weights), parts
 
     result = fit(model, cache.pair_lengths(trig, cand), step, config, desc, started=started)
     return dataclasses.replace(result, initial_parts=initial, part_weights=weights)

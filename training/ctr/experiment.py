@@ -17,7 +17,7 @@ from training.ctr.train import build_features, train_ctr_model
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
 from training.metrics.intervals import paired_difference
-from training.metrics.mind import METRIC_KEYS, METRIC_LABELS, impression_metrics
+from training.metrics.mind import METRIC_KEYS, METRIC_LABELS, impression_metrics, mind_metrics
 
 VARIANT_LABELS = {"none": "base", "news": "+NP", "news+user": "+NP+UP"}
 
@@ -79,6 +79,16 @@ def split_for_day(log: BehaviorLog, day: str, window_days: int, split: str = "ch
                     before.histories[is_valid_hist].reset_index(drop=True)),
         test, before.days, before.days,
     )
+
+
+def gate_metrics(split: CtrSplit, scores: np.ndarray, name: str, version: str) -> dict[str, Any]:
+    """MIND metrics (``MindMetrics.as_dict``) of registered model ``name`` ``version``'s ``scores`` of the gate
+    slice ``split.test``, one per impression row; ``ValueError`` naming the version when a score is not finite."""
+    scores = np.asarray(scores, dtype=float)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{name} version {version} returned {int((~np.isfinite(scores)).sum())} non-finite scores")
+    test = split.test.impressions
+    return mind_metrics(test["impression_id"], test["label"], scores).as_dict()
 
 
 def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTable, user_vectors: EmbeddingTable,

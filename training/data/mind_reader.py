@@ -2,9 +2,9 @@
 
 Good rows become typed tables (see :mod:`training.data.schema`); bad rows are kept verbatim in the
 returned :class:`~training.data.validation.FileValidation` with one :class:`RowIssue` per problem.
-Nothing is dropped silently. news.tsv and user_profiles.tsv (one row per news item / user) are read row by
-row here; behaviors.tsv (one row per impression, the large file) goes through the out-of-core DuckDB engine
-of :mod:`training.data.behaviors_duckdb`.
+Nothing is dropped silently. news.tsv, user_profiles.tsv and user_signals.tsv (one row per news item / user /
+signal) are read row by row here; behaviors.tsv (one row per impression, the large file) goes through the
+out-of-core DuckDB engine of :mod:`training.data.behaviors_duckdb`.
 """
 from __future__ import annotations
 
@@ -21,10 +21,14 @@ from training.data.behaviors_duckdb import BehaviorStore, InMemoryRows
 from training.data.line_chunks import DEFAULT_CHUNK_BYTES
 from training.data.line_chunks import decode_error as utf8_error
 from training.data.schema import (
+    MIND_TIME_FORMAT,
     NEWS_SCHEMA,
     NEWS_TSV_COLUMNS,
+    SIGNAL_KINDS,
     USER_PROFILE_TSV_COLUMNS,
     USER_PROFILES_SCHEMA,
+    USER_SIGNAL_TSV_COLUMNS,
+    USER_SIGNALS_SCHEMA,
 )
 from training.data.validation import FileValidation, RowIssue
 
@@ -146,3 +150,52 @@ def read_user_profiles(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
             rows[column].append(value)
     table = pa.table({c: pa.array(rows[c], pa.string()) for c in USER_PROFILE_TSV_COLUMNS}, schema=USER_PROFILES_SCHEMA)
     return table.to_pandas(), result
+
+
+def _signal_issues(fields: list[str], moment: pd.Timestamp, file: str, line: int) -> list[RowIssue]:
+    user, time, kind, text = fields
+    issues = []
+    if not user or any(ch.isspace() for ch in user):
+        issues.append(RowIssue(file, line, "user_id", f"invalid user id {user!r}"))
+    if pd.isna(moment):
+        issues.append(RowIssue(file, line, "time",
+                               f"unparseable time {time!r} (expected like '11/15/2019 8:55:22 AM')"))
+    if kind not in SIGNAL_KINDS:
+        issues.append(RowIssue(file, line, "kind",
+                               f"unknown kind {kind!r} (expected one of {', '.join(SIGNAL_KINDS)})"))
+    if not text.strip():
+        issues.append(RowIssue(file, line, "text", f"empty {kind if kind in SIGNAL_KINDS else 'signal'} text"))
+    return issues
+
+
+def read_user_signals(path: str | Path) -> tuple[pd.DataFrame, FileValidation]:
+    """Read the optional ``user_signals.tsv`` (user_id, time, kind, text; no header) into a USER_SIGNALS_SCHEMA
+    frame sorted by (time, user_id), plus its validation."""
+    path = Path(path)
+    file = str(path)
+    result = FileValidation(file)
+    lines: list[tuple[int, bytes, list[str] | None, list[RowIssue]]] = []
+    for line, raw, text, decode_error in _lines(path):
+        result.n_rows += 1
+        if decode_error:
+            lines.append((line, raw, None, [RowIssue(file, line, "row", decode_error)]))
+        else:
+            lines.append((line, raw, *_split(text, len(USER_SIGNAL_TSV_COLUMNS), file, line)))
+    split = [fields for _, _, fields, _ in lines if fields is not None]
+    parsed = pd.to_datetime([f[1] for f in split], format=MIND_TIME_FORMAT, errors="coerce", utc=True)
+    kept: list[int] = []  # positions in ``split``
+    position = -1
+    for line, raw, fields, issues in lines:
+        if fields is not None:
+            position += 1
+            issues = _signal_issues(fields, parsed[position], file, line)
+        if fields is None or issues:
+            result.reject(line, raw, issues)
+        else:
+            kept.append(position)
+    columns = {name: pa.array([split[i][k] for i in kept], pa.string())
+               for k, name in enumerate(USER_SIGNAL_TSV_COLUMNS) if name != "time"}
+    columns["time"] = pa.array(parsed[kept].as_unit("s"), USER_SIGNALS_SCHEMA.field("time").type)
+    table = pa.table({name: columns[name] for name in USER_SIGNALS_SCHEMA.names}, schema=USER_SIGNALS_SCHEMA)
+    frame = table.to_pandas()
+    return frame.sort_values(["time", "user_id"], kind="stable").reset_index(drop=True), result

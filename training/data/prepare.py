@@ -1,4 +1,5 @@
-"""Turn a raw MIND folder (news.tsv, behaviors.tsv[, user_profiles.tsv]) into validated parquet tables.
+"""Turn a raw MIND folder (news.tsv, behaviors.tsv[, user_profiles.tsv, user_signals.tsv]) into validated parquet
+tables.
 
 Behaviours go through the out-of-core DuckDB engine (:mod:`training.data.behaviors_duckdb`); impressions
 and histories are written as one parquet file per day (``impressions.parquet/2019-11-14.parquet``).
@@ -17,12 +18,14 @@ import pandas as pd
 
 from training.data.behaviors_duckdb import BehaviorStore, DayPartitions
 from training.data.line_chunks import DEFAULT_CHUNK_BYTES
-from training.data.mind_reader import read_behaviors, read_news, read_user_profiles
+from training.data.mind_reader import read_behaviors, read_news, read_user_profiles, read_user_signals
 from training.data.schema import (
     HISTORIES_FILE,
     IMPRESSIONS_FILE,
     NEWS_FILE,
     USER_PROFILES_FILE,
+    USER_SIGNALS_FILE,
+    USER_SIGNALS_TSV,
 )
 from training.data.validation import DataValidationError, FileValidation
 from training.staging import staged_dir
@@ -70,6 +73,7 @@ class MindTables:
     histories: pd.DataFrame
     user_profiles: pd.DataFrame | None
     validations: list[FileValidation]
+    user_signals: pd.DataFrame | None = None
 
 
 def _require_mind_files(raw_dir: Path) -> None:
@@ -78,19 +82,30 @@ def _require_mind_files(raw_dir: Path) -> None:
             raise FileNotFoundError(f"{raw_dir / name} not found: a MIND folder holds news.tsv and behaviors.tsv")
 
 
+def _optional_files(raw_dir: Path,
+                    validations: list[FileValidation]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(user profiles, user signals) of ``raw_dir``, None for an absent file; their validations join ``validations``."""
+    tables: list[pd.DataFrame | None] = []
+    for name, reader in (("user_profiles.tsv", read_user_profiles), (USER_SIGNALS_TSV, read_user_signals)):
+        table = None
+        if (raw_dir / name).is_file():
+            table, validation = reader(raw_dir / name)
+            validations.append(validation)
+        tables.append(table)
+    return tables[0], tables[1]
+
+
 def read_mind_dir(raw_dir: str | Path, *, require_labels: bool = True) -> MindTables:
-    """Read and validate every MIND file in ``raw_dir`` into memory (user_profiles.tsv is optional)."""
+    """Read and validate every MIND file in ``raw_dir`` into memory (user_profiles.tsv and user_signals.tsv are
+    optional)."""
     raw_dir = Path(raw_dir)
     _require_mind_files(raw_dir)
     news, news_v = read_news(raw_dir / "news.tsv")
     impressions, histories, beh_v = read_behaviors(
         raw_dir / "behaviors.tsv", require_labels=require_labels, news_ids=news["news_id"])
     validations = [news_v, beh_v]
-    profiles = None
-    if (raw_dir / "user_profiles.tsv").is_file():
-        profiles, prof_v = read_user_profiles(raw_dir / "user_profiles.tsv")
-        validations.append(prof_v)
-    return MindTables(news, impressions, histories, profiles, validations)
+    profiles, signals = _optional_files(raw_dir, validations)
+    return MindTables(news, impressions, histories, profiles, validations, signals)
 
 
 @dataclass
@@ -100,6 +115,7 @@ class IngestedMind:
     news: pd.DataFrame
     user_profiles: pd.DataFrame | None
     validations: list[FileValidation]
+    user_signals: pd.DataFrame | None = None
 
 
 def ingest_mind_dir(raw_dir: Path, store: BehaviorStore, out_dir: Path, *, require_labels: bool = True,
@@ -111,11 +127,8 @@ def ingest_mind_dir(raw_dir: Path, store: BehaviorStore, out_dir: Path, *, requi
     beh_v = store.ingest(raw_dir / "behaviors.tsv", DayPartitions(out_dir / IMPRESSIONS_FILE, out_dir / HISTORIES_FILE),
                          require_labels=require_labels, chunk_bytes=chunk_bytes)
     validations = [news_v, beh_v]
-    profiles = None
-    if (raw_dir / "user_profiles.tsv").is_file():
-        profiles, prof_v = read_user_profiles(raw_dir / "user_profiles.tsv")
-        validations.append(prof_v)
-    return IngestedMind(news, profiles, validations)
+    profiles, signals = _optional_files(raw_dir, validations)
+    return IngestedMind(news, profiles, validations, signals)
 
 
 @dataclass
@@ -181,6 +194,8 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, *, max_bad_fraction: float
         ingested.news.to_parquet(staging / NEWS_FILE, index=False)
         if ingested.user_profiles is not None:
             ingested.user_profiles.to_parquet(staging / USER_PROFILES_FILE, index=False)
+        if ingested.user_signals is not None:
+            ingested.user_signals.to_parquet(staging / USER_SIGNALS_FILE, index=False)
         for v in ingested.validations:
             v.write_quarantine(staging / QUARANTINE_DIR)
         (staging / REPORT_FILE).write_text(report.to_json() + "\n", encoding="utf-8")

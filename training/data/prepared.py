@@ -12,6 +12,7 @@ from training.data.schema import (
     IMPRESSIONS_FILE,
     NEWS_FILE,
     USER_PROFILES_FILE,
+    USER_SIGNALS_FILE,
 )
 
 
@@ -64,4 +65,11 @@ def _read_days(path: Path, days: list[str] | None) -> pd.DataFrame:
 
 def load_user_profiles(prepared_dir: str | Path) -> pd.DataFrame | None:
     path = Path(prepared_dir) / USER_PROFILES_FILE
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def load_user_signals(prepared_dir: str | Path) -> pd.DataFrame | None:
+    """The user signals (user_id, time, kind, text; sorted by time, user_id), None when the raw folder had no
+    user_signals.tsv (real MIND has none)."""
+    path = Path(prepared_dir) / USER_SIGNALS_FILE
     return pd.read_parquet(path) if path.is_file() else None

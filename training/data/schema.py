@@ -16,6 +16,11 @@ NEWS_TSV_COLUMNS = (
 BEHAVIORS_TSV_COLUMNS = ("impression_id", "user_id", "time", "history", "impressions")
 #: Optional ``user_profiles.tsv`` (not part of MIND; the demo generator may emit it): user_id, then views.
 USER_PROFILE_TSV_COLUMNS = ("user_id", "region", "device")
+#: Optional ``user_signals.tsv`` (not part of MIND; the demo generator may emit it): one search typed or topic
+#: followed per row; ``time`` in MIND_TIME_FORMAT, ``kind`` one of SIGNAL_KINDS, ``text`` the query or topic name.
+USER_SIGNALS_TSV = "user_signals.tsv"
+USER_SIGNAL_TSV_COLUMNS = ("user_id", "time", "kind", "text")
+SIGNAL_KINDS = ("search", "follow")
 
 #: Time format of MIND's behaviors ``time`` column, e.g. ``11/15/2019 8:55:22 AM`` (read as UTC).
 MIND_TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
@@ -60,8 +65,17 @@ USER_PROFILES_SCHEMA = pa.schema([
     ("device", pa.string()),
 ])
 
+#: user_signals.parquet (optional): the user signals, sorted by (time, user_id).
+USER_SIGNALS_SCHEMA = pa.schema([
+    ("user_id", pa.string()),
+    ("time", pa.timestamp("s", tz="UTC")),
+    ("kind", pa.string()),               # one of SIGNAL_KINDS
+    ("text", pa.string()),               # a search query, or a followed topic (a subcategory name)
+])
+
 #: File names inside a prepared-data directory.
 NEWS_FILE = "news.parquet"
 IMPRESSIONS_FILE = "impressions.parquet"
 HISTORIES_FILE = "histories.parquet"
 USER_PROFILES_FILE = "user_profiles.parquet"
+USER_SIGNALS_FILE = "user_signals.parquet"

@@ -23,10 +23,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from training.embedding_table import EmbeddingTable
+from training.retrieval.recall_paths import UNION_PATHS
 
 WINDOWS_DAYS = (1, 3, 7)
-#: Recall paths of the candidate store whose membership and rank are pair features.
-RECALL_PATHS = ("coclick", "embedding", "qprime")
 #: The stage-2 features added to stage 1's: the ranking student's two heads and the CTR model's score
 #: (``ctr_score`` is NaN when the user is unknown; LightGBM routes NaN down a learned side).
 STAGE2_EXTRA = ("student_click", "student_quality", "ctr_score")
@@ -49,8 +48,9 @@ def count_feature_names(windows_days: Sequence[int] = WINDOWS_DAYS) -> list[str]
 
 
 def pair_feature_names() -> list[str]:
-    """``embedding_cosine`` then ``in_<path>, rank_<path>`` per recall path."""
-    return ["embedding_cosine"] + [f"{kind}_{path}" for path in RECALL_PATHS for kind in ("in", "rank")]
+    """``embedding_cosine`` then ``in_<path>, rank_<path>`` per path of the union (``UNION_PATHS``: their
+    membership and rank are the pair features)."""
+    return ["embedding_cosine"] + [f"{kind}_{path}" for path in UNION_PATHS for kind in ("in", "rank")]
 
 
 def _check_windows(windows_days: Sequence[int]) -> tuple[int, ...]:
@@ -406,7 +406,7 @@ class PathRanks:
         if missing:
             raise ValueError(f"path_ranks lacks column(s) {missing}; expected trigger_id, path, rank, news_id")
         self._paths: dict[str, tuple[PairIndex, np.ndarray]] = {}
-        for path in RECALL_PATHS:
+        for path in UNION_PATHS:
             on_path = path_ranks.loc[path_ranks["path"] == path, ["trigger_id", "news_id", "rank"]]
             index, rows = PairIndex.numbered(on_path["trigger_id"], on_path["news_id"])
             best = np.full(len(index), np.inf)
@@ -420,7 +420,7 @@ class PathRanks:
         return cls(path_ranks) if isinstance(path_ranks, pd.DataFrame) else path_ranks
 
     def ranks(self, trigger_ids: np.ndarray, candidate_ids: np.ndarray) -> list[np.ndarray]:
-        """Per path of ``RECALL_PATHS``, the candidate's 1-based rank on the trigger's list (NaN: absent)."""
+        """Per path of ``UNION_PATHS``, the candidate's 1-based rank on the trigger's list (NaN: absent)."""
         return [_gather(best, index.positions(trigger_ids, candidate_ids), np.nan)
                 for index, best in self._paths.values()]
 
@@ -438,7 +438,7 @@ def pair_features(trigger_ids: ArrayLike, candidate_ids: ArrayLike, news_vectors
     n = candidates.size
     path_ranks = PathRanks.of(path_ranks)
     ranks = path_ranks.ranks(triggers, candidates) if path_ranks is not None and n else \
-        [np.full(n, np.nan) for _ in RECALL_PATHS]
+        [np.full(n, np.nan) for _ in UNION_PATHS]
     columns = [_cosine(triggers, candidates, news_vectors)]
     for rank in ranks:
         columns += [(~np.isnan(rank)).astype(np.float64), rank]

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from training.distributed import trainer_kwargs
 from training.prec.config import TrainLoopConfig
+from training.weighted_losses import weighted_sum
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,10 @@ class PretrainModule(L.LightningModule):
 
     def total_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, TaskOutputs]:
         outputs = self.task_outputs(batch)
-        weighted = [self.task_weights[name] * loss for name, (loss, _) in outputs.items()]
-        if not weighted:
+        if not outputs:
             raise ValueError(f"{type(self).__name__}.task_outputs returned no task loss")
-        total = weighted[0]
-        for loss in weighted[1:]:
-            total = total + loss
-        return total, outputs
+        losses = {name: loss for name, (loss, _) in outputs.items()}
+        return weighted_sum(losses, {name: self.task_weights[name] for name in outputs}), outputs
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         total, outputs = self.total_loss(batch)

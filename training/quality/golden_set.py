@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.data.pairs import logged_pairs
+from training.data.prepared import BehaviorLog
+from training.data.quality_truth import pair_quality, perfect_text_scores, visible_quality
 from training.metrics.intervals import Interval, bootstrap_statistic
 from training.metrics.quality import pairwise_accuracy
 from training.quality.pair_files import parse_golden_label, read_pair_file
@@ -41,6 +44,20 @@ def truth_golden_set(pairs: pd.DataFrame, grades: np.ndarray, size: int, seed: i
         parts.append(frame.iloc[np.sort(rng.choice(rows, size=take, replace=False))].assign(label=label))
     golden = pd.concat(parts, ignore_index=True)[list(GOLDEN_COLUMNS)]
     return golden.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def demo_golden_set(log: BehaviorLog, news: pd.DataFrame, raw_dir: str | Path, truth: pd.DataFrame, size: int,
+                    seed: int = 0) -> pd.DataFrame:
+    """``truth_golden_set`` of the distinct pairs logged in ``log`` (``logged_pairs``), graded by the demo
+    generator's ``truth``, with the perfect-text judge's scores when ``raw_dir`` holds the generator's report
+    (``demo_report.json``; else NaN: no ceiling)."""
+    pairs, _, _ = logged_pairs(log, set(news["news_id"]))
+    pairs = pairs.drop_duplicates(["trigger_id", "candidate_id"])
+    grades = pair_quality(truth, news, pairs["trigger_id"], pairs["candidate_id"])
+    visible = visible_quality(raw_dir, truth)
+    ceiling = None if visible is None else perfect_text_scores(visible, truth, news, pairs["trigger_id"],
+                                                               pairs["candidate_id"])
+    return truth_golden_set(pairs, grades, size, seed, perfect_text_scores=ceiling)
 
 
 def read_golden_file(path: str | Path, news_ids: set[str]) -> pd.DataFrame:

@@ -15,13 +15,15 @@ distillation set (the quality teacher having learnt from the judged pairs); dire
 (logged clicks and judge scores). Same architecture, same start (a deep copy of one click-only student), same
 ``TrainConfig`` (epochs, batch size, learning rate, seed), same balancing rule and click ratio; the judged pairs
 are the same ones the quality teacher learnt from (``quality_labels``' train part).
+
+``served_metrics`` measures a registered student (loaded back from the registry) for the champion gate.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,7 @@ from training.cross_encoder import (
 )
 from training.cross_encoder.scoring import BULK_PRECISION
 from training.cross_encoder.train import FitResult
+from training.quality.evaluation import quality_ranking_metrics
 
 TEACHER_COLUMNS = ("click", "q0", "q1", "q2", "q3", "q4")
 
@@ -125,3 +128,13 @@ def direct_student(start: CrossEncoder, news: pd.DataFrame, judged: pd.DataFrame
     fit = train_judged(student, news, judged, train,
                        click_weight=click_weight, quality_weight=1.0, quality_loss="sce")
     return TrainedStudent(student, fit)
+
+
+def served_metrics(model: Any, pairs: pd.DataFrame, version: str) -> dict[str, float]:
+    """Quality metrics (``quality_ranking_metrics``) of a loaded registered ``ranking_student`` ``version`` (its
+    pyfunc: trigger_id, candidate_id -> score) on the evaluation ``pairs``; ``ValueError`` when it returns a
+    non-finite score."""
+    scores = model.predict(pairs[["trigger_id", "candidate_id"]])["score"].to_numpy()
+    if not np.isfinite(scores).all():
+        raise ValueError(f"ranking_student version {version} returned non-finite scores")
+    return quality_ranking_metrics(pairs, scores)

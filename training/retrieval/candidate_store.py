@@ -17,6 +17,8 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from training.retrieval.recall_paths import RecallPath
+
 CANDIDATE_COLUMNS = ("trigger_id", "path", "rank", "news_id", "score")
 BUSY_TIMEOUT_MS = 30_000
 
@@ -126,11 +128,12 @@ class CandidateStore:
     def _resolve(self, version: str | None) -> str | None:
         return version if version is not None else self.current_version()
 
-    def lookup(self, trigger_id: str, path: str = "union", version: str | None = None) -> list[tuple[str, float]]:
+    def lookup(self, trigger_id: str, path: str = RecallPath.UNION,
+               version: str | None = None) -> list[tuple[str, float]]:
         """(news_id, score) best first for one trigger; [] when unknown."""
         return self.lookup_many([trigger_id], path, version)[trigger_id]
 
-    def lookup_many(self, trigger_ids: list[str], path: str = "union",
+    def lookup_many(self, trigger_ids: list[str], path: str = RecallPath.UNION,
                     version: str | None = None) -> dict[str, list[tuple[str, float]]]:
         """``lookup`` for many triggers, read in one snapshot (one statement per 500 triggers)."""
         out: dict[str, list[tuple[str, float]]] = {t: [] for t in trigger_ids}

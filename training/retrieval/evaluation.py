@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.data.pairs import PairLogs
 from training.data.prepared import BehaviorLog
 from training.metrics.intervals import Interval, paired_difference
 from training.metrics.quality import reco_dcg
 from training.retrieval.live_news import LiveWindow
-from training.retrieval.recall_paths import union_candidates
+from training.retrieval.recall_paths import UNION_PATHS, RecallPath, union_candidates
 
 
 def fresh_targets(test_pairs: pd.DataFrame, behaviors: BehaviorLog, fresh_hours: float = 24.0) -> pd.DataFrame:
@@ -37,6 +38,11 @@ def fresh_targets(test_pairs: pd.DataFrame, behaviors: BehaviorLog, fresh_hours:
                          "news_id": clicked["candidate_id"].astype(str).to_numpy(),
                          "impression_id": clicked["impression_id"].to_numpy(),
                          "time": times.to_numpy(), "age_hours": age, "fresh": age < fresh_hours})
+
+
+def heldout_targets(pair_logs: PairLogs, behaviors: BehaviorLog) -> pd.DataFrame:
+    """The held-out recall targets: :func:`fresh_targets` of the partition day's pairs (the ``test`` part)."""
+    return fresh_targets(pair_logs.part("test"), behaviors)
 
 
 def live_found(candidates: pd.DataFrame, targets: pd.DataFrame, ks: Sequence[int],
@@ -87,11 +93,10 @@ class RecallReport:
                 f"{self.n_paired_triggers} triggers)")
 
 
-#: The rows of the recall table besides the paths: the set union of the paths' top k (at every k, so it holds
-#: each path's hits: recall >= every path's) and the list the store serves (round robin, truncated to k).
-UNION, SERVED = "union", "union_served"
-#: The random-queries baseline's path (evaluated beside Q', never part of the union or the store).
-RANDOM_PATH = "random_queries"
+#: The rows of the recall table besides the paths: ``RecallPath.UNION``, the set union of the paths' top k (at
+#: every k, so it holds each path's hits: recall >= every path's), and ``SERVED``, the list the store serves
+#: (round robin, truncated to k).
+SERVED = "union_served"
 
 
 def per_trigger_recall(found: np.ndarray, targets: pd.DataFrame, triggers: Sequence[str]) -> np.ndarray:
@@ -105,68 +110,67 @@ def per_trigger_recall(found: np.ndarray, targets: pd.DataFrame, triggers: Seque
 
 
 def recall_report(candidates: pd.DataFrame, targets: pd.DataFrame, ks: Sequence[int] = (10, 30, 100),
-                  paths: Sequence[str] = ("coclick", "embedding", "qprime"),
-                  window: LiveWindow | None = None) -> RecallReport:
+                  paths: Sequence[str] = UNION_PATHS, window: LiveWindow | None = None) -> RecallReport:
     """Recall@k per path (live at each click's time with a ``window``), of the union of the paths (the set
     union of their top k: >= every path by construction), of the served round-robin union truncated to k, and
     of the random-queries baseline when ``candidates`` hold it (Q' against it: per-trigger recall@30 over the
     triggers with Q' candidates, paired bootstrap)."""
     ks = tuple(sorted(set(ks) | {30}))
-    extra = [RANDOM_PATH] if (candidates["path"] == RANDOM_PATH).any() else []
+    union, qprime, random = RecallPath.UNION, RecallPath.QPRIME, RecallPath.RANDOM_QUERIES
+    extra = [random] if (candidates["path"] == random).any() else []
     per_path = {p: candidates[candidates["path"] == p] for p in (*paths, *extra)}
     per_path[SERVED] = union_candidates(pd.concat([per_path[p] for p in paths], ignore_index=True), order=tuple(paths))
     found = {p: live_found(frame, targets, ks, window) for p, frame in per_path.items()}
-    found[UNION] = {k: np.logical_or.reduce([found[p][k] for p in paths]) if paths else np.zeros(len(targets), bool)
+    found[union] = {k: np.logical_or.reduce([found[p][k] for p in paths]) if paths else np.zeros(len(targets), bool)
                     for k in ks}
-    order = [*paths, UNION, SERVED, *extra]
+    order = [*paths, union, SERVED, *extra]
     fresh = targets["fresh"].to_numpy(dtype=bool) if "fresh" in targets.columns else np.zeros(len(targets), bool)
     union_triggers = set(per_path[SERVED]["trigger_id"])
     rows = []
     for p in order:
-        row = {"path": p, **{f"recall_at_{k}": float(found[p][k].mean()) if len(targets) else np.nan for k in ks},
+        row = {"path": str(p), **{f"recall_at_{k}": float(found[p][k].mean()) if len(targets) else np.nan for k in ks},
                "n_targets": len(targets),
                "fresh_recall_at_30": float(found[p][30][fresh].mean()) if fresh.any() else np.nan,
-               "n_triggers": len(union_triggers) if p == UNION else int(per_path[p]["trigger_id"].nunique())}
+               "n_triggers": len(union_triggers) if p == union else int(per_path[p]["trigger_id"].nunique())}
         rows.append(row)
     table = pd.DataFrame(rows)
     only = np.nan
-    if "qprime" in paths and len(targets):
-        others = np.logical_or.reduce([found[p][30] for p in paths if p != "qprime"] or [np.zeros(len(targets), bool)])
-        only = float((found["qprime"][30] & ~others).mean())
-    with_q = set(per_path["qprime"]["trigger_id"]) if "qprime" in per_path else set()
+    if qprime in paths and len(targets):
+        others = np.logical_or.reduce([found[p][30] for p in paths if p != qprime] or [np.zeros(len(targets), bool)])
+        only = float((found[qprime][30] & ~others).mean())
+    with_q = set(per_path[qprime]["trigger_id"]) if qprime in per_path else set()
     coverage = float(targets["trigger_id"].isin(with_q).mean()) if len(targets) else np.nan
     interval, n_paired = None, 0
     if extra and with_q:
         paired = sorted(with_q & set(targets["trigger_id"].astype(str)))
         if paired:
-            interval = paired_difference(per_trigger_recall(found["qprime"][30], targets, paired),
-                                         per_trigger_recall(found[RANDOM_PATH][30], targets, paired))
+            interval = paired_difference(per_trigger_recall(found[qprime][30], targets, paired),
+                                         per_trigger_recall(found[random][30], targets, paired))
             n_paired = len(paired)
     return RecallReport(table, float(only), coverage, interval, n_paired)
 
 
 def path_reco_dcg(candidates: pd.DataFrame, triggers: Sequence[str], news: pd.DataFrame,
-                  truth: pd.DataFrame | None, paths: Sequence[str] = ("coclick", "embedding", "qprime"),
-                  k: int = 5) -> pd.DataFrame:
+                  truth: pd.DataFrame | None, paths: Sequence[str] = UNION_PATHS, k: int = 5) -> pd.DataFrame:
     """RecoDCG@k of each path's top k per trigger and of the served union's, graded by the generator's truth
     (NaN without it)."""
     from training.data.quality_truth import pair_quality
 
     rows = []
     wanted = set(map(str, triggers))
-    for path in (*paths, "union"):
-        if path == "union":
-            top = union_candidates(candidates[candidates["path"].isin(paths)], k=k, order=tuple(paths))
+    for path in (*paths, RecallPath.UNION):
+        if path == RecallPath.UNION:   # the union's top k is the served list's
+            label, top = SERVED, union_candidates(candidates[candidates["path"].isin(paths)], k=k, order=tuple(paths))
         else:
-            top = candidates[(candidates["path"] == path) & (candidates["rank"] < k)]
+            label, top = str(path), candidates[(candidates["path"] == path) & (candidates["rank"] < k)]
         top = top[top["trigger_id"].isin(wanted)].sort_values(["trigger_id", "rank"], kind="stable")
         if truth is None or top.empty:
-            rows.append({"path": path, f"reco_dcg{k}": np.nan})
+            rows.append({"path": label, f"reco_dcg{k}": np.nan})
             continue
         grades = pair_quality(truth, news, top["trigger_id"], top["news_id"])
         value = reco_dcg(top["trigger_id"].to_numpy(), grades, -top["rank"].to_numpy(np.float64), k)
-        rows.append({"path": path, f"reco_dcg{k}": float(value)})
-    return pd.DataFrame(rows).replace({"path": {"union": SERVED}})   # the union's top k is the served list's
+        rows.append({"path": label, f"reco_dcg{k}": float(value)})
+    return pd.DataFrame(rows)
 
 
 def recall_markdown(table: pd.DataFrame, report: RecallReport) -> str:
@@ -182,10 +186,10 @@ def recall_markdown(table: pd.DataFrame, report: RecallReport) -> str:
         cells.append(str(r["n_triggers"]))
         lines.append(f"| {r['path']} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"`{UNION}`: the set union of the paths' top k at each k (so never below a path); `{SERVED}`: "
-                 f"the list the store serves, round robin over the paths, truncated to k. `{RANDOM_PATH}`: for each "
-                 "trigger with Q' queries, as many queries, each the title of a random live news, retrieved and "
-                 "ranked as Q' (not in the union).")
+    lines.append(f"`{RecallPath.UNION}`: the set union of the paths' top k at each k (so never below a path); "
+                 f"`{SERVED}`: the list the store serves, round robin over the paths, truncated to k. "
+                 f"`{RecallPath.RANDOM_QUERIES}`: for each trigger with Q' queries, as many queries, each the title of "
+                 "a random live news, retrieved and ranked as Q' (not in the union).")
     lines.append(f"Clicked news found at 30 by Q' and by no other path: {100 * report.only_qprime:.2f}% of "
                  f"{int(table['n_targets'].iloc[0]) if 'n_targets' in table else 0} clicks; "
                  f"{100 * report.qprime_trigger_coverage:.1f}% of clicks follow a trigger with Q' queries.")

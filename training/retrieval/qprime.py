@@ -8,7 +8,7 @@ retrieves); this module composes them for the assets, the gate and the evaluatio
 * :func:`news_space`: the news vectors queries retrieve among, encoded as queries are (:data:`QUERY_SPACE`);
 * :func:`query_retriever` / :func:`live_retriever`: query texts -> top-k news ids (over an index; over the
   news live at each of a trigger's impressions: the "Enhanced" target filter);
-* :func:`qprime_candidates`: generated queries -> a candidates frame (path ``qprime``);
+* :func:`qprime_candidates`: generated queries -> a candidates frame (path ``RecallPath.QPRIME``);
 * :func:`random_queries`: the random-queries baseline at equal coverage;
 * :func:`gate_slice`, :func:`heldout_recall`: the query generator's gate metric, recall of the news clicked next.
 """
@@ -26,7 +26,7 @@ from training.prec.encode_cache import encode_news, query_vectors
 from training.prec.news_encoder_store import SavedNewsEncoder
 from training.retrieval.live_news import LiveWindow, live_index
 from training.retrieval.news_index import IndexConfig, NewsIndex
-from training.retrieval.recall_paths import query_candidates
+from training.retrieval.recall_paths import RecallPath, query_candidates
 from training.slm.prompts import PROMPT_WITH_ABSTRACT, news_row_prompt, user_prompt
 
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ def user_messages(histories: pd.DataFrame, news: pd.DataFrame, max_items: int = 
 #: and abstract, against title-only query vectors). Chosen on the development data (generator seed 7).
 QUERY_SPACE = "title"
 SPACES = ("title", "full")
+#: The ``training.settings.cache_dir`` folder of Q''s title vectors, shared by every step that retrieves with Q'.
+VECTOR_CACHE = "qprime_news_vectors"
 
 
 def title_vectors(encoder: SavedNewsEncoder, news: pd.DataFrame, cache: str | Path | None = None) -> EmbeddingTable:
@@ -208,7 +210,7 @@ def random_queries(queries: pd.DataFrame, news: pd.DataFrame, pool: set[str], se
 def qprime_candidates(queries: pd.DataFrame, encoder: SavedNewsEncoder, index: NewsIndex, *,
                       per_query: int = 10, keep: int = 30, exclude: dict[str, set[str]] | None = None,
                       rank: Callable[[list[str], list[str]], np.ndarray] | None = None,
-                      path: str = "qprime") -> pd.DataFrame:
+                      path: str = RecallPath.QPRIME) -> pd.DataFrame:
     """Candidates of the generated ``queries`` (input_id = trigger id, query): each query's top ``per_query``
     news, their union per trigger without the trigger and ``exclude``, ranked by ``rank`` (the student's
     quality head) or else by similarity, the top ``keep`` kept."""

@@ -2,11 +2,12 @@
 their round-robin union.
 
 Every path returns a DataFrame with columns ``trigger_id, path, rank, news_id, score`` (rank 0-based,
-best first) and never proposes the trigger itself.
+best first) and never proposes the trigger itself; :class:`RecallPath` spells each path's name.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,26 @@ from training.retrieval.news_index import NewsIndex
 CANDIDATE_COLUMNS = ["trigger_id", "path", "rank", "news_id", "score"]
 
 
+class RecallPath(StrEnum):
+    """A recall path's name, as the candidates frames, the candidate store, the features and the reports spell it
+    (frames and the store hold the plain string: ``str(path)``)."""
+
+    COCLICK = "coclick"                # co-occurrence in histories and click pairs
+    EMBEDDING = "embedding"            # nearest news vectors
+    QPRIME = "qprime"                  # news retrieved by generated queries (Q')
+    UNION = "union"                    # the round-robin merge of UNION_PATHS (served by default)
+    RANDOM_QUERIES = "random_queries"  # Q''s baseline: titles of random live news as queries (never served)
+
+
+#: The paths the union interleaves, in its round-robin order; the store serves each of them and the union.
+UNION_PATHS = (RecallPath.COCLICK, RecallPath.EMBEDDING, RecallPath.QPRIME)
+
+
 def _frame(trigger_ids: Sequence[str] | np.ndarray, news_ids: Sequence[str] | np.ndarray,
            scores: Sequence[float] | np.ndarray, ranks: Sequence[int] | np.ndarray, path: str) -> pd.DataFrame:
     return pd.DataFrame({
         "trigger_id": pd.Series(trigger_ids, dtype=object).astype(str),
-        "path": path,
+        "path": str(path),
         "rank": np.asarray(ranks, dtype=np.int64),
         "news_id": pd.Series(news_ids, dtype=object).astype(str),
         "score": np.asarray(scores, dtype=np.float64),
@@ -80,11 +96,11 @@ def coclick_candidates(histories: pd.Series | list[list[str]], click_pairs: pd.D
         out_col.append(cols[order])
         out_score.append(counts_i[order])
     if not out_row:
-        return empty_candidates("coclick")
+        return empty_candidates(RecallPath.COCLICK)
     row, col = np.concatenate(out_row), np.concatenate(out_col)
     rank = np.concatenate([np.arange(len(r)) for r in out_row])
     return _frame(np.array(wanted, dtype=object)[row], vocab.to_numpy()[col], np.concatenate(out_score), rank,
-                  "coclick")
+                  RecallPath.COCLICK)
 
 
 def embedding_candidates(index: NewsIndex, vectors: EmbeddingTable, triggers: list[str], k: int = 100) -> pd.DataFrame:
@@ -93,9 +109,9 @@ def embedding_candidates(index: NewsIndex, vectors: EmbeddingTable, triggers: li
     query, found = vectors.lookup(triggers)
     kept = [t for t, f in zip(triggers, found) if f]
     if not kept:
-        return empty_candidates("embedding")
+        return empty_candidates(RecallPath.EMBEDDING)
     ids, scores = index.search(query[found], k, exclude=[{t} for t in kept])
-    return _from_lists(kept, ids, scores, "embedding")
+    return _from_lists(kept, ids, scores, RecallPath.EMBEDDING)
 
 
 def _from_lists(triggers: list[str], ids: list[list[str]], scores: list[list[float]], path: str) -> pd.DataFrame:
@@ -107,7 +123,7 @@ def _from_lists(triggers: list[str], ids: list[list[str]], scores: list[list[flo
 def query_candidates(index: NewsIndex, queries: pd.DataFrame, query_vectors: np.ndarray, per_query: int = 10,
                      keep: int = 30, exclude: dict[str, set[str]] | None = None,
                      rank: Callable[[list[str], list[str]], np.ndarray] | None = None,
-                     path: str = "qprime") -> pd.DataFrame:
+                     path: str = RecallPath.QPRIME) -> pd.DataFrame:
     """News retrieved by generated queries: each query's top ``per_query``, unioned per trigger (max
     similarity), minus the trigger and ``exclude[trigger]``, scored by ``rank(trigger_ids, news_ids)``
     (called once with all pairs) or else by similarity; the top ``keep`` per trigger."""
@@ -137,19 +153,19 @@ def query_candidates(index: NewsIndex, queries: pd.DataFrame, query_vectors: np.
 
 
 def union_candidates(paths: pd.DataFrame, k: int | None = None,
-                     order: tuple[str, ...] = ("coclick", "embedding", "qprime")) -> pd.DataFrame:
+                     order: tuple[str, ...] = UNION_PATHS) -> pd.DataFrame:
     """Round-robin merge per trigger over ``order``'s paths (every path's rank 0, then rank 1, ...), first
     occurrence kept; score = 1/(1+rank) of the merged list, truncated to ``k`` when given."""
     frame = paths[paths["path"].isin(order)]
     if frame.empty:
-        return empty_candidates("union")
+        return empty_candidates(RecallPath.UNION)
     path_pos = {p: i for i, p in enumerate(order)}
     frame = frame.assign(_p=frame["path"].map(path_pos))
     frame = (frame.sort_values(["trigger_id", "rank", "_p"], kind="stable")
                   .drop_duplicates(["trigger_id", "news_id"], keep="first"))
     merged_rank = frame.groupby("trigger_id", sort=False).cumcount().to_numpy()
     out = _frame(frame["trigger_id"].tolist(), frame["news_id"].tolist(), 1.0 / (1.0 + merged_rank),
-                 merged_rank, "union")
+                 merged_rank, RecallPath.UNION)
     if k is not None:
         out = out[out["rank"] < k]
     return out.reset_index(drop=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from training.slm.lora_sft import (
     LoraSftConfig,
     SftResult,
+    base_version,
     load_causal_lm,
     load_generator_model,
     read_adapter_version,
@@ -38,13 +39,14 @@ from training.slm.query_targets import (
     click_refined_targets,
     key_phrase,
     read_query_labels,
+    timed_clicks,
     user_targets,
 )
 
 __all__ = [
     "TASKS", "GenerationConfig", "GenerationStats", "LoraSftConfig", "ParsedQueries", "QueryLabelError",
-    "QueryTargets", "SftResult", "TextGenerationStats", "chat_prompt", "click_refined_targets", "filter_queries",
-    "format_target", "generate_queries", "generate_texts", "key_phrase", "load_causal_lm",
+    "QueryTargets", "SftResult", "TextGenerationStats", "base_version", "chat_prompt", "click_refined_targets",
+    "filter_queries", "format_target", "generate_queries", "generate_texts", "key_phrase", "load_causal_lm",
     "load_generator_model", "news_prompt", "parse_queries", "read_adapter_version", "read_query_labels",
-    "save_adapter", "sft_examples", "train_lora", "user_prompt", "user_targets",
+    "save_adapter", "sft_examples", "timed_clicks", "train_lora", "user_prompt", "user_targets",
 ]

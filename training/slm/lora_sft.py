@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,21 +243,25 @@ def adapter_hash(model: PeftModel) -> str:
 
 
 def save_adapter(model: PreTrainedModel | PeftModel, directory: str | Path, base_model_dir: str | Path,
-                 config: LoraSftConfig) -> str:
-    """Write the peft adapter plus :data:`ADAPTER_META_FILE` (base model, config, weight hash) into
-    ``directory`` atomically; return the hash (the adapter's version)."""
+                 config: ConfigDict | Mapping[str, Any], *, base_adapter_dir: str | Path | None = None) -> str:
+    """Write the peft adapter plus :data:`ADAPTER_META_FILE` (base model, training settings, weight hash) into
+    ``directory`` atomically; return the hash (the adapter's version). ``config``: the settings it was trained
+    with (a config dataclass or a JSON-able mapping). ``base_adapter_dir``: the adapter (saved here too) that was
+    merged into the base weights before this one was trained (a warm start); its folder and version are
+    recorded, and the model is the base with that adapter merged, then this one."""
     from peft import PeftModel
 
     if not isinstance(model, PeftModel):
         raise TypeError("save_adapter needs a peft model (full_finetune runs have no adapter)")
-    version = adapter_hash(model)
+    settings = config.to_dict() if isinstance(config, ConfigDict) else dict(config)
+    meta: dict[str, Any] = {"base_model_dir": str(Path(base_model_dir).resolve()), "config": settings}
+    if base_adapter_dir is not None:
+        meta.update(base_adapter_dir=str(Path(base_adapter_dir).resolve()),
+                    base_adapter_sha256=read_adapter_version(base_adapter_dir))
+    meta["adapter_sha256"] = version = adapter_hash(model)
     with staged_dir(directory) as staging:
         model.save_pretrained(str(staging))
-        (staging / ADAPTER_META_FILE).write_text(json.dumps({
-            "base_model_dir": str(Path(base_model_dir).resolve()),
-            "adapter_sha256": version,
-            "config": config.to_dict(),
-        }, indent=2, sort_keys=True))
+        (staging / ADAPTER_META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     return version
 
 
@@ -266,6 +271,15 @@ def read_adapter_version(adapter_dir: str | Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: not an adapter folder written by save_adapter")
     return json.loads(path.read_text())["adapter_sha256"]
+
+
+def base_version(base_model_dir: str | Path) -> str:
+    """A short id of a base model folder's weights (its ``config.json`` and its weight files' names and sizes):
+    the version its generations are cached under (as ``base-<id>``)."""
+    folder = Path(base_model_dir)
+    parts = [(folder / "config.json").read_text()] + sorted(
+        f"{p.name}:{p.stat().st_size}" for p in folder.glob("*.safetensors"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def load_generator_model(base_model_dir: str | Path, adapter_dir: str | Path | None = None, merge: bool = True,

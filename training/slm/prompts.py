@@ -62,14 +62,41 @@ def news_row_prompt(row: Mapping[str, object], with_abstract: bool = PROMPT_WITH
     return news_prompt(text("title"), text("abstract") if with_abstract else "", text("category"))
 
 
-def user_prompt(history_titles: list[str], max_items: int = 5) -> str:
-    """The user message of the ``user`` task: the last ``max_items`` titles read, most recent last."""
+#: At most this many recent searches and followed topics are shown in a ``user`` prompt.
+MAX_SIGNALS = 5
+
+
+def _last_distinct(texts: Iterable[str], keep: int) -> list[str]:
+    """Whitespace-normalised non-empty ``texts`` without repeats (case-insensitive; the latest occurrence kept,
+    in its place), the last ``keep`` of them (none when ``keep`` <= 0)."""
+    cleaned = [" ".join(str(t or "").split()) for t in texts]
+    cleaned = [t for t in cleaned if t]
+    latest = {t.lower(): i for i, t in enumerate(cleaned)}
+    distinct = [t for i, t in enumerate(cleaned) if latest[t.lower()] == i]
+    return distinct[-keep:] if keep > 0 else []
+
+
+def user_prompt(history_titles: list[str], max_items: int = 5, searches: Iterable[str] = (),
+                follows: Iterable[str] = (), max_signals: int = MAX_SIGNALS) -> str:
+    """The user message of the ``user`` task: the last ``max_items`` titles read, most recent last.
+
+    Optional user signals, each oldest first as given: ``searches`` typed and topics ``follows``-ed; the last
+    ``max_signals`` distinct ones of each are shown above the reading history (a repeat counts at its latest
+    place). Without signals the message is the history alone, as before; it needs a title or a signal."""
     titles = [" ".join(str(t or "").split()) for t in history_titles]
     titles = [t for t in titles if t][-max_items:] if max_items > 0 else []
-    if not titles:
-        raise ValueError("user_prompt needs at least one non-empty history title")
-    listed = "\n".join(f"{i}. {t}" for i, t in enumerate(titles, start=1))
-    return f"Recently read (most recent last):\n{listed}\nSearch queries:"
+    searched, followed = _last_distinct(searches, max_signals), _last_distinct(follows, max_signals)
+    if not titles and not (searched or followed):
+        raise ValueError("user_prompt needs at least one non-empty history title, search or followed topic")
+    sections = []
+    if searched:
+        sections.append("Searched recently (most recent last):\n" + "\n".join(f"- {s}" for s in searched))
+    if followed:
+        sections.append("Topics followed:\n" + "\n".join(f"- {f}" for f in followed))
+    if titles:
+        listed = "\n".join(f"{i}. {t}" for i, t in enumerate(titles, start=1))
+        sections.append(f"Recently read (most recent last):\n{listed}")
+    return "\n".join(sections) + "\nSearch queries:"
 
 
 def format_target(queries: list[str], max_queries: int = MAX_QUERIES) -> str:

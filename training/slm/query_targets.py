@@ -3,6 +3,7 @@
 * :func:`click_refined_targets` (``news`` task): a trigger's targets are the key phrases of the news
   clicked after it, most clicked first, post-filtered; with a retriever, only phrases whose live top 10 holds
   a news clicked after the trigger are kept (the paper's "Enhanced" filter: targets whose documents got clicks).
+* :func:`timed_clicks`: the training window's clicks with their impression time, the input of the above.
 * :func:`user_targets` (``user`` task): the key phrases of the news clicked in an impression, with the
   user's recent history titles as input.
 * :func:`read_query_labels`: a TSV of labels written by a stronger model or by editors.
@@ -175,6 +176,22 @@ def _build(messages: dict[str, str], clicked_by_input: dict[str, pd.Series], tit
         per_input, n_dropped_retrieval = _retrieval_kept(per_input, followups, retrieve)
     return _assemble(messages, per_input, max_queries, n_candidates, n_dropped_filter, n_dropped_retrieval,
                      n_unknown)
+
+
+def timed_clicks(pairs: pd.DataFrame, histories: pd.DataFrame, max_inputs: int = 0) -> pd.DataFrame:
+    """The clicked pairs of ``pairs`` as (trigger_id, candidate_id, time), ``time`` their impression's
+    (``histories``: impression_id, time): the click pairs of :func:`click_refined_targets` and its "Enhanced"
+    filter. A pair without a time is dropped; ``max_inputs``: only the ``max_inputs`` most clicked triggers'
+    pairs (0: all)."""
+    _require_columns(pairs, ("impression_id", "trigger_id", "candidate_id", "clicked"), "pairs")
+    _require_columns(histories, ("impression_id", "time"), "histories")
+    clicks = pairs[pairs["clicked"] == 1]
+    clicks = clicks.assign(time=clicks["impression_id"].map(histories.set_index("impression_id")["time"]))
+    clicks = clicks[["trigger_id", "candidate_id", "time"]].dropna()
+    if max_inputs:
+        top = clicks["trigger_id"].value_counts().head(max_inputs).index
+        clicks = clicks[clicks["trigger_id"].isin(top)]
+    return clicks
 
 
 def click_refined_targets(click_pairs: pd.DataFrame, news: pd.DataFrame, *, max_queries: int = MAX_QUERIES,

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from training.ctr.experiment import split_for_day
+from training.ctr.experiment import CtrSplit, gate_metrics, split_for_day
 from training.data.prepared import BehaviorLog
 
 DAYS = ["2019-11-10", "2019-11-11", "2019-11-12", "2019-11-13", "2019-11-14"]
@@ -70,3 +70,15 @@ def test_table2_shows_the_difference_to_base_with_its_interval():
     text = table2_markdown(pd.DataFrame([base, np_row]), {})
     assert "| dcn | +NP |" in text and text.splitlines()[3].endswith("| +0.0123 [-0.0020, +0.0261] |")
     assert "over 3 seed(s)" in text and "1,800 test impressions" in text
+
+
+def test_gate_metrics_are_mind_metrics_of_the_test_day_and_name_a_version_with_non_finite_scores():
+    impressions = pd.DataFrame({"impression_id": [1, 1, 1, 2, 2], "label": [1, 0, 0, 0, 1]})
+    test = BehaviorLog(impressions, pd.DataFrame({"impression_id": [1, 2], "day": DAYS[-1]}))
+    split = CtrSplit(_log(), _log(), test, DAYS[:2], DAYS[2:3])
+    best = gate_metrics(split, [0.9, 0.2, 0.1, 0.3, 0.7], "ctr_model", "3")
+    assert best["auc"] == best["mrr"] == best["ndcg5"] == 1.0 and best["n_impressions"] == 2
+    worst = gate_metrics(split, [0.1, 0.2, 0.9, 0.7, 0.3], "ctr_model", "3")
+    assert worst["auc"] == 0.0 and worst["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    with pytest.raises(ValueError, match="ctr_model version 3 returned 2 non-finite scores"):
+        gate_metrics(split, [0.1, float("nan"), 0.9, float("inf"), 0.3], "ctr_model", "3")

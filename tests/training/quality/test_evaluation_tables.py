@@ -7,12 +7,16 @@ import pytest
 
 from training.metrics.intervals import Interval
 from training.quality.evaluation import (
+    DIFFERENCE_COLUMNS,
     decision,
+    decision_sentence,
+    differences_table,
     metric_row,
     metrics_markdown,
     paired_differences,
     per_impression_metrics,
     quality_ranking_metrics,
+    stack_seeds,
     summarise,
     table_note,
 )
@@ -97,3 +101,53 @@ def test_decision_wording():
     assert decision(Interval(0.02, 0.01, 0.03, 0.005)) == "beats"
     assert decision(Interval(0.0, -0.01, 0.01, 0.005)) == "ties"
     assert decision(Interval(-0.02, -0.03, -0.01, 0.005)) == "loses"
+
+
+def test_stacking_seeds_gives_seeds_by_impressions_per_ranker_and_key():
+    nan = np.nan
+    units = {"a": [{"reco_dcg5": np.array([0.1, 0.2]), "click_ndcg5": np.array([nan, 1.0])},
+                   {"reco_dcg5": np.array([0.3, 0.4]), "click_ndcg5": np.array([0.5, nan])}],
+             "b": [{"reco_dcg5": np.array([0.5, 0.6]), "click_ndcg5": np.array([1.0, 0.0])}]}
+    values = stack_seeds(units)
+    np.testing.assert_array_equal(values["a"]["reco_dcg5"], [[0.1, 0.2], [0.3, 0.4]])
+    np.testing.assert_array_equal(values["a"]["click_ndcg5"], [[nan, 1.0], [0.5, nan]])
+    assert values["b"]["reco_dcg5"].shape == (1, 2) and set(values["b"]) == {"reco_dcg5", "click_ndcg5"}
+    with pytest.raises(ValueError, match=r"ranker\(s\) \['c'\] have no per-impression values"):
+        stack_seeds({**units, "c": []})
+
+
+def test_stacked_seeds_give_the_differences_of_per_seed_table_metrics():
+    pairs = impressions()
+    rng = np.random.default_rng(4)
+    scores = {name: [rng.random(len(pairs)) + (pairs["quality"].to_numpy() if name == "arm" else 0)
+                     for _ in range(3)] for name in ("base", "arm")}
+    units = {name: [per_impression_metrics(pairs, s) for s in per_seed] for name, per_seed in scores.items()}
+    diff = paired_differences(stack_seeds(units), "base")["arm"]["reco_dcg5"]
+    per_seed = [quality_ranking_metrics(pairs, a)["reco_dcg5"] - quality_ranking_metrics(pairs, b)["reco_dcg5"]
+                for a, b in zip(scores["arm"], scores["base"])]
+    assert diff.estimate == pytest.approx(np.mean(per_seed))
+
+
+def test_differences_table_has_one_row_per_table_ranker_and_metric():
+    up, down = Interval(0.02, 0.01, 0.03, 0.005), Interval(-0.01, -0.02, 0.0, 0.004)
+    table = differences_table([("2", "click teacher", {"q": {"reco_dcg5": up, "click_ndcg5": down}}),
+                               ("decision", "direct", {"distilled": {"reco_dcg5": down}})])
+    assert table.to_csv(index=False).splitlines() == [
+        ",".join(DIFFERENCE_COLUMNS),
+        "2,q,click teacher,reco_dcg5,0.02,0.01,0.03,0.005",
+        "2,q,click teacher,click_ndcg5,-0.01,-0.02,0.0,0.004",
+        "decision,distilled,direct,reco_dcg5,-0.01,-0.02,0.0,0.004"]
+
+
+@pytest.mark.parametrize("interval, words", [
+    (Interval(0.0123, 0.004, 0.02, 0.005), "**beats** direct fine-tuning"),
+    (Interval(0.0, -0.01, 0.01, 0.005), "**ties** with direct fine-tuning"),
+    (Interval(-0.02, -0.03, -0.01, 0.005), "**loses** to direct fine-tuning"),
+])
+def test_decision_sentence_states_the_interval_and_the_verdict(interval, words):
+    sentence = decision_sentence(interval, 1234, "1, 2")
+    assert sentence == ("**Decision** (protocol, Table 3): RecoDCG@5 distilled − direct = "
+                        f"{interval.format(scale=100)} (x100, mean of per-seed differences, 95 % paired bootstrap "
+                        f"over 1,234 impressions, seeds 1, 2): distillation {words}.\n")
+    if words.startswith("**beats"):
+        assert "= +1.23 [+0.40, +2.00] (x100" in sentence

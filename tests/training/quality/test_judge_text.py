@@ -8,8 +8,8 @@ import pytest
 
 from training.metrics.quality import pairwise_accuracy
 from training.prec.news_views import news_source, view_texts
-from training.quality.evaluation import judge_markdown
 from training.quality.golden_set import balanced_subset, pairwise_accuracy_interval, truth_golden_set
+from training.quality.judge_table import judge_markdown
 from training.quality.llm_judge import PROMPT_LABEL, PROMPT_REASON, judge_messages, judge_news_text
 
 NEWS = pd.DataFrame({

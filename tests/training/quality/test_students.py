@@ -8,12 +8,14 @@ import torch
 from builders.prec import synthetic_news
 
 from training.cross_encoder import CrossEncoderConfig, TrainConfig, score_pairs
+from training.quality.evaluation import quality_ranking_metrics
 from training.quality.students import (
     TeacherTargets,
     click_only_student,
     direct_student,
     judged_with_clicks,
     multitask_student,
+    served_metrics,
 )
 
 ARCH = CrossEncoderConfig(backbone="scratch", hidden_size=32, num_heads=2, intermediate_size=64, max_len=24,
@@ -91,3 +93,28 @@ def test_direct_baseline_fine_tunes_both_heads_from_the_same_start(start, news, 
     assert direct.fit.steps == 2 * 4 and distilled.fit.steps == 2 * 10   # same epochs, each on its own pairs
     with pytest.raises(ValueError, match="clicked"):
         direct_student(start.model, news, judged.drop(columns=["clicked"]), TRAIN)
+
+
+class Served:
+    """A stand-in for a loaded ``ranking_student`` pyfunc: fixed scores, and the frame it was asked about."""
+
+    def __init__(self, scores: list[float]):
+        self.scores, self.asked = scores, None
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        self.asked = frame
+        return pd.DataFrame({"score": self.scores})
+
+
+def test_served_metrics_score_the_pairs_and_name_a_version_with_non_finite_scores():
+    pairs = pd.DataFrame({"impression_id": [1, 1, 1, 2, 2], "trigger_id": ["T", "T", "T", "U", "U"],
+                          "candidate_id": ["A", "B", "C", "A", "D"], "clicked": [0, 1, 0, 1, 0],
+                          "quality": [1.0, 4.0, 2.0, 3.0, 0.0]})
+    model = Served([0.1, 0.9, 0.5, 0.8, 0.2])   # the clicked, best pair first in both impressions
+    metrics = served_metrics(model, pairs, "7")
+    assert list(model.asked.columns) == ["trigger_id", "candidate_id"]
+    assert metrics == quality_ranking_metrics(pairs, np.array(model.scores))
+    assert metrics["click_ndcg5"] == pytest.approx(1.0)
+    assert served_metrics(Served([0.9, 0.1, 0.5, 0.2, 0.8]), pairs, "7")["click_ndcg5"] < 1.0
+    with pytest.raises(ValueError, match="ranking_student version 7 returned non-finite scores"):
+        served_metrics(Served([0.1, np.nan, 0.5, 0.8, 0.2]), pairs, "7")

@@ -14,6 +14,7 @@ from training.retrieval import (
     query_candidates,
     union_candidates,
 )
+from training.retrieval.recall_paths import UNION_PATHS, RecallPath
 
 COLUMNS = ["trigger_id", "path", "rank", "news_id", "score"]
 
@@ -99,3 +100,13 @@ def test_union_round_robin():
     assert lists["u"] == [("X", 1.0)] and set(out["path"]) == {"union"}
     assert [n for n, _ in as_lists(union_candidates(frame, k=2))["t"]] == ["A", "B"]
     assert [n for n, _ in as_lists(union_candidates(frame, order=("qprime", "coclick")))["t"]] == ["E", "A", "B", "C"]
+
+
+def test_path_names_come_from_one_enum(news):
+    table, index = news
+    assert [str(p) for p in UNION_PATHS] == ["coclick", "embedding", "qprime"]      # the union's order
+    assert {str(p) for p in RecallPath} == {"coclick", "embedding", "qprime", "union", "random_queries"}
+    frames = [coclick_candidates([["a", "b"]], pd.DataFrame(columns=["trigger_id", "candidate_id"]), ["a"]),
+              embedding_candidates(index, table, ["a"], k=2)]
+    frames.append(union_candidates(pd.concat(frames, ignore_index=True)))
+    assert [sorted(set(f["path"])) for f in frames] == [["coclick"], ["embedding"], ["union"]]

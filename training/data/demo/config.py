@@ -15,6 +15,11 @@ REALISM_ON: dict[str, Any] = {"story_rate": 0.4, "session_rate": 0.8, "story_cli
                               "story_candidate_share": 0.15, "visible_quality": True}
 #: Above this share of follow-ups, stories would need more news than a dataset has.
 MAX_STORY_RATE = 0.6
+#: The fields of the user signals (``user_signals.tsv``); left out of :meth:`DemoConfig.to_dict` while
+#: ``user_signals`` is off, so a dataset without signals keeps its bytes.
+SIGNAL_FIELDS = ("user_signals", "search_rate", "signal_noise", "follows_per_user")
+#: Upper bound of ``search_rate`` and ``follows_per_user`` (a sanity check, far above any realistic value).
+MAX_SIGNAL_RATE = 20.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,12 @@ class DemoConfig:
     neighbourhood, ``visible_quality`` makes the grade mostly visible evidence (source, clickbait marker,
     thin body, near-duplicate), ``hidden_quality_share`` being the variance share of the rest (used only
     when ``visible_quality`` is on).
+
+    The user signals (``SIGNAL_FIELDS``; off by default): ``user_signals`` writes ``user_signals.tsv``,
+    ``search_rate`` is the mean number of searches per user-day at activity 1 (Poisson, times the user's
+    activity), ``signal_noise`` the share of searches drawn off-interest (and the uniform share of the follow
+    weights), ``follows_per_user`` the mean number of topics a user follows at the window's start. The rates
+    were set from data statistics only (docs/demo_data.md).
     """
 
     seed: int = 42
@@ -69,6 +80,10 @@ class DemoConfig:
     story_candidate_share: float = 0.0
     visible_quality: bool = False
     hidden_quality_share: float = 0.25
+    user_signals: bool = False
+    search_rate: float = 0.5
+    signal_noise: float = 0.2
+    follows_per_user: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("n_news", "n_users", "n_days", "impressions_per_day", "min_candidates", "history_days",
@@ -124,6 +139,19 @@ class DemoConfig:
             if not 0 <= value <= 10:
                 raise ValueError(f"DemoConfig.{name} must be in [0, 10], got {value}")
         self._check_realism()
+        self._check_signals()
+
+    def _check_signals(self) -> None:
+        if not isinstance(self.user_signals, bool):
+            raise ValueError(f"DemoConfig.user_signals must be True or False, got {self.user_signals!r}")
+        for name in ("search_rate", "follows_per_user"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_SIGNAL_RATE:
+                raise ValueError(f"DemoConfig.{name} must be a number in [0, {MAX_SIGNAL_RATE:g}], got {value!r}")
+        if isinstance(self.signal_noise, bool) or not isinstance(self.signal_noise, int | float) \
+                or not 0 <= self.signal_noise <= 1:
+            raise ValueError(f"DemoConfig.signal_noise (share of off-interest searches) must be in [0, 1], "
+                             f"got {self.signal_noise!r}")
 
     def _check_realism(self) -> None:
         if not 0 <= self.story_rate <= MAX_STORY_RATE:
@@ -164,11 +192,12 @@ class DemoConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields; the realism fields only when a realism feature is on (see ``REALISM_FIELDS``)."""
+        """All fields; the realism fields only when a realism feature is on (``REALISM_FIELDS``), the signal
+        fields only with ``user_signals`` on (``SIGNAL_FIELDS``)."""
         values = asdict(self)
-        if not self.realism:
-            for name in REALISM_FIELDS:
-                del values[name]
+        left_out = (() if self.realism else REALISM_FIELDS) + (() if self.user_signals else SIGNAL_FIELDS)
+        for name in left_out:
+            del values[name]
         return values
 
     @property

@@ -9,6 +9,9 @@ and ``news_quality.parquet``, one row per news: news_id, quality (int8 grade 0-4
 :mod:`training.data.quality_truth`; with stories on it also has ``story`` (int story id, -1 when
 none), with visible quality ``source`` (outlet name), ``authority`` and ``thin`` (bool). Both parquet
 files are the generator's truth: only ceilings, golden sets and the simulated judge read them, never a model.
+With ``DemoConfig.user_signals`` it also writes ``user_signals.tsv`` (user_id, time, kind ``search`` or
+``follow``, text; no header; docs/data.md), drawn from the stream ``signals`` only, so every other file keeps
+its bytes (:mod:`.signals`).
 
 Realism features (``DemoConfig.story_rate``, ``session_rate``, ``story_click_bonus``,
 ``story_candidate_share``, ``visible_quality``; all off by default, see docs/demo_data.md) are drawn
@@ -136,6 +139,22 @@ Realism report (any feature on)
     latent over the non-spam news and the perfect-text judge's pairwise accuracy (scores = the
     visible part, spam last). Without visible quality the visible part is taken as
     ``-2 * clickbait_n - 1 * is_duplicate_n`` (generous: only the marker shows the propensity).
+User signals (``user_signals``; stream ``signals``, spawned last; nothing else reads it)
+    Searches: per user ``u`` and day ``d``, ``Poisson(search_rate * activity_u)`` of them. Each is
+    off-interest (noise) with probability ``signal_noise``: a uniform category, a uniform subcategory in
+    it; else its category ~ that day's interests ``theta_u,d`` (the clicks' own, ``Users.interest[u, d + 1]``)
+    and its subcategory ~ ``phi_u`` within it. Its text (2-8 words, :func:`.signals.query_text`) names a
+    noun of the subcategory (the subject noun of its headlines) with the category's words; with
+    probability 0.3 it also names an entity: one of the user's favourites in that category when
+    on-interest and there is one, else a uniform entity of the category. Time: the day's hour ~ the
+    diurnal curve above, uniform within it.
+    Follows: at the window's start ``Poisson(follows_per_user)`` distinct subcategories per user, drawn
+    without replacement with weights ``(1 - signal_noise) * theta_u0[c_s] * phi_u[s] + signal_noise / S``
+    (S subcategories); then, per user-day with probability 0.02, one more not yet followed, with that
+    day's interests; the text is the subcategory's name. ``stats["signals"]`` of the report
+    (:func:`.report.signal_stats`) gives the share of a user's next-day clicks in the categories the user
+    searched that day, against the searches of the next user who searched as many categories that day
+    (chance level), and the share of searches off-interest.
 Pairs
     :func:`training.data.quality_truth.pair_quality` grades a (trigger, candidate) pair by the
     candidate's grade, minus 1 when its category differs from the trigger's, clipped to [0, 4].
@@ -153,10 +172,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from training.data.demo.clock import DAY, HOUR, HOUR_WEIGHTS
 from training.data.demo.config import DemoConfig
+from training.data.demo.draws import categorical_rows
 from training.data.demo.headlines import THIN_ABSTRACTS, HeadlineWriter, RenderedText, entity_json, near_duplicate
 from training.data.demo.mind_files import mind_time, write_tsv
-from training.data.demo.report import DemoReport, RealismArrays, build_report, realism_stats
+from training.data.demo.report import (
+    DemoReport,
+    RealismArrays,
+    SignalArrays,
+    build_report,
+    realism_stats,
+    signal_stats,
+)
+from training.data.demo.signals import SIGNAL_MODEL, Signals, draw_signals, signal_rows
 from training.data.demo.taxonomy import (
     CATEGORIES,
     COMMON,
@@ -164,10 +193,24 @@ from training.data.demo.taxonomy import (
     OUTLETS,
     REGIONS,
     Category,
-    Entity,
-    subcategory_table,
 )
-from training.data.schema import BEHAVIORS_TSV_COLUMNS, NEWS_TSV_COLUMNS, USER_PROFILE_TSV_COLUMNS
+from training.data.demo.taxonomy_index import (
+    ALL_ENTITIES,
+    CATEGORY_ENTITY_COUNT,
+    CATEGORY_ENTITY_START,
+    SUB_CATEGORY,
+    SUB_NOUNS,
+    SUBS_PER_CATEGORY,
+    TAXONOMY,
+    K,
+)
+from training.data.schema import (
+    BEHAVIORS_TSV_COLUMNS,
+    NEWS_TSV_COLUMNS,
+    USER_PROFILE_TSV_COLUMNS,
+    USER_SIGNAL_TSV_COLUMNS,
+    USER_SIGNALS_TSV,
+)
 
 NEWS_FILE = "news.tsv"
 BEHAVIORS_FILE = "behaviors.tsv"
@@ -176,13 +219,8 @@ CLICK_PROBABILITIES_FILE = "click_probabilities.parquet"
 NEWS_QUALITY_FILE = "news_quality.parquet"
 REPORT_FILE = "demo_report.json"
 
-DAY = 86400.0
 #: Progress bars show when a sampling loop touches at least this many (row, news) pairs (not at demo size).
 PROGRESS_MIN_WORK = 500_000_000
-HOUR = 3600.0
-#: Relative impression volume per hour of day (UTC): quiet nights, morning and evening peaks.
-HOUR_WEIGHTS = np.array([0.4, 0.3, 0.25, 0.25, 0.3, 0.5, 0.9, 1.4, 1.7, 1.6, 1.4, 1.3,
-                         1.3, 1.2, 1.1, 1.1, 1.1, 1.2, 1.3, 1.4, 1.4, 1.2, 0.9, 0.6])
 ENTITY_RATE, PLACE_RATE = 0.45, 0.2
 DECAY_MEDIAN_DAYS, DECAY_SIGMA = 1.2, 0.35
 INTEREST_CONCENTRATION, INTEREST_FLOOR = 3.0, 0.1
@@ -229,16 +267,6 @@ TRIGGER_MODEL = ("trigger = the impression's newest history item (its session tr
                  f"+ {ENTITY_BONUS_SHARE:g} * story_click_bonus for one naming the trigger's entity in another story "
                  "(or none)")
 
-TAXONOMY = subcategory_table()
-K = len(CATEGORIES)
-SUB_CATEGORY = np.array([[c.name for c in CATEGORIES].index(cat) for cat, _ in TAXONOMY])
-SUBS_PER_CATEGORY = np.bincount(SUB_CATEGORY, minlength=K)
-#: Every entity once: places first, then the categories' entities (ids are distinct).
-ALL_ENTITIES: tuple[Entity, ...] = COMMON.places + tuple(e for c in CATEGORIES for e in c.entities)
-CATEGORY_ENTITY_START = np.cumsum([len(COMMON.places)] + [len(c.entities) for c in CATEGORIES])[:-1]
-CATEGORY_ENTITY_COUNT = np.array([len(c.entities) for c in CATEGORIES])
-SUB_NOUNS: tuple[tuple[str, ...], ...] = tuple(CATEGORIES[int(SUB_CATEGORY[s])].subcategories[sub]
-                                               for s, (_, sub) in enumerate(TAXONOMY))
 OUTLET_AUTHORITY = np.array([o.authority for o in OUTLETS])
 OUTLET_SHARE = np.array([o.share for o in OUTLETS])
 
@@ -351,7 +379,7 @@ class Logged:
 def _spawn(seed: int) -> dict[str, np.random.Generator]:
     # New streams go at the end: SeedSequence children depend on their index only, so earlier ones keep their seeds.
     names = ("news", "text", "users", "history", "impressions", "labels", "quality", "cues",
-             "stories", "sessions", "story_candidates", "sources")
+             "stories", "sessions", "story_candidates", "sources", "signals")
     return {n: np.random.default_rng(s) for n, s in zip(names, np.random.SeedSequence(seed).spawn(len(names)))}
 
 
@@ -533,12 +561,6 @@ def _needed(rng: np.random.Generator | None, name: str, feature: str) -> np.rand
     return rng
 
 
-def _categorical_rows(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row of a (rows, options) probability matrix."""
-    u = rng.random(int(probs.shape[0]))[:, None]
-    return np.minimum((np.cumsum(probs, axis=1) < u * probs.sum(axis=1, keepdims=True)).sum(axis=1), probs.shape[1] - 1)
-
-
 def make_users(config: DemoConfig, rng: np.random.Generator) -> Users:
     n, shares = config.n_users, _category_shares()
     theta0 = (1 - INTEREST_FLOOR) * rng.dirichlet(INTEREST_CONCENTRATION * shares, size=n) + INTEREST_FLOOR * shares
@@ -552,7 +574,7 @@ def make_users(config: DemoConfig, rng: np.random.Generator) -> Users:
     np.add.at(block_sum.T, SUB_CATEGORY, gamma.T)
     sub_pref = gamma / block_sum[:, SUB_CATEGORY]
 
-    fav_cat = np.stack([_categorical_rows(theta0, rng) for _ in range(FAVOURITE_SLOTS)], axis=1)
+    fav_cat = np.stack([categorical_rows(theta0, rng) for _ in range(FAVOURITE_SLOTS)], axis=1)
     fav = CATEGORY_ENTITY_START[fav_cat] + (rng.random(fav_cat.shape) * CATEGORY_ENTITY_COUNT[fav_cat]).astype(np.int64)
     favourites = np.where(rng.random(fav.shape) < FAVOURITE_RATE, fav, -1)
 
@@ -562,7 +584,7 @@ def make_users(config: DemoConfig, rng: np.random.Generator) -> Users:
     def profile(table: dict[str, tuple[str, ...]]) -> np.ndarray:
         nudge = np.stack([theta0[:, [names.index(c) for c in cats]].sum(axis=1) for cats in table.values()], axis=1)
         weights = np.exp(PROFILE_NUDGE * nudge)
-        return _categorical_rows(weights / weights.sum(axis=1, keepdims=True), rng)
+        return categorical_rows(weights / weights.sum(axis=1, keepdims=True), rng)
 
     return Users(interest, sub_pref, favourites, activity, profile(REGIONS), profile(DEVICES))
 
@@ -713,7 +735,7 @@ def draw_session_triggers(config: DemoConfig, news: News, users: Users, user: np
                          + prior[None, :])
         weights *= ok
         found = ok.any(axis=1)
-        trigger[imps[found]] = window[_categorical_rows(weights[found], rng)]
+        trigger[imps[found]] = window[categorical_rows(weights[found], rng)]
     return trigger
 
 
@@ -1008,6 +1030,20 @@ def _realism_arrays(news: News, quality: Quality, logged: Logged) -> RealismArra
     )
 
 
+def _signal_arrays(config: DemoConfig, news: News, logged: Logged, signals: Signals) -> SignalArrays:
+    clicked = logged.label == 1
+    impression, clicked_news = logged.impression_of_row[clicked], logged.news[clicked]
+    click_time = logged.time[impression]
+    return SignalArrays(
+        user=signals.user, time=signals.time, day=signals.time // int(DAY), search=signals.search,
+        category=signals.category, subcategory=signals.subcategory, off_interest=signals.off_interest,
+        words=signals.words, click_user=logged.user[impression], click_time=click_time,
+        click_day=click_time // int(DAY), click_category=news.category[clicked_news],
+        click_subcategory=news.subcategory[clicked_news], n_users=config.n_users, n_days=config.n_days,
+        n_categories=K, n_subcategories=len(TAXONOMY),
+    )
+
+
 @dataclass(frozen=True)
 class DemoDraw:
     """Everything drawn for one config, before any file is written (``generate_demo`` writes it)."""
@@ -1021,6 +1057,7 @@ class DemoDraw:
     text_seed: int            # seed of the text's random.Random
     empty_abstract: np.ndarray
     cue_rng: np.random.Generator
+    signals: Signals | None = None  # the user signals (None: user_signals off)
 
 
 def draw_demo(config: DemoConfig) -> DemoDraw:
@@ -1032,7 +1069,12 @@ def draw_demo(config: DemoConfig) -> DemoDraw:
     users = make_users(config, rngs["users"])
     hist_offsets, hist_flat = make_histories(config, news, users, rngs["history"])
     logged = make_impressions(config, news, users, rngs["impressions"], rngs["labels"], hist_offsets, hist_flat, rngs)
-    return DemoDraw(news, quality, users, hist_offsets, hist_flat, logged, text_seed, empty_abstract, rngs["cues"])
+    signals = None
+    if config.user_signals:
+
+        signals = draw_signals(config, users, rngs["signals"])
+    return DemoDraw(news, quality, users, hist_offsets, hist_flat, logged, text_seed, empty_abstract, rngs["cues"],
+                    signals)
 
 
 def generate_demo(out_dir: str | Path, config: DemoConfig | None = None) -> DemoReport:
@@ -1051,6 +1093,11 @@ def generate_demo(out_dir: str | Path, config: DemoConfig | None = None) -> Demo
         regions, devices = list(REGIONS), list(DEVICES)
         profiles = [(f"U{u + 1}", regions[users.region[u]], devices[users.device[u]]) for u in range(config.n_users)]
         write_tsv(out / USER_PROFILES_FILE, profiles, len(USER_PROFILE_TSV_COLUMNS))
+    signal_model, signal_summary = None, None
+    if draw.signals is not None:
+
+        write_tsv(out / USER_SIGNALS_TSV, signal_rows(config, draw.signals), len(USER_SIGNAL_TSV_COLUMNS))
+        signal_model, signal_summary = SIGNAL_MODEL, signal_stats(_signal_arrays(config, news, logged, draw.signals))
     pq.write_table(_probability_table(logged), out / CLICK_PROBABILITIES_FILE)
     pq.write_table(_quality_table(quality, news), out / NEWS_QUALITY_FILE)
 
@@ -1078,6 +1125,8 @@ def generate_demo(out_dir: str | Path, config: DemoConfig | None = None) -> Demo
         quality_model=VISIBLE_QUALITY_MODEL if config.visible_quality else QUALITY_MODEL,
         trigger_model=TRIGGER_MODEL if config.realism else None,
         realism=realism_stats(_realism_arrays(news, quality, logged)) if config.realism else None,
+        signal_model=signal_model,
+        signals=signal_summary,
     )
     (out / REPORT_FILE).write_text(report.to_json(), encoding="utf-8", newline="\n")
     return report

@@ -7,7 +7,10 @@ the true model only; a recommender is good when it closes the gap between the tw
 the click propensity, and how often clicks land on low-grade (``<= 1``) or clickbait news.
 With a realism feature on (:attr:`DemoConfig.realism`), ``stats["realism"]`` (:func:`realism_stats`) adds
 the story, trigger and quality-evidence figures and ``model["trigger_model"]`` the trigger term; with all
-off the report has exactly the keys it had before those features existed.
+off the report has exactly the keys it had before those features existed. With user signals on
+(``user_signals.tsv``), ``stats["signals"]`` (:func:`signal_stats`) says how much they tell about the clicks
+(the share of next-day clicks in the categories searched, against other users' searches) and
+``model["signal_model"]`` how they were drawn.
 """
 from __future__ import annotations
 
@@ -218,6 +221,98 @@ def realism_stats(a: RealismArrays) -> dict[str, Any]:
     return stats
 
 
+@dataclass(frozen=True)
+class SignalArrays:
+    """What :func:`signal_stats` reads: one entry per signal (the generator's truth: category, subcategory,
+    whether a search was drawn off-interest) and one per logged click."""
+
+    user: np.ndarray           # (R,) user index
+    time: np.ndarray           # (R,) seconds from the window's start
+    day: np.ndarray            # (R,) day index
+    search: np.ndarray         # (R,) bool: a search, else a follow
+    category: np.ndarray       # (R,)
+    subcategory: np.ndarray    # (R,)
+    off_interest: np.ndarray   # (R,) bool
+    words: np.ndarray          # (R,) words of the text
+    click_user: np.ndarray     # (L,) one entry per logged click
+    click_time: np.ndarray     # (L,) seconds from the window's start
+    click_day: np.ndarray      # (L,)
+    click_category: np.ndarray
+    click_subcategory: np.ndarray
+    n_users: int
+    n_days: int
+    n_categories: int
+    n_subcategories: int
+
+
+def _partner_cells(covered: np.ndarray, n_days: int) -> np.ndarray:
+    """Per user-day cell (``user * n_days + day``; ``covered``: (cells, categories) searched) the cell of the next
+    user (cyclically, by user index) who searched as many categories that day: a chance level that keeps how much
+    a user searches, which goes with how much they click (both follow their activity). A cell without a partner
+    keeps its own (its chance level is then its share itself: conservative)."""
+    partner = np.arange(covered.shape[0])
+    breadth = covered.sum(axis=1)
+    day = partner % n_days
+    searched = np.flatnonzero(breadth > 0)
+    groups = np.lexsort((searched, breadth[searched], day[searched]))  # by day, breadth, then user
+    cells = searched[groups]
+    key = day[cells] * (covered.shape[1] + 1) + breadth[cells]
+    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    for lo, hi in zip(start, np.r_[start[1:], cells.size]):
+        partner[cells[lo:hi]] = np.roll(cells[lo:hi], -1)
+    return partner
+
+
+def _followed(a: SignalArrays, click_user: np.ndarray) -> np.ndarray:
+    """Per click, whether ``click_user`` followed the clicked subcategory by the click's time."""
+    follows = ~a.search
+    pair = a.user[follows] * a.n_subcategories + a.subcategory[follows]
+    order = np.lexsort((a.time[follows], pair))
+    pair, first = np.unique(pair[order], return_index=True)
+    since = a.time[follows][order][first]
+    wanted = click_user * a.n_subcategories + a.click_subcategory
+    if pair.size == 0:
+        return np.zeros(wanted.size, dtype=bool)
+    at = np.minimum(np.searchsorted(pair, wanted), pair.size - 1)
+    return (pair[at] == wanted) & (since[at] <= a.click_time)
+
+
+def signal_stats(a: SignalArrays) -> dict[str, Any]:
+    """How informative the signals are: the share of a user's next-day clicks whose category is among the
+    categories the user searched that day (over the clicks on day d + 1 of users who searched on day d), the same
+    with each user's searches replaced by those of another user who searched as many categories that day (the
+    chance level, :func:`_partner_cells`), and the share of clicks on a topic the user followed by then (against
+    the next user's follows)."""
+    search = a.search
+    cell = a.user[search] * a.n_days + a.day[search]
+    covered = np.zeros((a.n_users * a.n_days, a.n_categories), dtype=bool)
+    covered[cell, a.category[search]] = True
+    searched = np.asarray(covered.any(axis=1))
+    later = a.click_day >= 1
+    prev = a.click_user[later] * a.n_days + a.click_day[later] - 1
+    mine = searched[prev]
+    prev, cat = prev[mine], a.click_category[later][mine]
+    partner = _partner_cells(covered, a.n_days)
+    user_days = a.n_users * a.n_days
+    return {
+        "searches": int(search.sum()),
+        "follows": int((~search).sum()),
+        "mean_searches_per_user_day": round(float(search.sum()) / user_days, 4) if user_days else None,
+        "pct_user_days_with_search": _pct(float(searched.sum()), float(user_days)),
+        "pct_searches_off_interest": _pct(float(a.off_interest[search].sum()), float(search.sum())),
+        "mean_search_words": round(float(a.words[search].mean()), 3) if search.any() else None,
+        "mean_follows_per_user": round(float((~search).sum()) / a.n_users, 3),
+        "next_day_clicks_of_searchers": int(mine.sum()),
+        "pct_next_day_clicks_of_searchers": _pct(float(mine.sum()), float(later.sum())),
+        "pct_next_day_clicks_in_search_categories": _pct(float(covered[prev, cat].sum()), float(cat.size)),
+        "pct_next_day_clicks_in_search_categories_shuffled_users":
+            _pct(float(covered[partner[prev], cat].sum()), float(cat.size)),
+        "pct_clicks_in_followed_topics": _pct(float(_followed(a, a.click_user).sum()), float(a.click_user.size)),
+        "pct_clicks_in_followed_topics_shuffled_users":
+            _pct(float(_followed(a, (a.click_user + 1) % a.n_users).sum()), float(a.click_user.size)),
+    }
+
+
 def build_report(
     *,
     config: DemoConfig,
@@ -243,13 +338,16 @@ def build_report(
     quality_model: str,
     trigger_model: str | None = None,
     realism: dict[str, Any] | None = None,
+    signal_model: str | None = None,
+    signals: dict[str, Any] | None = None,
 ) -> DemoReport:
     """Counts, realism statistics and per-day ceilings of one generated dataset.
 
     ``impression_day`` (day index per impression) and ``offsets`` (CSR rows per impression) describe
     the logged impressions, ids ``1..n`` in order; ``candidate_news`` (index into the ``news_*`` arrays,
     one entry per news) and the other arrays have one entry per candidate row; ``quality_model`` describes
-    how grades were drawn; ``trigger_model`` and ``realism`` (:func:`realism_stats`) are added only when given.
+    how grades were drawn; ``trigger_model`` and ``realism`` (:func:`realism_stats`), ``signal_model`` and
+    ``signals`` (:func:`signal_stats`) are added only when given.
     """
     n_imp = impression_day.size
     sizes = np.diff(offsets)
@@ -296,4 +394,8 @@ def build_report(
         model["trigger_model"] = trigger_model
     if realism is not None:
         stats["realism"] = realism
+    if signal_model is not None:
+        model["signal_model"] = signal_model
+    if signals is not None:
+        stats["signals"] = signals
     return DemoReport(config.to_dict(), counts, model, stats, overall, days)

@@ -19,8 +19,9 @@ SECTION = {"preset": "small", "presets": {"small": {"seed": 1, "users": 300, "ne
                                           "big": {"users": 9000, "news": 8000}}}
 
 
-def test_repo_presets_give_demo_its_realism_and_mind_small_its_counts():
-    assert preset_config(REPO_PARAMS, "demo") == DemoConfig(**REALISM_ON)  # make demo's data (issue 22)
+def test_repo_presets_give_demo_its_realism_and_signals_and_mind_small_its_counts():
+    # make demo's data: the realism features (issue 22) and the user signals (issue 24)
+    assert preset_config(REPO_PARAMS, "demo") == DemoConfig(**REALISM_ON, user_signals=True)
     big = preset_config(REPO_PARAMS, "mind-small")
     assert (big.n_users, big.n_news, big.n_days, big.start_day) == (50_000, 51_282, 7, "2019-11-09")
     assert abs(big.impressions_per_day * big.n_days - 156_965) <= big.n_days
