@@ -9,17 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks column(s) {missing}")
+from training.columns import require_columns
 
 
 def found_mask(candidates: pd.DataFrame, targets: pd.DataFrame, k: int) -> np.ndarray:
     """Per target row (in order): whether its news is among its trigger's top-``k`` candidates."""
-    _require(candidates, ("trigger_id", "rank", "news_id"), "candidates")
-    _require(targets, ("trigger_id", "news_id"), "targets")
+    require_columns(candidates, ("trigger_id", "rank", "news_id"), "candidates")
+    require_columns(targets, ("trigger_id", "news_id"), "targets")
     top = candidates.loc[candidates["rank"] < k, ["trigger_id", "news_id"]].drop_duplicates()
     keys = pd.MultiIndex.from_frame(top.astype(str))
     wanted = pd.MultiIndex.from_frame(targets[["trigger_id", "news_id"]].astype(str))

@@ -96,7 +96,15 @@ class NewsPretrainConfig(TrainLoopConfig):
 
 @dataclass(frozen=True)
 class UserPretrainConfig(TrainLoopConfig):
-    """User pre-trainer (MUTP + UVA, optional PUNR span masking and generation)."""
+    """User pre-trainer (MUTP + UVA, optional PUNR behaviour masking and generation).
+
+    PUNR masks text tokens of concatenated behaviours; here one history position is one whole behaviour (a frozen
+    news vector), so ``masking="span"`` takes PUNR's ratios one level up (see ``masking.span_mask``):
+    α = ``span_mask_ratio``, the share of a history's known behaviours masked; β = ``span_share``, the share of
+    the masked behaviours that come from spans of ``span_length`` consecutive behaviours (always ``[MASK]``); the
+    other masked behaviours are single positions with MUTP's 80/10/10 replacement (``mask_replace_prob``,
+    ``mask_random_prob``). ``mask_prob`` is the masked share of ``masking="token"`` only.
+    """
 
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -107,12 +115,13 @@ class UserPretrainConfig(TrainLoopConfig):
     intermediate_size: int = 512
     dropout: float = 0.1
     use_profiles: bool = True           # use region/device views when user_profiles are given
-    masking: str = "token"              # "token" (15%, 80/10/10) | "span" (PUNR whole-behaviour spans)
+    masking: str = "token"              # "token" (mask_prob, 80/10/10) | "span" (PUNR alpha / beta, below)
     mask_prob: float = 0.15
-    mask_replace_prob: float = 0.8
-    mask_random_prob: float = 0.1
-    span_total_ratio: float = 0.3       # PUNR alpha: fraction of a history masked in spans
-    span_ratio: float = 0.1             # PUNR beta: span length as a fraction of the history length
+    mask_replace_prob: float = 0.8      # of the masked single positions: -> [MASK]
+    mask_random_prob: float = 0.1       # of the masked single positions: -> a random news (rest unchanged)
+    span_mask_ratio: float = 0.3        # PUNR alpha (published 0.3): share of a history's behaviours masked
+    span_share: float = 0.3             # PUNR beta (published 0.3): share of the masked behaviours inside spans
+    span_length: int = 3                # behaviours per span (ours; PUNR's span is one behaviour's tokens)
     num_negatives: int = 1024           # sampled news negatives for MUTP / generation InfoNCE
     temperature: float = 0.1
     uva_prob: float = 0.5
@@ -122,9 +131,13 @@ class UserPretrainConfig(TrainLoopConfig):
 
     def __post_init__(self) -> None:
         _check_choice("masking", self.masking, ("token", "span"))
-        for name in ("mask_prob", "mask_replace_prob", "mask_random_prob", "span_total_ratio",
-                     "span_ratio", "uva_prob", "val_fraction"):
+        for name in ("mask_prob", "mask_replace_prob", "mask_random_prob", "span_share", "uva_prob",
+                     "val_fraction"):
             _check_prob(name, getattr(self, name))
+        if not 0.0 < self.span_mask_ratio <= 1.0:
+            raise ValueError(f"span_mask_ratio={self.span_mask_ratio} (PUNR alpha) must lie in (0, 1]")
+        if isinstance(self.span_length, bool) or not isinstance(self.span_length, int) or self.span_length < 1:
+            raise ValueError(f"span_length={self.span_length!r} must be a whole number of behaviours >= 1")
         if self.mask_replace_prob + self.mask_random_prob > 1.0:
             raise ValueError("mask_replace_prob + mask_random_prob must be <= 1")
         if self.hidden_size % self.num_heads:

@@ -1,4 +1,4 @@
-"""Corruption functions: BERT-style 80/10/10 token masking and PUNR whole-behaviour span masking."""
+"""Corruption functions: BERT-style 80/10/10 token masking and PUNR behaviour (span + single) masking."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,25 +36,49 @@ def mask_tokens(
     return corrupted, labels
 
 
-def span_mask(length: int, total_ratio: float, span_ratio: float, rng: np.random.Generator) -> np.ndarray:
-    """PUNR whole-behaviour span masking over a history of ``length`` items.
+def _stochastic_round(value: float, rng: np.random.Generator) -> int:
+    """``floor(value)``, plus one with probability ``value - floor(value)``: the expectation is ``value``
+    (float noise such as 0.3 * 10 = 3.0000000000000004 is rounded away first)."""
+    value = round(value, 9)
+    whole = int(np.floor(value))
+    return whole + int(rng.random() < value - whole)
 
-    Exactly ``round(total_ratio * length)`` items are selected (at least one when ``length`` > 0 and
-    ``total_ratio`` > 0), in contiguous spans of ``max(1, round(span_ratio * length))`` items (the last
-    span may be shorter); returns a boolean array of selected positions.
+
+def _free_starts(free: np.ndarray, length: int) -> np.ndarray:
+    """Starts ``s`` with ``free[s:s + length]`` all True."""
+    counts = np.concatenate([[0], np.cumsum(free)])
+    return np.flatnonzero(counts[length:] - counts[:-length] == length)
+
+
+def span_mask(maskable: np.ndarray, ratio: float, span_share: float, span_length: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """PUNR behaviour masking over one history, one position per behaviour; ``maskable`` (bool, 1-D) marks the
+    known behaviours (padding and [UNK] clicks are never selected).
+
+    Of the ``n`` maskable positions, ``ratio * n`` (PUNR α) are selected and ``span_share`` (PUNR β) of those
+    lie in spans of ``span_length`` consecutive maskable positions, the rest are single positions drawn
+    uniformly. Both counts are rounded stochastically, so the expected shares are exactly α and β at every
+    history length and the counts are exact where ``ratio * n`` and ``span_share * ratio * n`` are whole numbers.
+    A span is cut short by the span budget or, when no free run is long enough, to the longest that fits; spans
+    never overlap but may touch. Returns ``(selected, from_span)``, boolean arrays shaped like ``maskable``.
     """
-    selected = np.zeros(length, dtype=bool)
-    if length == 0 or total_ratio <= 0:
-        return selected
-    budget = min(length, max(1, int(round(total_ratio * length))))
-    span = max(1, int(round(span_ratio * length)))
+    maskable = np.asarray(maskable, dtype=bool)
+    if maskable.ndim != 1:
+        raise ValueError(f"maskable must be one history (1-D); got shape {maskable.shape}")
+    n_selected = _stochastic_round(ratio * int(maskable.sum()), rng)
+    n_span = _stochastic_round(span_share * n_selected, rng)
+    from_span = np.zeros_like(maskable)
     covered = 0
-    while covered < budget:
-        start = int(rng.choice(np.flatnonzero(~selected)))
-        for pos in range(start, min(length, start + min(span, budget - covered))):
-            if covered >= budget:
-                break
-            if not selected[pos]:
-                selected[pos] = True
-                covered += 1
-    return selected
+    while covered < n_span:
+        length = min(span_length, n_span - covered)
+        starts = _free_starts(maskable & ~from_span, length)
+        while starts.size == 0:  # length 1 always fits: n_span <= the number of maskable positions
+            length -= 1
+            starts = _free_starts(maskable & ~from_span, length)
+        start = int(rng.choice(starts))
+        from_span[start: start + length] = True
+        covered += length
+    selected = from_span.copy()
+    singles = rng.choice(np.flatnonzero(maskable & ~from_span), size=n_selected - n_span, replace=False)
+    selected[singles] = True
+    return selected, from_span

@@ -1,4 +1,4 @@
-"""PREC user pre-training (MUTP + UVA, optional PUNR span masking / generation) and user encoding."""
+"""PREC user pre-training (MUTP + UVA, optional PUNR behaviour masking / generation) and user encoding."""
 from __future__ import annotations
 
 import json

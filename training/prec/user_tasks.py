@@ -1,4 +1,4 @@
-"""User pre-training tasks: MUTP (masked user-behaviour prediction, token or PUNR span masking), UVA (user view
+"""User pre-training tasks: MUTP (masked user-behaviour prediction, token or PUNR behaviour masking), UVA (user view
 alignment) and PUNR's generation decoder; batch construction, sampled-softmax scoring and heads.
 
 UVA adaptation: MIND has no explicit multi-view user data, so a user's history is split into two chronological
@@ -127,18 +127,22 @@ class UserBatchCollator:
         return batch
 
     def _mask(self, items: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """MUTP corruption: ``(items, labels)``; labels hold the original item at masked positions, else -100."""
         maskable = items >= ITEM_OFFSET  # padding and [UNK] clicks are never targets
+        mask_id = torch.tensor(ITEM_MASK)
         if self.config.masking == "span":
-            lengths = (items != ITEM_PAD).sum(1).tolist()
-            selected = torch.zeros_like(maskable)
-            for row, length in enumerate(lengths):
-                selected[row, :length] = torch.from_numpy(
-                    span_mask(length, self.config.span_total_ratio, self.config.span_ratio, rng))
-            selected &= maskable
+            selected, from_span = torch.zeros_like(maskable), torch.zeros_like(maskable)
+            for row, row_maskable in enumerate(maskable.numpy()):
+                row_selected, row_spans = span_mask(row_maskable, self.config.span_mask_ratio, self.config.span_share,
+                                                    self.config.span_length, rng)
+                selected[row], from_span[row] = torch.from_numpy(row_selected), torch.from_numpy(row_spans)
+            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            corrupted, _ = mask_tokens(items, selected & ~from_span, mask_id, self.random_items, 1.0,
+                                       self.config.mask_replace_prob, self.config.mask_random_prob, generator)
             labels = torch.where(selected, items, torch.full_like(items, IGNORE_INDEX))
-            return torch.where(selected, torch.full_like(items, ITEM_MASK), items), labels
+            return torch.where(from_span, mask_id, corrupted), labels
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        return mask_tokens(items, maskable, torch.tensor(ITEM_MASK), self.random_items, self.config.mask_prob,
+        return mask_tokens(items, maskable, mask_id, self.random_items, self.config.mask_prob,
                            self.config.mask_replace_prob, self.config.mask_random_prob, generator)
 
 

@@ -295,6 +295,10 @@ def load_generator_model(base_model_dir: str | Path, adapter_dir: str | Path | N
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{adapter_dir} has no adapter_config.json: not a peft adapter folder")
+    meta_file = adapter_dir / ADAPTER_META_FILE
+    if meta_file.is_file() and json.loads(meta_file.read_text()).get("base_adapter_dir"):
+        raise ValueError(f"{adapter_dir} was trained on a warm start merged into the base weights: load it with "
+                         "training.query_lists.policy.load_policy, which merges that warm start first")
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     if merge:
         model = model.merge_and_unload()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.columns import require_columns
 from training.slm.prompts import MAX_QUERIES, filter_queries, format_target, news_row_prompt, user_prompt
 
 STOPWORDS = frozenset("""
@@ -87,12 +88,6 @@ class QueryTargets:
         return out.reset_index(drop=True)
 
 
-def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} lacks column(s) {missing}; it has {list(frame.columns)}")
-
-
 def _ranked_phrases(clicked: pd.Series, titles: dict[str, str]) -> tuple[list[tuple[str, str]], int]:
     """Distinct clicked news ids, most clicked first (ties: first click first), as (phrase, news_id)
     pairs, and the number of ids missing from ``titles``."""
@@ -135,8 +130,8 @@ def followup_hits(targets: pd.DataFrame, click_pairs: pd.DataFrame,
                   retrieve: Callable[[list[str], list[str]], list[list[str]]]) -> np.ndarray:
     """Per target row (input_id, query): whether ``retrieve(input_ids, queries)`` holds a news clicked after
     its input in ``click_pairs`` (trigger_id, candidate_id): the "Enhanced" flag."""
-    _require_columns(targets, ("input_id", "query"), "targets")
-    _require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
+    require_columns(targets, ("input_id", "query"), "targets")
+    require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
     candidates = click_pairs["candidate_id"].astype(str)
     followups = {t: set(g) for t, g in candidates.groupby(click_pairs["trigger_id"].astype(str))}
     per_input: dict[str, list[tuple[str, str]]] = {}
@@ -183,8 +178,8 @@ def timed_clicks(pairs: pd.DataFrame, histories: pd.DataFrame, max_inputs: int =
     (``histories``: impression_id, time): the click pairs of :func:`click_refined_targets` and its "Enhanced"
     filter. A pair without a time is dropped; ``max_inputs``: only the ``max_inputs`` most clicked triggers'
     pairs (0: all)."""
-    _require_columns(pairs, ("impression_id", "trigger_id", "candidate_id", "clicked"), "pairs")
-    _require_columns(histories, ("impression_id", "time"), "histories")
+    require_columns(pairs, ("impression_id", "trigger_id", "candidate_id", "clicked"), "pairs")
+    require_columns(histories, ("impression_id", "time"), "histories")
     clicks = pairs[pairs["clicked"] == 1]
     clicks = clicks.assign(time=clicks["impression_id"].map(histories.set_index("impression_id")["time"]))
     clicks = clicks[["trigger_id", "candidate_id", "time"]].dropna()
@@ -201,8 +196,8 @@ def click_refined_targets(click_pairs: pd.DataFrame, news: pd.DataFrame, *, max_
     :func:`~training.slm.prompts.news_row_prompt`. ``retrieve(input_ids, queries)``: the news each query
     retrieves for its input (e.g. its live top 10, ``training.retrieval.qprime.live_retriever``); with it,
     only the queries whose retrieved news hold a news clicked after the trigger are kept ("Enhanced")."""
-    _require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
-    _require_columns(news, ("news_id", "title"), "news")
+    require_columns(click_pairs, ("trigger_id", "candidate_id"), "click_pairs")
+    require_columns(news, ("news_id", "title"), "news")
     pairs = click_pairs[["trigger_id", "candidate_id"]].astype(str)
     pairs = pairs[pairs["trigger_id"] != pairs["candidate_id"]]
     table = news.drop_duplicates("news_id").set_index(news.drop_duplicates("news_id")["news_id"].astype(str))
@@ -236,9 +231,9 @@ def user_targets(histories: pd.DataFrame, clicks: pd.DataFrame, news: pd.DataFra
     ``max_history`` history titles; impressions with an empty history are skipped."""
     if by not in ("impression", "user"):
         raise ValueError(f"by must be 'impression' or 'user', got {by!r}")
-    _require_columns(histories, ("impression_id", "user_id", "history"), "histories")
-    _require_columns(clicks, ("impression_id", "news_id"), "clicks")
-    _require_columns(news, ("news_id", "title"), "news")
+    require_columns(histories, ("impression_id", "user_id", "history"), "histories")
+    require_columns(clicks, ("impression_id", "news_id"), "clicks")
+    require_columns(news, ("news_id", "title"), "news")
     titles = news.drop_duplicates("news_id").set_index(news.drop_duplicates("news_id")["news_id"].astype(str))[
         "title"].fillna("").astype(str).to_dict()
     clicked = clicks if "label" not in clicks.columns else clicks[clicks["label"] == 1]

@@ -1,8 +1,10 @@
-"""MNTP token masking statistics (15 %, 80/10/10, view-specific [MASK_i]) and PUNR span masking."""
+"""MNTP token masking statistics (15 %, 80/10/10, view-specific [MASK_i]) and PUNR behaviour masking (alpha, beta,
+spans)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from training.prec.config import NewsPretrainConfig
@@ -72,22 +74,78 @@ def test_collated_news_batches_use_the_view_specific_mask_token():
     assert counts[0] > 0 and counts[1] > 0
 
 
-def test_span_mask_total_ratio_and_span_lengths():
+def _history(length: int, rng: np.random.Generator, width: int = 50, unknown: float = 0.1) -> np.ndarray:
+    """A padded row's maskable flags: ``length`` behaviours (a share ``unknown`` of them [UNK]), then padding."""
+    maskable = np.zeros(width, dtype=bool)
+    maskable[:length] = rng.random(length) >= unknown
+    return maskable
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each run of True."""
+    edges = np.diff(np.concatenate([[0], flags.astype(int), [0]]))
+    return [(int(a), int(b - a)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+def test_span_mask_realises_alpha_and_beta_over_random_histories():
     rng = np.random.default_rng(0)
-    run_lengths = []
-    for length in [10, 20, 40, 50]:
-        for _ in range(50):
-            selected = span_mask(length, total_ratio=0.3, span_ratio=0.1, rng=rng)
-            assert int(selected.sum()) == round(0.3 * length)
-            runs, current = [], 0
-            for flag in list(selected) + [False]:
-                if flag:
-                    current += 1
-                elif current:
-                    runs.append(current)
-                    current = 0
-            run_lengths.extend(r / max(1, round(0.1 * length)) for r in runs)
-    # runs are whole spans of round(beta * L) items (adjacent spans merge, the last one may be cut short)
-    assert np.mean(run_lengths) >= 0.9
-    assert span_mask(0, 0.3, 0.1, rng).shape == (0,)
-    assert int(span_mask(3, 0.1, 0.1, rng).sum()) == 1  # at least one item when alpha > 0
+    n_maskable = n_selected = n_span = 0
+    for _ in range(4000):
+        maskable = _history(int(rng.integers(1, 51)), rng)
+        selected, from_span = span_mask(maskable, 0.3, 0.3, 3, rng)
+        assert not (selected & ~maskable).any() and not (from_span & ~selected).any()
+        n_maskable += int(maskable.sum())
+        n_selected += int(selected.sum())
+        n_span += int(from_span.sum())
+    assert abs(n_selected / n_maskable - 0.3) < 0.005
+    assert abs(n_span / n_selected - 0.3) < 0.01
+
+
+@pytest.mark.parametrize(("n", "alpha", "beta", "span_length", "expected"),
+                         [(100, 0.3, 0.3, 3, (30, 9)), (20, 0.4, 0.25, 2, (8, 2)), (10, 0.5, 1.0, 5, (5, 5)),
+                          (10, 1.0, 0.0, 3, (10, 0))])
+def test_span_mask_counts_are_exact_where_the_arithmetic_allows(n, alpha, beta, span_length, expected):
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        selected, from_span = span_mask(np.ones(n, dtype=bool), alpha, beta, span_length, rng)
+        assert (int(selected.sum()), int(from_span.sum())) == expected
+        # spans never overlap, so each run of span positions is a whole number of spans
+        assert all(length % span_length == 0 for _, length in _runs(from_span))
+
+
+def test_spans_are_contiguous_known_behaviours_and_padding_is_never_masked():
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        maskable = _history(int(rng.integers(30, 51)), rng, unknown=0.05)
+        selected, from_span = span_mask(maskable, 0.3, 0.6, 4, rng)
+        runs = _runs(from_span)
+        for start, length in runs:
+            assert maskable[start: start + length].all()  # inside the history, no padding or [UNK]
+        # whole spans of 4 but the last (touching spans merge into one run), never fragments
+        assert len(runs) <= -(-int(from_span.sum()) // 4)
+        assert not selected[~maskable].any()
+    # no free run of 3 behaviours: every span shrinks to what fits
+    alternating = np.arange(40) % 2 == 0
+    selected, from_span = span_mask(alternating, 0.5, 1.0, 3, rng)
+    assert int(from_span.sum()) == 10 and all(length == 1 for _, length in _runs(from_span))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_short_histories_are_masked_at_alpha_in_expectation(n):
+    rng = np.random.default_rng(3)
+    maskable = np.zeros(5, dtype=bool)
+    maskable[:n] = True
+    counts, span_counts = [], []
+    for _ in range(4000):
+        selected, from_span = span_mask(maskable, 0.3, 0.3, 3, rng)
+        assert not selected[n:].any() and not (from_span & ~selected).any()
+        counts.append(int(selected.sum()))
+        span_counts.append(int(from_span.sum()))
+    assert set(counts) <= {int(np.floor(0.3 * n)), int(np.ceil(0.3 * n))}
+    assert abs(np.mean(counts) - 0.3 * n) < 0.03
+    assert abs(np.mean(span_counts) - 0.09 * n) < 0.02
+
+
+def test_span_mask_wants_one_history():
+    with pytest.raises(ValueError, match="maskable must be one history"):
+        span_mask(np.ones((2, 5), dtype=bool), 0.3, 0.3, 3, np.random.default_rng(0))

@@ -1,6 +1,8 @@
-"""User pre-trainer: latest histories, [UNK] clicks, UVA swaps, MUTP/UVA/generation losses, PUNR span masking,
+"""User pre-trainer: latest histories, [UNK] clicks, UVA swaps, MUTP/UVA/generation losses, PUNR behaviour masking,
 train_user_encoder + encode_users(as_of_day)."""
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ import torch
 
 from training.embedding_table import EmbeddingTable
 from training.prec.config import UserPretrainConfig
+from training.prec.masking import IGNORE_INDEX
 from training.prec.user_data import ITEM_MASK, ITEM_OFFSET, ITEM_PAD, ITEM_UNK, latest_histories
 from training.prec.user_pretrainer import encode_users, prepare_user_pretraining, train_user_encoder
 
@@ -111,7 +114,7 @@ def test_uva_swaps_a_half_from_another_user_and_is_balanced():
     assert abs(1 - np.mean(labels) - 0.5) < 0.08
 
 
-def test_token_and_span_masking_of_histories():
+def test_token_masking_of_histories():
     h = make_histories(30)
     token = prepare_user_pretraining(h, news_table(), tiny_config(mask_prob=0.15))
     selected = total = 0
@@ -123,13 +126,45 @@ def test_token_and_span_masking_of_histories():
         total += int(real.sum())
         assert bool((labels[labels >= 0] == batch["original_items"][labels >= 0]).all())
     assert abs(selected / total - 0.15) < 0.03
-    span = prepare_user_pretraining(h, news_table(), tiny_config(masking="span", span_total_ratio=0.4,
-                                                                 span_ratio=0.25, weight_uva=0.0))
-    batch = span.train_collator(list(range(30)))
-    lengths = (batch["original_items"] != ITEM_PAD).sum(1)
-    n_masked = (batch["mutp_labels"] >= 0).sum(1)
-    assert torch.equal(n_masked, torch.round(lengths * 0.4).long())
-    assert bool((batch["items"][batch["mutp_labels"] >= 0] == ITEM_MASK).all())  # whole behaviours masked
+
+
+def test_token_masking_batches_are_unchanged():
+    """masking="token" batches (UVA swaps, 80/10/10 corruption, labels) are bit for bit those of the code before
+    PUNR's alpha / beta masking: the digest was recorded from that code."""
+    setup = prepare_user_pretraining(make_histories(30), news_table(), tiny_config(), profiles(30))
+    digest = hashlib.sha256()
+    for _ in range(3):
+        batch = setup.train_collator(list(range(30)))
+        for key in ("items", "mutp_labels", "original_items"):
+            digest.update(batch[key].numpy().tobytes())
+    assert digest.hexdigest()[:16] == "fcffd37f98ad6c8e"
+
+
+def test_span_masking_of_histories_follows_alpha_beta_and_80_10_10():
+    h = make_histories(30)
+    h.at[7, "history"] = ["GONE"] + list(h.at[7, "history"])  # (latest rows are odd) an [UNK] click
+    h.at[1, "history"] = ["N1"]  # 1-3 clicks: short histories
+    h.at[3, "history"] = ["N2", "N3"]
+    h.at[5, "history"] = ["N4", "N5", "N6"]
+    setup = prepare_user_pretraining(h, news_table(), tiny_config(masking="span", span_mask_ratio=0.4,
+                                                                  weight_uva=0.0))
+    assert setup.sequences.n_unknown == 1 and min(len(items) for items in setup.sequences.items) == 1
+    n_known = n_masked = n_mask_token = n_random = 0
+    for _ in range(40):
+        batch = setup.train_collator(list(range(len(setup.sequences))))
+        original, items, labels = batch["original_items"], batch["items"], batch["mutp_labels"]
+        masked = labels != IGNORE_INDEX
+        assert torch.equal(labels[masked], original[masked])
+        assert not bool(masked[original < ITEM_OFFSET].any())  # padding and [UNK] clicks
+        assert torch.equal(items[~masked], original[~masked])
+        n_known += int((original >= ITEM_OFFSET).sum())
+        n_masked += int(masked.sum())
+        n_mask_token += int((items[masked] == ITEM_MASK).sum())
+        n_random += int((masked & (items != ITEM_MASK) & (items != original)).sum())
+    assert abs(n_masked / n_known - 0.4) < 0.02
+    # spans (beta = 0.3 of the masked) are all [MASK]; the single positions take 80/10/10
+    assert abs(n_mask_token / n_masked - (0.3 + 0.7 * 0.8)) < 0.03
+    assert abs(n_random / n_masked - 0.7 * 0.1) < 0.02
 
 
 @pytest.mark.parametrize("masking", ["token", "span"])
@@ -176,3 +211,11 @@ def test_train_user_encoder_and_encode_users_as_of_day(tmp_path):
     np.testing.assert_allclose(only_day1.vectors, day1.vectors, atol=1e-5)
     with pytest.raises(ValueError, match="dim"):
         encode_users(tmp_path / "user", h, EmbeddingTable(["N0"], np.zeros((1, 3), np.float32)), "2019-11-10")
+
+
+def test_train_user_encoder_with_punr_masking_and_generation(tmp_path):
+    config = tiny_config(masking="span", weight_generation=1.0, max_epochs=1, max_steps=3, batch_size=8)
+    result = train_user_encoder(make_histories(24), news_table(), config, tmp_path / "user")
+    assert result.tasks == ("mutp", "uva", "generation")
+    assert np.isfinite(result.metrics["val/loss"])
+    assert UserPretrainConfig.load(tmp_path / "user" / "config.json") == config

@@ -135,6 +135,19 @@ def test_adapter_round_trip_gives_identical_logits(model_dir, trained, tmp_path)
             torch.testing.assert_close(model(**batch).logits, expected, atol=5e-5 if merge else 1e-5, rtol=0)
 
 
+def test_save_adapter_takes_plain_settings_and_records_the_adapter_below(model_dir, trained, tmp_path):
+    below = save_adapter(trained.model, tmp_path / "warm", model_dir, CONFIG)
+    version = save_adapter(trained.model, tmp_path / "top", model_dir, {"steps": 3, "beta": 0.04},
+                           base_adapter_dir=tmp_path / "warm")
+    meta = json.loads((tmp_path / "top" / ADAPTER_META_FILE).read_text())
+    assert meta["config"] == {"steps": 3, "beta": 0.04} and meta["adapter_sha256"] == version
+    assert meta["base_adapter_sha256"] == below and meta["base_adapter_dir"] == str((tmp_path / "warm").resolve())
+    assert "base_adapter_dir" not in json.loads((tmp_path / "warm" / ADAPTER_META_FILE).read_text())
+    with pytest.raises(FileNotFoundError, match="not an adapter folder"):
+        save_adapter(trained.model, tmp_path / "orphan", model_dir, CONFIG, base_adapter_dir=tmp_path / "nowhere")
+    assert not (tmp_path / "orphan").exists()
+
+
 def test_full_finetune_trains_everything(model_dir):
     result = train_lora(model_dir, [news_prompt(TITLES[0])], ["mortgage rates"],
                         CONFIG.replace(full_finetune=True, max_steps=2), progress=False)

@@ -1,0 +1,81 @@
+"""The policy's weights between stages: the warm start merged for GRPO, and a saved GRPO policy loaded back.
+
+:func:`truncated_copy` makes the smaller model of the capacity comparison (protocol of issue 24: SmolLM2's
+first 8 of 30 decoder layers).
+
+GRPO trains a new LoRA on the warm start with its SFT adapter merged (:mod:`~training.query_lists.grpo`). A policy
+is saved with ``training.slm.lora_sft.save_adapter(policy, folder, base_model_dir, settings,
+base_adapter_dir=<the warm start's folder>)``, which records the warm start's folder and version beside the base
+model's; :func:`load_policy` rebuilds it: the base, the warm start merged, then the policy's adapter merged.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from training.slm.lora_sft import ADAPTER_META_FILE, load_generator_model, read_adapter_version
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def merged_copy(model: PeftModel) -> PreTrainedModel:
+    """A new model object: ``model``'s base weights with its adapter merged (``merge_and_unload``), in eval mode;
+    ``model`` itself keeps its adapter unmerged."""
+    from peft import PeftModel
+
+    if not isinstance(model, PeftModel):
+        raise TypeError(f"merged_copy needs a peft model with an adapter to merge, got {type(model).__name__}")
+    merged = copy.deepcopy(model).merge_and_unload()
+    merged.eval()
+    return merged
+
+
+def truncated_copy(model: PreTrainedModel, n_layers: int) -> PreTrainedModel:
+    """A new model object: ``model`` with only its first ``n_layers`` decoder layers (the final norm, embeddings
+    and output layer kept; ``config.num_hidden_layers`` and any ``config.layer_types`` cut to match), in
+    ``model``'s train/eval mode; ``model`` itself is unchanged. It saves and reloads as a plain model."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        raise TypeError("truncated_copy needs a plain transformers model; merge the adapter first (merged_copy)")
+    total = int(model.config.num_hidden_layers)
+    if not 1 <= n_layers <= total:
+        raise ValueError(f"n_layers must be in [1, {total}] (the model's decoder layers), got {n_layers}")
+    copied = copy.deepcopy(model)
+    decoder = copied.get_decoder()
+    if not isinstance(getattr(decoder, "layers", None), torch.nn.ModuleList):
+        raise TypeError(f"{type(model).__name__}'s decoder has no ModuleList 'layers' to truncate")
+    decoder.layers = torch.nn.ModuleList(list(decoder.layers)[:n_layers])
+    for config in {id(c): c for c in (copied.config, decoder.config)}.values():
+        config.num_hidden_layers = n_layers
+        if isinstance(getattr(config, "layer_types", None), list):
+            config.layer_types = config.layer_types[:n_layers]
+    return copied
+
+
+def load_policy(base_model_dir: str | Path, policy_dir: str | Path, warm_start_dir: str | Path | None = None,
+                torch_threads: int = 2) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """``(model, tokenizer)`` for generation from a policy adapter saved by ``save_adapter``: the base model, the
+    warm start in ``warm_start_dir`` merged (``load_generator_model``), then the policy's adapter merged. The warm
+    start must be the one recorded with the policy (same version); a policy trained on the bare base model
+    records none and takes ``warm_start_dir=None``."""
+    from peft import PeftModel
+
+    meta_path = Path(policy_dir) / ADAPTER_META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} is missing: not an adapter folder written by save_adapter")
+    recorded = json.loads(meta_path.read_text()).get("base_adapter_sha256")
+    given = read_adapter_version(warm_start_dir) if warm_start_dir is not None else None
+    if recorded != given:
+        raise ValueError(f"the policy in {policy_dir} was trained on warm start {recorded or '(none)'}, but the "
+                         f"warm start given is {given or '(none)'} ({warm_start_dir})")
+    model, tokenizer = load_generator_model(base_model_dir, warm_start_dir, merge=True, torch_threads=torch_threads)
+    policy = PeftModel.from_pretrained(model, str(policy_dir), is_trainable=False).merge_and_unload()
+    policy.eval()
+    return policy, tokenizer

@@ -1,0 +1,74 @@
+"""SFT targets of the warm start (protocol of issue 24): per user-day row, the list the policy should write.
+
+A row's target is the key phrases (``training.slm.query_targets.key_phrase``) of the news the user clicks on day
+t + 1, first click first, read back with :func:`~training.query_lists.query_list.parse_list`: normalised,
+checked against the spec (length, English), deduplicated (equal word sets) and cut at N. So a target parses back
+to exactly its queries, and the format reward scores it as the policy's own list would be scored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from training.columns import require_columns
+from training.query_lists.query_list import QueryListSpec, parse_list
+from training.slm.prompts import format_target
+from training.slm.query_targets import key_phrase
+
+#: Columns added to the kept rows in :attr:`WarmStartTargets.examples`.
+TARGET_COLUMNS = ("queries", "target")
+
+
+@dataclass(frozen=True)
+class WarmStartTargets:
+    """The kept rows (the input rows' columns plus ``queries``: tuple of str and ``target``: the formatted list)
+    and what was left out: rows without a usable phrase, clicks whose news is unknown or untitled, phrases that
+    are empty, of the wrong length or not English, duplicate phrases, and valid phrases beyond N."""
+
+    examples: pd.DataFrame
+    n_rows: int
+    n_dropped_rows: int
+    n_unknown_news: int
+    n_invalid_phrases: int
+    n_duplicate_phrases: int
+    n_capped_phrases: int
+
+    @property
+    def messages(self) -> list[str]:
+        """The prompts' user messages, for ``train_lora``."""
+        return self.examples["message"].astype(str).tolist()
+
+    @property
+    def targets(self) -> list[str]:
+        """The target answers, aligned with :attr:`messages`."""
+        return self.examples["target"].tolist()
+
+
+def warm_start_targets(rows: pd.DataFrame, news: pd.DataFrame, spec: QueryListSpec | None = None) -> WarmStartTargets:
+    """Targets for :func:`~training.query_lists.prompt_rows.user_day_rows`' rows (``message``, ``clicks``: the
+    news clicked on t + 1, first click first) from ``news`` (news_id, title); see the module docstring. Row order
+    is kept; a row whose clicks give no valid phrase is dropped and counted."""
+    require_columns(rows, ("message", "clicks"), "the row frame")
+    require_columns(news, ("news_id", "title"), "news")
+    spec = spec or QueryListSpec()
+    titles = dict(zip(news["news_id"].astype(str), news["title"].fillna("").astype(str)))
+    kept: list[int] = []
+    queries: list[tuple[str, ...]] = []
+    n_unknown = n_invalid = n_duplicates = n_capped = 0
+    for position, clicks in enumerate(rows["clicks"]):
+        known = [titles[n] for n in map(str, clicks) if titles.get(n, "").strip()]
+        n_unknown += len(clicks) - len(known)
+        phrases = [key_phrase(title) for title in known]
+        parsed = parse_list("\n".join(p for p in phrases if p), spec)
+        n_invalid += parsed.n_invalid + sum(not p for p in phrases)
+        n_duplicates += parsed.n_duplicates
+        n_capped += parsed.n_valid - parsed.n_duplicates - len(parsed.queries)
+        if parsed.queries:
+            kept.append(position)
+            queries.append(parsed.queries)
+    examples = rows.iloc[kept].reset_index(drop=True)
+    examples = examples.assign(queries=queries, target=[format_target(list(q), spec.n_queries) for q in queries])
+    return WarmStartTargets(examples=examples, n_rows=len(rows), n_dropped_rows=len(rows) - len(kept),
+                            n_unknown_news=n_unknown, n_invalid_phrases=n_invalid, n_duplicate_phrases=n_duplicates,
+                            n_capped_phrases=n_capped)
