@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow
+import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -160,3 +161,13 @@ def load_version(name: str, version: str | int) -> PyFuncModel:
 def load_python_model(name: str, version: str | int) -> PythonModel:
     """The python model (``unwrap_python_model()``) of version ``version`` of ``name``."""
     return load_version(name, version).unwrap_python_model()
+
+
+def finite_scores(scores: Any, name: str, version: str | int) -> np.ndarray:
+    """``scores`` of registered model ``name`` ``version`` as float64; ``ValueError`` naming the version and the
+    count when one is not finite (NaN or infinite: a broken model must fail its gate, not rank last)."""
+    values = np.asarray(scores, dtype=np.float64)
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        raise ValueError(f"{name} version {version} returned {bad} non-finite scores")
+    return values

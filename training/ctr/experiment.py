@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 
 from training.ctr.config import CtrConfig
-from training.ctr.features import CtrData
+from training.ctr.features import CtrData, CtrFeatures
 from training.ctr.lightning_module import ranking_metrics
 from training.ctr.predict import CtrPredictor
-from training.ctr.train import build_features, train_ctr_model
+from training.ctr.train import CtrFeatureSet, build_features, train_ctr_model
 from training.data.prepared import BehaviorLog
 from training.embedding_table import EmbeddingTable
-from training.metrics.intervals import paired_difference
+from training.metrics.intervals import Interval, paired_difference
 from training.metrics.mind import METRIC_KEYS, METRIC_LABELS, impression_metrics, mind_metrics
+from training.registry import finite_scores
 
 VARIANT_LABELS = {"none": "base", "news": "+NP", "news+user": "+NP+UP"}
 
@@ -84,11 +85,82 @@ def split_for_day(log: BehaviorLog, day: str, window_days: int, split: str = "ch
 def gate_metrics(split: CtrSplit, scores: np.ndarray, name: str, version: str) -> dict[str, Any]:
     """MIND metrics (``MindMetrics.as_dict``) of registered model ``name`` ``version``'s ``scores`` of the gate
     slice ``split.test``, one per impression row; ``ValueError`` naming the version when a score is not finite."""
-    scores = np.asarray(scores, dtype=float)
-    if not np.isfinite(scores).all():
-        raise ValueError(f"{name} version {version} returned {int((~np.isfinite(scores)).sum())} non-finite scores")
+    scores = finite_scores(scores, name, version)
     test = split.test.impressions
     return mind_metrics(test["impression_id"], test["label"], scores).as_dict()
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """Test-day figures of one trained grid model (model, PREC variant, seed)."""
+
+    metrics: dict[str, float]       # METRIC_KEYS over the test impressions (``ranking_metrics``)
+    per_impression: pd.DataFrame    # METRIC_KEYS of each test impression, in impression-id order (NaN: undefined)
+
+
+class CtrGrid:
+    """Trains and scores the runs of a CTR grid on one split, early-stopping on ``split.valid`` and measuring on
+    ``split.test``.
+
+    The feature tensors of the three slices are built once per user-vector id set and shared by every run that
+    uses the same ids (the runs differ in model, PREC variant, seed or the user vectors' values, none of which the
+    features depend on); only the latest set is kept.
+    """
+
+    def __init__(self, split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTable, base_params: dict[str, Any],
+                 log: Callable[[str], None] = print) -> None:
+        self.split, self.news, self.news_vectors = split, news, news_vectors
+        self.base_params, self.log = base_params, log
+        self._features: tuple[list[str] | None, CtrFeatureSet, CtrFeatures] | None = None
+
+    def _features_for(self, user_vectors: EmbeddingTable | None) -> tuple[CtrFeatureSet, CtrFeatures]:
+        ids = None if user_vectors is None else user_vectors.ids
+        if self._features is None or self._features[0] != ids:
+            train, valid, test = (self.split.data(part, self.news, self.news_vectors, user_vectors)
+                                  for part in ("train", "valid", "test"))
+            features = build_features(train, valid, CtrConfig.from_dict(self.base_params))
+            self._features = ids, features, features.space.transform(test)
+        return self._features[1], self._features[2]
+
+    def run(self, model: str, prec: str, seed: int, user_vectors: EmbeddingTable | None, label: str) -> GridRun:
+        """Train ``model`` with PREC plug-in ``prec`` and ``seed`` over ``user_vectors`` and score the test slice;
+        ``label`` names the variant in the log line."""
+        features, test_features = self._features_for(user_vectors)
+        config = CtrConfig.from_dict({**self.base_params, "model": model, "prec": prec, "seed": seed})
+        train = self.split.data("train", self.news, self.news_vectors, user_vectors)
+        valid = self.split.data("valid", self.news, self.news_vectors, user_vectors)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_ctr_model(train, valid, config, tmp, features=features)
+            scores = CtrPredictor.load(result.artefact_dir).score_features(
+                test_features, news_embeddings=self.news_vectors, user_embeddings=user_vectors)
+        test_ids, test_labels = test_features.impression_id.numpy(), test_features.label.numpy()
+        order = np.argsort(test_ids, kind="stable")   # impression_metrics wants each impression's rows together
+        metrics = ranking_metrics(test_ids, test_labels, scores)
+        per_impression = impression_metrics(test_ids[order], test_labels[order], scores[order])[list(METRIC_KEYS)]
+        self.log(f"{model} {label} seed {seed}: test AUC {metrics['auc']:.4f} "
+                 f"(early-stopping AUC {result.metrics['auc']:.4f}, epoch {result.best_epoch})")
+        return GridRun(metrics, per_impression)
+
+
+def summary_row(model: str, variant: str, label: str, runs: list[GridRun]) -> dict[str, Any]:
+    """One Table-2 row: ``model``, ``variant``, ``variant_label``, ``n_seeds`` and each metric's mean and std
+    (ddof 1; 0 for one seed) over the seeds' ``runs``."""
+    frame = pd.DataFrame([run.metrics for run in runs])
+    row: dict[str, Any] = {"model": model, "variant": variant, "variant_label": label, "n_seeds": len(runs)}
+    for key in METRIC_KEYS:
+        row[f"{key}_mean"] = float(frame[key].mean())
+        row[f"{key}_std"] = float(frame[key].std(ddof=1)) if len(frame) > 1 else 0.0
+    return row
+
+
+def paired_metric_difference(runs: list[GridRun], reference: list[GridRun], metric: str) -> tuple[Interval, int]:
+    """``metric`` of ``runs`` minus ``reference`` (the same seeds' runs on the same test slice): the mean of per-seed
+    differences with its 95 % paired bootstrap interval over test impressions, and the number of impressions it
+    is over (those where ``metric`` is defined in every run of both arms, e.g. AUC needs a click and a non-click)."""
+    ours = np.stack([run.per_impression[metric].to_numpy() for run in runs])
+    base = np.stack([run.per_impression[metric].to_numpy() for run in reference])
+    defined = ~np.isnan(ours).any(axis=0) & ~np.isnan(base).any(axis=0)
+    return paired_difference(ours[:, defined], base[:, defined]), int(defined.sum())
 
 
 def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTable, user_vectors: EmbeddingTable,
@@ -100,52 +172,31 @@ def table2_grid(split: CtrSplit, news: pd.DataFrame, news_vectors: EmbeddingTabl
     interval over test impressions (``auc_diff_low``/``auc_diff_high``; impressions without both a click
     and a non-click have no AUC and are left out of both arms).
 
-    The feature tensors of the three splits are built once and shared by every run of the grid (the runs
-    differ in model, PREC variant and seed, none of which the features depend on).
+    The feature tensors of the three splits are built once and shared by every run (see ``CtrGrid``).
     """
     if not seeds:
         raise ValueError("at least one seed is required")
-    train = split.data("train", news, news_vectors, user_vectors)
-    valid = split.data("valid", news, news_vectors, user_vectors)
-    features = build_features(train, valid, CtrConfig.from_dict(base_params))
-    test_features = features.space.transform(split.data("test", news, news_vectors, user_vectors))
-    test_ids, test_labels = test_features.impression_id.numpy(), test_features.label.numpy()
-    order = np.argsort(test_ids, kind="stable")   # impression_metrics wants each impression's rows together
+    grid = CtrGrid(split, news, news_vectors, base_params, log)
     rows = []
     for model in models:
-        per_impression_auc: dict[str, list[np.ndarray]] = {}
+        runs: dict[str, list[GridRun]] = {}
         for variant in variants:
-            runs, aucs = [], []
-            for seed in seeds:
-                config = CtrConfig.from_dict({**base_params, "model": model, "prec": variant, "seed": seed})
-                with tempfile.TemporaryDirectory() as tmp:
-                    result = train_ctr_model(train, valid, config, tmp, features=features)
-                    scores = CtrPredictor.load(result.artefact_dir).score_features(
-                        test_features, news_embeddings=news_vectors, user_embeddings=user_vectors)
-                runs.append(ranking_metrics(test_ids, test_labels, scores))
-                aucs.append(impression_metrics(test_ids[order], test_labels[order], scores[order])["auc"].to_numpy())
-                log(f"{model} {VARIANT_LABELS[variant]} seed {seed}: test AUC {runs[-1]['auc']:.4f} "
-                    f"(early-stopping AUC {result.metrics['auc']:.4f}, epoch {result.best_epoch})")
-            frame = pd.DataFrame(runs)
-            row = {"model": model, "variant": variant, "variant_label": VARIANT_LABELS[variant], "n_seeds": len(seeds)}
-            for key in METRIC_KEYS:
-                row[f"{key}_mean"] = float(frame[key].mean())
-                row[f"{key}_std"] = float(frame[key].std(ddof=1)) if len(frame) > 1 else 0.0
-            per_impression_auc[variant] = aucs
-            if variant != "none" and "none" in per_impression_auc:
-                ours, base = np.stack(aucs), np.stack(per_impression_auc["none"])
-                defined = ~np.isnan(ours).any(axis=0) & ~np.isnan(base).any(axis=0)
-                diff = paired_difference(ours[:, defined], base[:, defined])
+            label = VARIANT_LABELS[variant]
+            runs[variant] = [grid.run(model, variant, seed, user_vectors, label) for seed in seeds]
+            row = summary_row(model, variant, label, runs[variant])
+            if variant != "none" and "none" in runs:
+                diff, n_imps = paired_metric_difference(runs[variant], runs["none"], "auc")
                 row.update(auc_diff=diff.estimate, auc_diff_low=diff.low, auc_diff_high=diff.high,
-                           n_test_impressions=int(defined.sum()))
+                           n_test_impressions=n_imps)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def table2_markdown(table: pd.DataFrame, extra: dict[str, dict[str, Any]]) -> str:
-    """Markdown of the ``table2_grid`` table (mean ± std, and AUC − base with its paired interval) followed by
-    reference rows (single values) and a line saying what the figures are over."""
-    lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS) + " | AUC − base [95 % CI] |",
+def table2_markdown(table: pd.DataFrame, extra: dict[str, dict[str, Any]], reference: str = "base") -> str:
+    """Markdown of the ``table2_grid`` table (mean ± std, and AUC − ``reference`` with its paired interval)
+    followed by reference rows (single values) and a line saying what the figures are over."""
+    lines = ["| model | variant | " + " | ".join(METRIC_LABELS[m] for m in METRIC_KEYS)
+             + f" | AUC − {reference} [95 % CI] |",
              "|---|---|" + "---:|" * (len(METRIC_KEYS) + 1)]
     for r in table.to_dict("records"):
         # one seed has no spread: print the value alone rather than a std of 0
@@ -161,6 +212,6 @@ def table2_markdown(table: pd.DataFrame, extra: dict[str, dict[str, Any]]) -> st
         n_imps = table["n_test_impressions"].dropna() if "n_test_impressions" in table else pd.Series(dtype=float)
         over = f" over {int(n_imps.max()):,} test impressions with a click and a non-click" if len(n_imps) else ""
         lines.append("")
-        lines.append(f"Mean ± std over {seeds} seed(s); AUC − base = mean of per-seed differences, 95 % paired "
+        lines.append(f"Mean ± std over {seeds} seed(s); AUC − {reference} = mean of per-seed differences, 95 % paired "
                      f"bootstrap interval{over} (1,000 resamples).")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from training.ltr.tradeoff import (
     tradeoff_decision,
 )
 from training.quality.evaluation import metric_row, metrics_markdown, quality_ranking_metrics, sample_impressions
+from training.registry import finite_scores
 
 #: Row names of the per-seed table, in its order; ``CLICK_ONLY`` is the baseline the table's differences use.
 STAGE1_ALONE = "stage 1 alone (counts, age, paths)"
@@ -43,10 +44,7 @@ def served_metrics(model: Any, rows: pd.DataFrame, version: str) -> dict[str, fl
     """Quality metrics of a loaded registered ``ranker`` ``version`` (its pyfunc, at its own λ) on labelled
     ``rows``; ``ValueError`` when it returns a non-finite score."""
     scored = model.predict(rows.rename(columns={"candidate_id": "news_id"}))
-    scores = scored["score"].to_numpy(np.float64)
-    if not np.isfinite(scores).all():
-        raise ValueError(f"ranker version {version} returned non-finite scores")
-    return quality_ranking_metrics(rows, scores)
+    return quality_ranking_metrics(rows, finite_scores(scored["score"], "ranker", version))
 
 
 def baseline_rows(rows: pd.DataFrame, popularity: np.ndarray) -> list[dict[str, Any]]:

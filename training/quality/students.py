@@ -40,6 +40,7 @@ from training.cross_encoder import (
 from training.cross_encoder.scoring import BULK_PRECISION
 from training.cross_encoder.train import FitResult
 from training.quality.evaluation import quality_ranking_metrics
+from training.registry import finite_scores
 
 TEACHER_COLUMNS = ("click", "q0", "q1", "q2", "q3", "q4")
 
@@ -134,7 +135,5 @@ def served_metrics(model: Any, pairs: pd.DataFrame, version: str) -> dict[str, f
     """Quality metrics (``quality_ranking_metrics``) of a loaded registered ``ranking_student`` ``version`` (its
     pyfunc: trigger_id, candidate_id -> score) on the evaluation ``pairs``; ``ValueError`` when it returns a
     non-finite score."""
-    scores = model.predict(pairs[["trigger_id", "candidate_id"]])["score"].to_numpy()
-    if not np.isfinite(scores).all():
-        raise ValueError(f"ranking_student version {version} returned non-finite scores")
-    return quality_ranking_metrics(pairs, scores)
+    scores = model.predict(pairs[["trigger_id", "candidate_id"]])["score"]
+    return quality_ranking_metrics(pairs, finite_scores(scores, "ranking_student", version))

@@ -59,7 +59,7 @@ def test_served_metrics_score_with_the_registered_model_and_refuse_non_finite_sc
     expected = quality_ranking_metrics(rows, rows["candidate_id"].map(scores).to_numpy())
     assert served_metrics(Served(scores), rows, "3") == expected
     assert expected["reco_dcg5"] < quality_ranking_metrics(rows, rows["quality"].to_numpy())["reco_dcg5"]
-    with pytest.raises(ValueError, match="ranker version 3 returned non-finite scores"):
+    with pytest.raises(ValueError, match="ranker version 3 returned 1 non-finite scores"):
         served_metrics(Served({**scores, "e": np.nan}), rows, "3")
 
 

@@ -116,5 +116,5 @@ def test_served_metrics_score_the_pairs_and_name_a_version_with_non_finite_score
     assert metrics == quality_ranking_metrics(pairs, np.array(model.scores))
     assert metrics["click_ndcg5"] == pytest.approx(1.0)
     assert served_metrics(Served([0.9, 0.1, 0.5, 0.2, 0.8]), pairs, "7")["click_ndcg5"] < 1.0
-    with pytest.raises(ValueError, match="ranking_student version 7 returned non-finite scores"):
+    with pytest.raises(ValueError, match="ranking_student version 7 returned 1 non-finite scores"):
         served_metrics(Served([0.1, np.nan, 0.5, 0.8, 0.2]), pairs, "7")
