@@ -263,3 +263,46 @@ print("columns", sorted(out.columns))
                                "NEWSFORGE_HOME": str(tmp_path / "home")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "columns ['input_id', 'query', 'query_rank']" in proc.stdout, proc.stdout[-2000:]
+
+
+#: Every model the code location registers (assets' ``log_and_register`` calls).
+REGISTERED = {"news_encoder", "user_encoder", "ctr_model", "click_teacher", "quality_teacher", "ranking_student",
+              "query_generator", "ranker"}
+
+
+def test_every_registered_model_loads_from_its_own_code(project, tmp_path):
+    """Each registered model of the tiny project loads from its own artifacts and shipped code (training,
+    serving) in a fresh process where this checkout's packages are hidden; none pulls in orchestration."""
+    from project import REPO_ROOT
+
+    client = mlflow_client(project)
+    if "ranker" not in {m.name for m in client.search_registered_models()}:  # when run alone, not after the ranker test
+        materialize(project, "*ctr_model", check=False)
+        materialize(project, "ltr_features,ranker")
+    script = f"""
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+sys.path[:] = [p for p in sys.path if p not in ({str(REPO_ROOT)!r}, {str(project)!r})]
+import mlflow
+from mlflow import MlflowClient
+mlflow.set_tracking_uri("sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")
+client = MlflowClient()
+for name in sorted(m.name for m in client.search_registered_models()):
+    for module in [m for m in sys.modules if m.split(".")[0] in ("training", "serving")]:
+        del sys.modules[module]
+    version = max(int(v.version) for v in client.search_model_versions(f"name='{{name}}'"))
+    model = mlflow.pyfunc.load_model(f"models:/{{name}}/{{version}}")
+    source = sys.modules[type(model.unwrap_python_model()).__module__].__file__
+    assert "/code/" in source and {str(REPO_ROOT)!r} not in source, (name, source)
+    print("loaded", name, version, type(model.unwrap_python_model()).__name__)
+assert "orchestration" not in sys.modules and "newsforge" not in sys.modules
+"""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+                               "NEWSFORGE_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("loaded ")}
+    assert loaded == REGISTERED, (sorted(loaded), proc.stdout[-2000:])
