@@ -234,10 +234,17 @@ def test_asset_graph_shows_every_asset(ui, context, shots):
         _menu_item(page, toolbar, item)
     viewport = page.locator("[data-svg-viewport]")
     box = viewport.bounding_box()
-    viewport.dblclick(position={"x": 10, "y": box["height"] - 10})  # double-click on the background: fit all
     labels = page.locator("[data-svg-viewport] [class*='AssetNode_assetName']")
-    # the expanded groups' nodes render a few at a time on a busy 2-core machine: wait for all of them
-    expect(labels).to_have_count(len(names), timeout=30_000)
+    # double-click on the background: fit all. The graph draws only the nodes in view, so a fit made before the
+    # expanded layout settled (one CI run on a busy machine: 9 of 28 nodes) is made again.
+    for attempt in range(5):
+        viewport.dblclick(position={"x": 10, "y": box["height"] - 10})
+        try:
+            expect(labels).to_have_count(len(names), timeout=6_000)
+            break
+        except AssertionError:
+            if attempt == 4:
+                raise
     for i in range(len(names)):
         expect(labels.nth(i)).to_be_in_viewport()
     shown = labels.all_inner_texts()
