@@ -27,6 +27,7 @@ import torch
 from transformers import TrainerCallback
 
 from training.config_dict import ConfigDict
+from training.slm.lora_sft import LORA_TARGET_MODULES
 from training.slm.prompts import chat_prompt
 from training.torch_threads import torch_threads
 
@@ -59,7 +60,7 @@ class GrpoSettings(ConfigDict):
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    target_modules: tuple[str, ...] = LORA_TARGET_MODULES
     seed: int = 1
     torch_threads: int = 2
     eval_every: int = 0

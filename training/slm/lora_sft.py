@@ -34,6 +34,10 @@ ADAPTER_META_FILE = "newsforge_adapter.json"
 IGNORE_INDEX = -100
 
 
+#: The attention projections a LoRA adapter wraps by default (SFT and the GRPO policy).
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
 @dataclass(frozen=True)
 class LoraSftConfig(ConfigDict):
     """LoRA SFT settings. ``max_steps`` > 0 trains exactly that many steps (cycling epochs as needed);
@@ -42,7 +46,7 @@ class LoraSftConfig(ConfigDict):
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    target_modules: tuple[str, ...] = LORA_TARGET_MODULES
     lr: float = 1e-3
     epochs: int = 1
     max_steps: int = 0
