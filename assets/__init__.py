@@ -9,12 +9,14 @@ from assets import (
     ltr,
     news_index,
     prec,
+    punr,
     quality,
     query_generator,
+    query_lists,
     recall_candidates,
     recall_evaluation,
 )
 
 #: Every asset of the code location, in graph order of their modules.
-ALL_ASSETS = load_assets_from_modules([data, baselines, prec, ctr, quality, cross_encoder, news_index, query_generator,
-                                       recall_candidates, recall_evaluation, ltr])
+ALL_ASSETS = load_assets_from_modules([data, baselines, prec, ctr, punr, quality, cross_encoder, news_index,
+                                       query_generator, recall_candidates, recall_evaluation, ltr, query_lists])

@@ -61,7 +61,7 @@ def partition_rows(client: MlflowClient, partition: str) -> dict[str, dict[str, 
 
 def partition_report(partition: str, tracking_uri: str | None = None) -> str:
     """Markdown: every asset's metrics on ``partition`` with the demo generator's ceiling, the news-vector
-    probe table and the PREC Table-2 grid when those assets have run."""
+    probe table, the PREC Table-2 grid and the PUNR ablation when those assets have run."""
     client = MlflowClient(tracking_uri or default_tracking_uri())
     rows = partition_rows(client, partition)
     if not rows:
@@ -78,6 +78,10 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
     table2 = _latest_artifact(client, "ctr_evaluation", partition, "table2.md")
     if table2:
         sections.append(f"## CTR models with PREC vectors (PREC Table 2), validation day {partition}\n\n" + table2)
+    punr = _latest_artifact(client, "punr_ablation", partition, "punr.md")
+    if punr:
+        sections.append("## PUNR ablation: user pre-training variants under the CTR models (AUC, MRR, nDCG; "
+                        f"differences x100), validation day {partition}\n\n" + punr)
     for path, title in QUALITY_TABLES:
         text = _latest_artifact(client, "ranking_evaluation", partition, path)
         if text:
@@ -96,6 +100,10 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
             f"λ = {metrics.get('lambda', float('nan')):.2f} (ranker v{tradeoff.data.tags.get('ranker.version', '?')}): "
             f"RecoDCG@5 {100 * metrics.get('reco_dcg5_gain_over_click_only', float('nan')):+.2f} over click-only. "
             f"Curve: {curve}")
+    lists = _latest_artifact(client, "query_list_evaluation", partition, "query_lists.md")
+    if lists:
+        sections.append(f"## Interest query lists: GRPO policy, sampling, capacity, distillation, {partition}\n\n"
+                        + lists)
     return "\n\n".join(sections)
 
 

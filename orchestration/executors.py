@@ -77,7 +77,8 @@ def executor_named(name: str) -> ExecutorDefinition:
 
 
 #: Op tags of the steps on a run's longest chains (query generator -> generated queries, the two-head student and
-#: the CTR model -> recall candidates -> LightGBM features): when several steps are ready, these start first, so
+#: the CTR model -> recall candidates -> LightGBM features, the query-list policy -> student -> interest queries):
+#: when several steps are ready, these start first, so
 #: the chain does not wait behind leaf evaluations (the demo ran its last 3 min on one core before).
 CRITICAL_PATH_TAGS = {"dagster/priority": "1"}
 

@@ -22,6 +22,13 @@ def _settings(values: dict) -> str:
     return ", ".join(f"{key} {value}" for key, value in values.items())
 
 
+def _as_given(full: object, ran: object) -> object:
+    """``ran`` cut to the keys ``full`` names, recursively (a nested config block names only what it changes)."""
+    if isinstance(full, dict) and isinstance(ran, dict):
+        return {key: _as_given(full[key], ran.get(key)) for key in full}
+    return ran
+
+
 def schedule_note(asset: str, config: Config) -> str:
     """One Markdown line for beside ``asset``'s table: the grid settings it ran with, and whether they are
     the full grid of ``reproduce.yaml`` or the demo's shorter one (then what ``make reproduce`` runs)."""
@@ -30,7 +37,7 @@ def schedule_note(asset: str, config: Config) -> str:
     unknown = set(full) - set(ran)
     if unknown:
         raise KeyError(f"{REPRODUCE_FILE.name}: {asset} has no config field {sorted(unknown)}")
-    used = {key: ran[key] for key in full}
+    used = {key: _as_given(full[key], ran[key]) for key in full}
     if used == full:
         return f"_Full grid (`make reproduce`): {_settings(used)}._"
     return f"_Demo schedule: {_settings(used)}; `make reproduce` runs {_settings(full)}._"

@@ -153,7 +153,8 @@ def _check_run(newest_day: str | None, max_age_days: int | None = None):
 
 
 def test_every_gated_model_has_a_champion_age_check():
-    assert GATED_MODELS == ("ctr_model", "query_generator", "ranker", "ranking_student")
+    assert GATED_MODELS == ("ctr_model", "query_generator", "query_list_policy", "query_list_student", "ranker",
+                            "ranking_student")
 
 
 def test_no_champion_warns(registry):

@@ -14,10 +14,11 @@ NEWS_SIDE = {"mind_news", "mind_behaviors", "news_encoder", "news_embeddings", "
 DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embeddings", "ctr_model",
                "ctr_evaluation", "pair_logs", "quality_labels", "click_teacher", "quality_teacher", "distillation_set",
                "ranking_student", "ranking_evaluation", "query_targets", "query_generator", "generated_queries",
-               "recall_candidates", "recall_evaluation", "ltr_features", "ranker", "ltr_tradeoff"}
+               "recall_candidates", "recall_evaluation", "ltr_features", "ranker", "ltr_tradeoff", "punr_ablation",
+               "query_list_policy", "query_list_student", "interest_queries", "query_list_evaluation"}
 
 
-GATED = {"ctr_model", "ranking_student", "query_generator", "ranker"}
+GATED = {"ctr_model", "ranking_student", "query_generator", "ranker", "query_list_policy", "query_list_student"}
 GATE_CHECKS = {(model, "beats_champion") for model in GATED}
 AGE_CHECKS = {(model, "champion_age") for model in GATED}
 
@@ -69,12 +70,22 @@ def _demo_config(asset: str):
     from assets.cross_encoder import RankingEvaluationConfig
     from assets.ctr import CtrEvaluationConfig
     from assets.ltr import LtrTradeoffConfig
+    from assets.punr import PunrAblationConfig
     from assets.quality import JudgeEvaluationConfig, PairLogsConfig
+    from assets.query_lists import (
+        InterestQueriesConfig,
+        QueryListEvaluationConfig,
+        QueryListPolicyConfig,
+        QueryListStudentConfig,
+    )
     from assets.recall_evaluation import RecallEvaluationConfig
 
     return {"ctr_evaluation": CtrEvaluationConfig, "judge_evaluation": JudgeEvaluationConfig,
             "pair_logs": PairLogsConfig, "ranking_evaluation": RankingEvaluationConfig,
-            "recall_evaluation": RecallEvaluationConfig, "ltr_tradeoff": LtrTradeoffConfig}[asset]()
+            "recall_evaluation": RecallEvaluationConfig, "ltr_tradeoff": LtrTradeoffConfig,
+            "punr_ablation": PunrAblationConfig, "query_list_policy": QueryListPolicyConfig,
+            "query_list_student": QueryListStudentConfig, "query_list_evaluation": QueryListEvaluationConfig,
+            "interest_queries": InterestQueriesConfig}[asset]()
 
 
 def test_champion_age_comes_with_a_gated_model_and_needs_no_config():

@@ -46,6 +46,17 @@ ops:
     config: {n_estimators: 20, eval_impressions: 0}
   ltr_tradeoff:
     config: {seeds: [1, 2], eval_impressions: 0}
+  query_list_policy:
+    config: {base_model_dir: LM, keep_layers: 0, sft: {max_steps: 2, batch_size: 4, max_len: 96},
+             grpo: {steps: 2, prompts_per_step: 2, group_size: 2, max_completion_length: 16, eval_every: 1},
+             generation: {max_new_tokens: 16}, max_train_rows: 16, selection_users: 6, gate_users: 10}
+  query_list_student:
+    config: {keep_layers: 1, sft: {max_steps: 2, batch_size: 4, max_len: 96},
+             distill: {steps: 2, prompts_per_step: 2, max_new_tokens: 16}, gate_users: 10}
+  interest_queries:
+    config: {max_users: 10}
+  query_list_evaluation:
+    config: {eval_users: 10, seeds: [1, 2], sampled_lists: [1, 2], capacity_layers: [1]}
 """
 ASSETS = ("news_index", "query_targets", "query_generator", "generated_queries", "recall_candidates",
           "recall_evaluation")
@@ -267,10 +278,60 @@ print("columns", sorted(out.columns))
 
 #: Every model the code location registers (assets' ``log_and_register`` calls).
 REGISTERED = {"news_encoder", "user_encoder", "ctr_model", "click_teacher", "quality_teacher", "ranking_student",
-              "query_generator", "ranker"}
+              "query_generator", "ranker", "query_list_policy", "query_list_student"}
+QUERY_LISTS = "query_list_policy,query_list_student,interest_queries,query_list_evaluation"
 
 
-def test_every_registered_model_loads_from_its_own_code(project, tmp_path):
+@pytest.fixture(scope="module")
+def query_lists(project):
+    """The interest-query-list assets on the tiny project (tiny LM, a few SFT / GRPO / distillation steps)."""
+    proc = materialize(project, QUERY_LISTS, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return project
+
+
+def test_query_list_policy_logs_every_reward_per_step_and_is_gated(query_lists):
+    client = mlflow_client(query_lists)
+    run = finished_runs(client, "query_list_policy")[0]
+    for name in ("reward", "kl", "rewards_retrieval_mean", "rewards_coverage_mean", "rewards_format_mean",
+                 "rewards_quality_mean"):
+        assert len(client.get_metric_history(run.info.run_id, name)) == 2, name   # one point per GRPO step
+    # the tiny log has no train day before the selection day: the note says so, and no checkpoint is selected
+    # (never on the report day)
+    assert "no selection day" in run.data.tags["protocol_note"]
+    assert client.get_metric_history(run.info.run_id, "selection_recall_at_30") == []
+    assert {"grpo_steps.csv", "sample_lists.md"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert run.data.tags["gate.outcome"] in ("promoted", "kept", "failed")
+    assert {"recall_at_30", "floor_recall_at_30"} <= set(run.data.metrics)
+
+
+def test_interest_queries_and_the_evaluation_tables(query_lists):
+    table = _value(query_lists, "interest_queries")
+    assert list(table.columns) == ["user_id", "target_day", "query_rank", "query"]
+    assert set(table["target_day"]) <= {DAY}
+    client = mlflow_client(query_lists)
+    run = finished_runs(client, "query_list_evaluation")[0]
+    text = client.download_artifacts(run.info.run_id, "query_lists.md")
+    with open(text, encoding="utf-8") as fh:
+        markdown = fh.read()
+    for expected in ("random queries", "warm start (SFT)", "GRPO policy", "student, SFT only",
+                     "student, on-policy distilled", "n=2", "Model capacity", "| all ", "lists / s", "[95 % CI]",
+                     "Demo schedule", "union+interest"):
+        assert expected in markdown, (expected, markdown[:3000])
+    arms = pd.read_csv(client.download_artifacts(run.info.run_id, "query_list_arms.csv"))
+    policy = arms.set_index("arm").loc["GRPO policy"]
+    assert policy["seeds"] == 2 and policy["users"] == 10
+    assert arms["recall_at_k"].between(0, 1).all()
+    report = run_cli_report(query_lists)
+    assert "Interest query lists" in report and "on-policy distilled" in report
+
+
+def run_cli_report(root) -> str:
+    return run(["newsforge", "report", "--partition", DAY], root).stdout
+
+
+def test_every_registered_model_loads_from_its_own_code(project, query_lists, tmp_path):
     """Each registered model of the tiny project loads from its own artifacts and shipped code (training,
     serving) in a fresh process where this checkout's packages are hidden; none pulls in orchestration."""
     from project import REPO_ROOT

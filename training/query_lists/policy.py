@@ -79,3 +79,31 @@ def load_policy(base_model_dir: str | Path, policy_dir: str | Path, warm_start_d
     policy = PeftModel.from_pretrained(model, str(policy_dir), is_trainable=False).merge_and_unload()
     policy.eval()
     return policy, tokenizer
+
+
+def truncated_base(base_model_dir: str | Path, keep_layers: int, cache_root: str | Path) -> Path:
+    """The folder of ``base_model_dir``'s first ``keep_layers`` decoder layers (:func:`truncated_copy`), written
+    once under ``cache_root`` (keyed by the base's version) and reused; ``base_model_dir`` itself when
+    ``keep_layers`` is 0 or all of its layers."""
+    import shutil
+    import tempfile
+
+    from training.slm.lora_sft import base_version, load_causal_lm
+
+    total = int(json.loads((Path(base_model_dir) / "config.json").read_text())["num_hidden_layers"])
+    if keep_layers == 0 or keep_layers == total:
+        return Path(base_model_dir)
+    folder = Path(cache_root) / f"{base_version(base_model_dir)}-first-{keep_layers}"
+    if (folder / "config.json").is_file():
+        return folder
+    model, tokenizer = load_causal_lm(base_model_dir, torch_threads=0)
+    small = truncated_copy(model, keep_layers)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    small.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    try:
+        staging.rename(folder)   # atomic: a concurrent writer's folder wins, ours is dropped
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

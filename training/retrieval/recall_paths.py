@@ -28,6 +28,7 @@ class RecallPath(StrEnum):
     QPRIME = "qprime"                  # news retrieved by generated queries (Q')
     UNION = "union"                    # the round-robin merge of UNION_PATHS (served by default)
     RANDOM_QUERIES = "random_queries"  # Q''s baseline: titles of random live news as queries (never served)
+    INTEREST = "interest"              # per user: the news a user's interest query list retrieves (issue 24)
 
 
 #: The paths the union interleaves, in its round-robin order; the store serves each of them and the union.

