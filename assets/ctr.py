@@ -207,6 +207,17 @@ def ctr_model(context: AssetExecutionContext, config: CtrModelConfig, mind_news:
     }), last.decision, by_day=decisions)
 
 
+def reference_rows(popularity_baseline: pd.DataFrame, split: CtrSplit, dvc_data: DvcData,
+                   day: str) -> dict[str, dict]:
+    """The rows printed beside a CTR grid: the popularity floor on the test impressions and, on demo data, the
+    generator's Bayes-optimal ceiling."""
+    rows = {"popularity_baseline": popularity_metrics(popularity_baseline, split.test.histories["impression_id"])}
+    ceiling = demo_ceiling(dvc_data.prepare_report()["raw_dir"], day)
+    if ceiling:
+        rows["demo ceiling (Bayes-optimal)"] = ceiling
+    return rows
+
+
 @asset(group_name="ctr", partitions_def=daily_partitions, kinds={"mlflow"})
 def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, mind_news: pd.DataFrame,
                    mind_behaviors: BehaviorLog, news_embeddings: EmbeddingTable, user_embeddings: EmbeddingTable,
@@ -219,11 +230,8 @@ def ctr_evaluation(context: AssetExecutionContext, config: CtrEvaluationConfig, 
         base = _grid_params(config)
         table = table2_grid(split, mind_news, news_embeddings, user_embeddings, config.models, config.variants,
                             config.seeds, base, log=context.log.info)
-        extra = {"popularity_baseline": popularity_metrics(popularity_baseline, split.test.histories["impression_id"])}
-        ceiling = demo_ceiling(dvc_data.prepare_report()["raw_dir"], day)
-        if ceiling:
-            extra["demo ceiling (Bayes-optimal)"] = ceiling
-        markdown = table2_markdown(table, extra) + "\n" + schedule_note("ctr_evaluation", config) + "\n"
+        rows = reference_rows(popularity_baseline, split, dvc_data, day)
+        markdown = table2_markdown(table, rows) + "\n" + schedule_note("ctr_evaluation", config) + "\n"
         mlflow.log_text(markdown, "table2.md")
         mlflow.log_text(table.to_csv(index=False), "table2.csv")
         for r in table.itertuples():

@@ -12,17 +12,15 @@ import mlflow
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from assets.ctr import CtrEvaluationConfig
+from assets.ctr import CtrEvaluationConfig, reference_rows
 from assets.prec import UserEncoderConfig
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
 from orchestration.resources import DvcData, MlflowTracking
 from orchestration.run_config import Override, derived_from, to_training
-from training.baselines.popularity import popularity_metrics
 from training.ctr.experiment import split_for_day
 from training.ctr.punr_ablation import PUNR_VARIANTS, punr_markdown
 from training.ctr.punr_ablation import punr_ablation as run_punr_ablation
-from training.data.ceiling import demo_ceiling
 from training.data.prepared import BehaviorLog, load_user_profiles
 from training.distributed import check_in_process
 from training.embedding_table import EmbeddingTable
@@ -91,11 +89,8 @@ def punr_ablation(context: AssetExecutionContext, config: PunrAblationConfig, mi
             to_training(config.user_encoder), config.models, config.seeds, variants,
             user_profiles=load_user_profiles(dvc_data.prepared_path), threads=config.torch_threads or None,
             log=context.log.info)
-        extra = {"popularity_baseline": popularity_metrics(popularity_baseline, split.test.histories["impression_id"])}
-        ceiling = demo_ceiling(dvc_data.prepare_report()["raw_dir"], day)
-        if ceiling:
-            extra["demo ceiling (Bayes-optimal)"] = ceiling
-        markdown = punr_markdown(ablation, extra) + "\n" + schedule_note("punr_ablation", config) + "\n"
+        rows = reference_rows(popularity_baseline, split, dvc_data, day)
+        markdown = punr_markdown(ablation, rows) + "\n" + schedule_note("punr_ablation", config) + "\n"
         mlflow.log_text(markdown, "punr.md")
         mlflow.log_text(ablation.table.to_csv(index=False), "punr.csv")
         mlflow.log_text(ablation.differences.to_csv(index=False), "punr_differences.csv")

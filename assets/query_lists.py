@@ -55,7 +55,7 @@ from training.slm.query_generation import GenerationConfig
 #: The gates: held-out recall@30 of the users' next-day clicks, against the warm start (policy) and against the
 #: same student trained by SFT only (student).
 GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
-POLICY_FLOOR = "warm start (LoRA SFT)"
+POLICY_FLOOR = "warm start (SFT)"
 STUDENT_FLOOR = "student by SFT only"
 THREADS_NOTE = "0: the step's default (orchestration/executors.py: 1 a step side by side)"
 
