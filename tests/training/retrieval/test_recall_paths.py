@@ -105,7 +105,7 @@ def test_union_round_robin():
 def test_path_names_come_from_one_enum(news):
     table, index = news
     assert [str(p) for p in UNION_PATHS] == ["coclick", "embedding", "qprime"]      # the union's order
-    assert {str(p) for p in RecallPath} == {"coclick", "embedding", "qprime", "union", "random_queries"}
+    assert {str(p) for p in RecallPath} == {"coclick", "embedding", "qprime", "union", "random_queries", "interest"}
     frames = [coclick_candidates([["a", "b"]], pd.DataFrame(columns=["trigger_id", "candidate_id"]), ["a"]),
               embedding_candidates(index, table, ["a"], k=2)]
     frames.append(union_candidates(pd.concat(frames, ignore_index=True)))
