@@ -49,7 +49,7 @@ from training.retrieval.live_news import LIVE_DAYS, LiveWindow
 from training.retrieval.news_index import NewsIndex
 from training.retrieval.qprime import VECTOR_CACHE
 from training.settings import cache_dir, model_dir
-from training.slm.lora_sft import LoraSftConfig, base_version, load_causal_lm, train_lora
+from training.slm.lora_sft import LoraSftConfig, train_lora
 from training.slm.query_generation import GenerationConfig
 
 #: The gates: held-out recall@30 of the users' next-day clicks, against the warm start (policy) and against the
@@ -134,7 +134,11 @@ class QueryListPolicyConfig(Config):
 
 
 class QueryListStudentConfig(Config):
-    keep_layers: int = 4           # the student's decoder layers (of the policy's base; make reproduce: 8 of 30)
+    keep_layers: int = 3           # the student's decoder layers (of the policy's base): the most that write greedy
+    # lists >= 3x as fast as the 8-layer teacher with the restricted vocabulary, 1 thread (benchmarks/
+    # bench_list_student.py: 3 layers 3.2x, 4 layers 2.5x); make reproduce: 8 of 30
+    restrict_vocabulary: bool = True   # its output layer scores only the tokens of the news shown before the day,
+    # the train prompts and targets (training.query_lists.output_vocabulary); off: all of the base's tokens
     sft: ListSftConfig = ListSftConfig()
     distill: ListDistillConfig = ListDistillConfig()
     gate_users: int = 60
@@ -209,6 +213,14 @@ def _quality_scorer(quality_teacher: dict[str, RegisteredModel]):
             known.update(zip(todo, scored["quality"].astype(float)))
         return np.array([known[n] for n in news_ids], dtype=np.float64)
     return quality, teacher.version
+
+
+def _vocabulary_texts(news: pd.DataFrame, shown: set[str], targets) -> list[str]:
+    """What a student's output vocabulary is built from: the titles and abstracts of the news shown before the
+    gated day, and the train prompts and targets (nothing of the gated day's news)."""
+    known = news[news["news_id"].astype(str).isin(shown)]
+    return [*known["title"].fillna("").astype(str), *known["abstract"].fillna("").astype(str),
+            *targets.messages, *targets.targets]
 
 
 def _greedy_recall(model, tokenizer, rows: pd.DataFrame, retrievers, spec: QueryListSpec,
@@ -360,6 +372,13 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
     from peft import PeftModel
 
     from training.query_lists.distill import distill_on_policy
+    from training.query_lists.output_vocabulary import (
+        list_vocabulary,
+        output_vocabulary,
+        restrict_output,
+        save_student,
+        student_version,
+    )
     from training.query_lists.warm_start import warm_start_targets
 
     day = context.partition_key
@@ -376,8 +395,8 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
     base_dir = resolve_base_model(teacher_settings["base_model"])
     with mlflow_tracking.asset_run(context, params={**config.model_dump(), "teacher": query_list_policy.version,
                                                     "n_train_rows": len(train)}) as run:
-        retrievers, _ = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days.all, spec.per_query,
-                                   recipe.live_days)
+        retrievers, window = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days.all,
+                                        spec.per_query, recipe.live_days)
         small_base = truncated_base(base_dir, config.keep_layers, cache_dir("llm"))
         targets = warm_start_targets(train, mind_news, spec)
         sft = train_lora(small_base, targets.messages, targets.targets,
@@ -385,8 +404,11 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
         out = model_dir("query_list_student", day, context.run.run_id)
         sft_student = merged_copy(sft.model) if isinstance(sft.model, PeftModel) else sft.model.eval()
         del sft
-        sft_student.save_pretrained(str(out / "sft_model"))   # student (a), for the evaluation (not registered)
-        tokenizer.save_pretrained(str(out / "sft_model"))
+        if config.restrict_vocabulary:   # both students (a) and (b) write from the same vocabulary
+            kept = list_vocabulary(tokenizer, _vocabulary_texts(mind_news, window.shown_before(day), targets))
+            restrict_output(sft_student, kept)
+            mlflow.log_metric("output_vocabulary", len(kept))
+        save_student(sft_student, tokenizer, out / "sft_model")   # student (a), for the evaluation (not registered)
         floor_frame, floor_lists, _ = _greedy_recall(sft_student, tokenizer, report, retrievers, spec, generation)
         distill = to_training(config.distill, seed=config.seed)
         result = distill_on_policy(sft_student, teacher_model, tokenizer, train["message"].astype(str).tolist(),
@@ -395,11 +417,12 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
             mlflow.log_metric("distill_loss", loss, step=step)
         mlflow.log_metrics({"distill_seconds": result.seconds})
         curves = log_training_curves(run.info.run_id, out)
-        result.model.save_pretrained(str(out / "model"))
-        tokenizer.save_pretrained(str(out / "model"))
+        save_student(result.model, tokenizer, out / "model")
 
-        version = base_version(out / "model")
+        version = student_version(out / "model")
+        vocabulary = output_vocabulary(result.model)
         settings = {"kind": "model", "version": version, "keep_layers": config.keep_layers,
+                    "output_vocabulary": len(vocabulary) if vocabulary else None,
                     "teacher": query_list_policy.version, "spec": spec.to_dict(), "generation": generation.to_dict(),
                     "base_model": teacher_settings["base_model"]}
         (out / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -526,14 +549,19 @@ def _paths_markdown(interest_queries: pd.DataFrame, candidates: pd.DataFrame, be
             f"interest path as a feature is not built yet.")
 
 
-def _speed_row(name: str, frame: pd.DataFrame, seconds: float, layers: int, params: int) -> dict:
+def _speed_row(name: str, frame: pd.DataFrame, seconds: float, model) -> dict:
+    from training.query_lists.output_vocabulary import output_vocabulary
+
     users = len(frame)
-    return {"model": name, "decoder layers": layers, "params (M)": params / 1e6,
+    vocabulary = output_vocabulary(model)
+    return {"model": name, "decoder layers": int(model.config.num_hidden_layers),
+            "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+            "output tokens": len(vocabulary) if vocabulary is not None else int(model.config.vocab_size),
             "recall@K x100": 100 * float(frame["recall"].mean()), "lists / s": users / seconds,
             "queries / s": float(frame["n_queries"].sum()) / seconds}
 
 
-@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"mlflow"})
+@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"mlflow"}, op_tags=CRITICAL_PATH_TAGS)
 def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvaluationConfig,
                           query_list_policy: RegisteredModel, query_list_student: RegisteredModel,
                           interest_queries: pd.DataFrame, recall_candidates: pd.DataFrame, mind_news: pd.DataFrame,
@@ -547,6 +575,7 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
     path (``interest_queries``' lists) beside the trigger recall paths of ``recall_candidates`` (each user's
     trigger: the newest news they read before the day) and joined to their union."""
     from training.metrics.intervals import paired_difference
+    from training.query_lists.output_vocabulary import load_student, output_vocabulary, whole_output
     from training.query_lists.sampling import sampling_recall, sampling_table
 
     day = context.partition_key
@@ -584,40 +613,45 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
         student_settings = _settings(student_folder)
         student, student_tok = load_list_model(student_settings, _folders(student_folder, student_settings))
 
-        sft_student, _ = load_causal_lm(student_folder / "sft_model", generation.torch_threads)
-        # the three models of the distillation, timed back to back on the same users and threads
+        sft_student, _ = load_student(student_folder / "sft_model", generation.torch_threads)
+        # the models of the distillation, timed in this process on the same users, threads and batches (the
+        # teacher's greedy lists and seconds: the first seed's policy arm above)
+        teacher_frame, teacher_lists = seeds[0][1], seeds[0][2]
         sft_frame, _, sft_seconds = _greedy_recall(sft_student, tokenizer, report, retrievers, spec, generation)
         student_frame, student_lists, student_seconds = _greedy_recall(student, student_tok, report, retrievers, spec,
                                                                        generation)
-        teacher_frame, _, teacher_seconds = _greedy_recall(policy_model, tokenizer, report, retrievers, spec,
-                                                           generation)
+        vocabulary = output_vocabulary(student)
+        if vocabulary is not None:   # the same student with its whole output layer: what the vocabulary buys
+            with whole_output(student):
+                whole_frame, _, whole_seconds = _greedy_recall(student, student_tok, report, retrievers, spec,
+                                                               generation)
         arms = [_arm("random queries", randoms), _arm("warm start (SFT)", [s[0] for s in seeds]),
                 _arm("GRPO policy", [s[1] for s in seeds]), _arm("student, SFT only", [sft_frame]),
                 _arm("student, on-policy distilled", [student_frame])]
         arms_frame, arms_md = arms_table(arms, "GRPO policy")
 
-        def n_params(model) -> int:
-            return sum(p.numel() for p in model.parameters())
-
-        speed = pd.DataFrame([
-            _speed_row("GRPO policy (teacher)", teacher_frame, teacher_seconds, recipe.keep_layers or
-                       policy_model.config.num_hidden_layers, n_params(policy_model)),
-            _speed_row("student, SFT only", sft_frame, sft_seconds, sft_student.config.num_hidden_layers,
-                       n_params(sft_student)),
-            _speed_row("student, on-policy distilled", student_frame, student_seconds,
-                       student.config.num_hidden_layers, n_params(student))])
+        speed_rows = [
+            _speed_row("GRPO policy (teacher)", teacher_frame, teacher_seconds, policy_model),
+            _speed_row("student, SFT only", sft_frame, sft_seconds, sft_student),
+            _speed_row("student, on-policy distilled", student_frame, student_seconds, student)]
+        if vocabulary is not None:
+            with whole_output(student):
+                speed_rows.append(_speed_row("the same, whole output layer", whole_frame, whole_seconds, student))
+        speed = pd.DataFrame(speed_rows)
         gain = paired_difference(student_frame["recall"], sft_frame["recall"])
         share = float(student_frame["recall"].mean()) / max(float(teacher_frame["recall"].mean()), 1e-12)
         ratio = speed["lists / s"].iloc[2] / speed["lists / s"].iloc[0]
+        query_ratio = speed["queries / s"].iloc[2] / max(speed["queries / s"].iloc[0], 1e-12)
         distill_md = (speed.to_markdown(index=False, floatfmt=".2f") + "\n\n"
                       f"Distilled − SFT-only student, recall@{spec.k} x100: {gain.format(100)} ({gain.verdict()}); "
                       f"the distilled student keeps {100 * share:.0f} % of the teacher's recall@{spec.k} (protocol: "
-                      f"≥ 90 %) and writes {ratio:.1f}x its lists per second (protocol: ≥ 3x), greedy, "
-                      f"{generation.batch_size} users a batch, one process, measured back to back in this run.")
+                      f"≥ 90 %) and writes {query_ratio:.1f}x its queries per second (protocol: ≥ 3x) and "
+                      f"{ratio:.1f}x its lists per second; greedy, {generation.batch_size} users a batch, one "
+                      f"process and the same threads, timed in this run.")
         del sft_student, student
         # inference-time sampling: the policy's n sampled lists per user, merged
         per_row = sampling_recall(policy_model, tokenizer, report, retrievers[day], spec, config.sampled_lists,
-                                  config.temperature, config.random_seed, generation)
+                                  config.temperature, config.random_seed, generation, greedy=teacher_lists)
         sampling = sampling_table(per_row)
         wide = per_row.pivot(index="row", columns="arm", values="recall")
         first, last = f"n={min(config.sampled_lists)}", f"n={max(config.sampled_lists)}"

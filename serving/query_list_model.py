@@ -1,6 +1,7 @@
 """MLflow pyfunc wrapper of a registered query-list model (issue 24): ``query_list_policy`` (a GRPO LoRA over a
 LoRA warm start over a base causal LM, maybe layer-truncated) or ``query_list_student`` (a small model's full
-weights, distilled on-policy).
+weights, distilled on-policy; its output layer restricted to its vocabulary when the folder has one:
+``training.query_lists.output_vocabulary``).
 
 Registered artefacts: ``settings.json`` (``kind``: ``policy`` or ``model``; the version, the base model
 reference and ``keep_layers``, the list spec and the generation settings) and the adapters or the model folder.
@@ -29,13 +30,13 @@ KINDS = ("policy", "model")
 def load_list_model(settings: Mapping[str, Any], folders: Mapping[str, str | Path]) -> tuple[Any, Any]:
     """``(model, tokenizer)`` of a query-list model from its ``settings.json`` and its folders (``model``; or
     ``policy`` and ``warm_start``), in eval mode with the adapters merged."""
-    from training.slm.lora_sft import load_causal_lm
+    from training.query_lists.output_vocabulary import load_student
 
     if settings.get("kind") not in KINDS:
         raise ValueError(f"settings.json kind must be one of {KINDS}, got {settings.get('kind')!r}")
     threads = int(settings["generation"].get("torch_threads", 2))
     if settings["kind"] == "model":
-        return load_causal_lm(folders["model"], threads)
+        return load_student(folders["model"], threads)
     from training.query_lists.policy import load_policy, truncated_base
     from training.settings import cache_dir
 

@@ -4,7 +4,9 @@ Each step the student samples completions for a few prompts; the teacher scores 
 is the generalised Jensen-Shannon divergence of the two next-token distributions (full vocabulary) at every
 completion position up to and including the first eos, averaged over those tokens. ``beta`` follows TRL's GKD
 (``generalized_jsd_loss``): 0 is the forward KL(teacher || student), 1 the reverse KL(student || teacher) (the
-default: mode-seeking, the usual on-policy objective), in between the JSD of the ``beta``-mixture.
+default: mode-seeking, the usual on-policy objective), in between the JSD of the ``beta``-mixture. A student
+whose output layer is restricted (``training.query_lists.output_vocabulary``) puts no mass outside its
+vocabulary: every ``beta`` > 0 stays finite.
 """
 from __future__ import annotations
 
@@ -157,6 +159,12 @@ def distill_on_policy(student: CausalLM, teacher: CausalLM, tokenizer: PreTraine
     settings = settings or DistillSettings()
     if not messages:
         raise ValueError("distill_on_policy needs at least one message")
+    from training.query_lists.output_vocabulary import output_vocabulary
+
+    if settings.beta == 0 and output_vocabulary(student) is not None:
+        raise ValueError("the student's output layer is restricted (training.query_lists.output_vocabulary): the "
+                         "forward KL (beta 0) is infinite wherever the teacher puts mass outside its vocabulary; "
+                         "use beta > 0")
     prompts = list_prompts(tokenizer, messages)
     teacher.eval()
     for p in student.parameters():

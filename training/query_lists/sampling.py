@@ -75,9 +75,11 @@ def merge_lists(lists: Sequence[Sequence[str]]) -> list[str]:
 
 def sampling_recall(model: CausalLM, tokenizer: PreTrainedTokenizerBase, rows: pd.DataFrame, retrieve: Retriever,
                     spec: QueryListSpec | None = None, ns: Sequence[int] = SAMPLED_LISTS, temperature: float = 1.0,
-                    seed: int = 0, generation: GenerationConfig | None = None) -> pd.DataFrame:
+                    seed: int = 0, generation: GenerationConfig | None = None,
+                    greedy: Sequence[Sequence[str]] | None = None) -> pd.DataFrame:
     """Per row (``message``, ``clicks``) and arm (``greedy``, ``n=<n>``): the merged list's query count, the news
-    it retrieves and recall@``spec.k`` of the row's clicks. All distinct queries are retrieved in one call."""
+    it retrieves and recall@``spec.k`` of the row's clicks. All distinct queries are retrieved in one call.
+    ``greedy``: the rows' greedy lists when the caller has them already (else generated here)."""
     missing = [c for c in ("message", "clicks") if c not in rows.columns]
     if missing:
         raise ValueError(f"rows lack column(s) {missing}; they have {list(rows.columns)}")
@@ -86,7 +88,10 @@ def sampling_recall(model: CausalLM, tokenizer: PreTrainedTokenizerBase, rows: p
     spec = spec or QueryListSpec()
     generation = generation or GenerationConfig()
     messages = rows["message"].astype(str).tolist()
-    arms: dict[str, list[list[str]]] = {"greedy": greedy_lists(model, tokenizer, messages, spec, generation)}
+    if greedy is not None and len(greedy) != len(messages):
+        raise ValueError(f"greedy has {len(greedy)} lists for {len(messages)} rows")
+    arms: dict[str, list[list[str]]] = {"greedy": [list(q) for q in greedy] if greedy is not None
+                                        else greedy_lists(model, tokenizer, messages, spec, generation)}
     drawn = sampled_lists(model, tokenizer, messages, max(ns), spec, temperature, generation.max_new_tokens,
                           generation.batch_size, seed, generation.torch_threads)
     for n in sorted(set(ns)):

@@ -59,6 +59,14 @@ class LiveWindow:
         ok = first.notna() & (first <= times) & (first >= times - self.span)
         return ok.to_numpy(dtype=bool)
 
+    def shown_before(self, day: str) -> set[str]:
+        """The news first shown before ``day`` starts."""
+        start = pd.Timestamp(day)
+        first = self.first_seen
+        if getattr(first.dtype, "tz", None) is not None:
+            start = start.tz_localize(first.dtype.tz)
+        return set(first.index[(first < start).to_numpy()])
+
     def day_news(self, day: str) -> set[str]:
         """The news live at some moment of ``day``: first shown in ``[day start - days, day end)``."""
         start = pd.Timestamp(day)

@@ -101,3 +101,15 @@ def test_coverage_and_timings_name_each_path(found):
     assert found.coverage["triggers_qprime"] == 2 and found.coverage["triggers_embedding"] == 8
     assert set(found.timings) == {"coclick_seconds", "embedding_seconds", "qprime_seconds"}
     assert all(seconds >= 0 for seconds in found.timings.values())
+
+
+def test_shown_before_is_the_news_first_shown_before_the_day_starts():
+    import pandas as pd
+
+    first = pd.Series(pd.to_datetime(["2019-11-13 23:59", "2019-11-14 00:00", "2019-11-10 08:00"]),
+                      index=["N1", "N2", "N3"])
+    window = LiveWindow(first, 2)
+    assert window.shown_before("2019-11-14") == {"N1", "N3"}
+    assert window.shown_before("2019-11-10") == set()
+    utc = LiveWindow(first.dt.tz_localize("UTC"), 2)   # a tz-aware log compares in its own zone
+    assert utc.shown_before("2019-11-14") == {"N1", "N3"}
