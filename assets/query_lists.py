@@ -468,8 +468,9 @@ def interest_queries(context: AssetExecutionContext, config: InterestQueriesConf
     day = context.partition_key
     rows = capped(_protocol_rows(mind_behaviors, mind_news, [day], load_user_signals(dvc_data.prepared_path)),
                   config.max_users)
-    name, version = _served_list_model(query_list_policy)
-    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "model": f"{name} v{version}"}):
+    with mlflow_tracking.asset_run(context, params=config.model_dump()):
+        name, version = _served_list_model(query_list_policy)   # the registry's aliases: inside the tracking run
+        mlflow.log_param("model", f"{name} v{version}")
         model = load_python_model(name, version)
         started = time.perf_counter()
         lists = model.lists(rows["message"].astype(str).tolist())
@@ -481,8 +482,8 @@ def interest_queries(context: AssetExecutionContext, config: InterestQueriesConf
                    "seconds": seconds, "lists_per_second": len(rows) / max(seconds, 1e-9)}
         mlflow.log_metrics(figures)
         mlflow.set_tag("model", f"{name} v{version}")
-    if name == "query_list_policy" and not alias_version(name, CHAMPION):
-        context.log.warning(f"no query-list champion yet: lists of {name} v{version}")
+        if name == "query_list_policy" and not alias_version(name, CHAMPION):
+            context.log.warning(f"no query-list champion yet: lists of {name} v{version}")
     return Output(table, metadata={**{k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()},
                                    "model": f"{name} v{version}",
                                    "sample": MetadataValue.md(table.head(18).to_markdown(index=False))})

@@ -311,6 +311,14 @@ def test_interest_queries_and_the_evaluation_tables(query_lists):
     assert list(table.columns) == ["user_id", "target_day", "query_rank", "query"]
     assert set(table["target_day"]) <= {DAY}
     client = mlflow_client(query_lists)
+    # the served model: the student's champion, else the policy's, else this run's policy (the registry's aliases
+    # are read inside the step's tracking run; before it, a step sees no registry and no champion)
+    aliases = {name: client.get_registered_model(name).aliases for name in ("query_list_student", "query_list_policy")}
+    policy_run = finished_runs(client, "query_list_policy")[0].info.run_id
+    this_run = client.search_model_versions(f"run_id='{policy_run}'")[0].version
+    expected = next((f"{name} v{versions['champion']}" for name, versions in aliases.items() if "champion" in versions),
+                    f"query_list_policy v{this_run}")
+    assert finished_runs(client, "interest_queries")[0].data.tags["model"] == expected, aliases
     run = finished_runs(client, "query_list_evaluation")[0]
     text = client.download_artifacts(run.info.run_id, "query_lists.md")
     with open(text, encoding="utf-8") as fh:
@@ -326,6 +334,27 @@ def test_interest_queries_and_the_evaluation_tables(query_lists):
     assert arms["recall_at_k"].between(0, 1).all()
     report = run_cli_report(query_lists)
     assert "Interest query lists" in report and "on-policy distilled" in report
+
+
+def test_interest_queries_serve_the_student_champion_from_a_step_process_of_their_own(query_lists):
+    """A step of the users' multiprocess executor starts with no MLflow URI in its environment: the served model is
+    still read from the project's registry (a lookup before the step's tracking run saw no champion there)."""
+    import os
+    import subprocess
+
+    from project import project_env
+
+    client = mlflow_client(query_lists)
+    version = client.search_model_versions("name='query_list_student'")[0].version
+    client.set_registered_model_alias("query_list_student", "champion", version)
+    env = {k: v for k, v in project_env(query_lists, "multiprocess").items() if not k.startswith("MLFLOW_")}
+    config = query_lists / "recall.yaml"
+    proc = subprocess.run(["dagster", "asset", "materialize", "-m", "orchestration.definitions", "--select",
+                           "interest_queries", "--partition", DAY, "-c", str(config)], cwd=query_lists, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished_runs(client, "interest_queries")[0].data.tags["model"] == f"query_list_student v{version}"
+    assert not os.path.exists(query_lists / "mlflow.db")   # no stray default store in the project
 
 
 def run_cli_report(root) -> str:
