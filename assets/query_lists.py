@@ -621,11 +621,12 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
         sft_frame, _, sft_seconds = _greedy_recall(sft_student, tokenizer, report, retrievers, spec, generation)
         student_frame, student_lists, student_seconds = _greedy_recall(student, student_tok, report, retrievers, spec,
                                                                        generation)
-        vocabulary = output_vocabulary(student)
-        if vocabulary is not None:   # the same student with its whole output layer: what the vocabulary buys
-            with whole_output(student):
+        whole_row = None
+        if output_vocabulary(student) is not None:   # the same student with its whole output layer: what the
+            with whole_output(student):              # vocabulary buys
                 whole_frame, _, whole_seconds = _greedy_recall(student, student_tok, report, retrievers, spec,
                                                                generation)
+                whole_row = _speed_row("the same, whole output layer", whole_frame, whole_seconds, student)
         arms = [_arm("random queries", randoms), _arm("warm start (SFT)", [s[0] for s in seeds]),
                 _arm("GRPO policy", [s[1] for s in seeds]), _arm("student, SFT only", [sft_frame]),
                 _arm("student, on-policy distilled", [student_frame])]
@@ -635,10 +636,7 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
             _speed_row("GRPO policy (teacher)", teacher_frame, teacher_seconds, policy_model),
             _speed_row("student, SFT only", sft_frame, sft_seconds, sft_student),
             _speed_row("student, on-policy distilled", student_frame, student_seconds, student)]
-        if vocabulary is not None:
-            with whole_output(student):
-                speed_rows.append(_speed_row("the same, whole output layer", whole_frame, whole_seconds, student))
-        speed = pd.DataFrame(speed_rows)
+        speed = pd.DataFrame(speed_rows + ([whole_row] if whole_row else []))
         gain = paired_difference(student_frame["recall"], sft_frame["recall"])
         share = float(student_frame["recall"].mean()) / max(float(teacher_frame["recall"].mean()), 1e-12)
         ratio = speed["lists / s"].iloc[2] / speed["lists / s"].iloc[0]

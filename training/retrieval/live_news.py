@@ -59,20 +59,21 @@ class LiveWindow:
         ok = first.notna() & (first <= times) & (first >= times - self.span)
         return ok.to_numpy(dtype=bool)
 
+    def _day_start(self, day: str) -> pd.Timestamp:
+        """Midnight of ``day`` in the log's time zone (if it has one)."""
+        start = pd.Timestamp(day)
+        tz = getattr(self.first_seen.dtype, "tz", None)
+        return start.tz_localize(tz) if tz is not None else start
+
     def shown_before(self, day: str) -> set[str]:
         """The news first shown before ``day`` starts."""
-        start = pd.Timestamp(day)
         first = self.first_seen
-        if getattr(first.dtype, "tz", None) is not None:
-            start = start.tz_localize(first.dtype.tz)
-        return set(first.index[(first < start).to_numpy()])
+        return set(first.index[(first < self._day_start(day)).to_numpy()])
 
     def day_news(self, day: str) -> set[str]:
         """The news live at some moment of ``day``: first shown in ``[day start - days, day end)``."""
-        start = pd.Timestamp(day)
+        start = self._day_start(day)
         first = self.first_seen
-        if getattr(first.dtype, "tz", None) is not None:
-            start = start.tz_localize(first.dtype.tz)
         ok = (first >= start - self.span) & (first < start + pd.Timedelta(days=1))
         return set(first.index[ok.to_numpy()])
 
