@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, DagsterInvariantViolationError, InputContext, OutputContext
 
 from orchestration.lineage import Lineage, LineageError, announce_input, take_output
 from training.data.prepared import BehaviorLog
@@ -67,9 +67,13 @@ class NewsforgeIOManager(ConfigurableIOManager):
         return target
 
     def load_input(self, context: InputContext) -> Any:
-        """The stored value; over a partition range (a single-run backfill), ``{partition: value}``."""
+        """The stored value; over a partition range (a single-run backfill), ``{partition: value}``. Outside a run
+        (``Definitions.load_asset_value`` in a notebook or a script) there is no step to record the lineage for."""
         asset = context.asset_key.to_user_string()
-        step = context.step_context
+        try:
+            step = context.step_context
+        except DagsterInvariantViolationError:
+            step = None
         if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
             return {key: self._load(step, asset, key) for key in sorted(context.asset_partition_keys)}
         return self._load(step, asset, context.asset_partition_key if context.has_asset_partitions else None)
@@ -85,7 +89,8 @@ class NewsforgeIOManager(ConfigurableIOManager):
                 break
         else:
             raise LineageError(f"{source} kept changing while it was read; try again")
-        announce_input(step.run_id, step.step.key, lineage)
+        if step is not None:
+            announce_input(step.run_id, step.step.key, lineage)
         return value
 
 

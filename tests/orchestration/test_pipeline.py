@@ -136,6 +136,17 @@ def _dagster_run_id(proc) -> str:
     return match[1]
 
 
+def test_a_script_loads_a_stored_value_outside_a_run(project):
+    """``Definitions.load_asset_value`` (a notebook, benchmarks/sweep_warm_start.py) has no step to record lineage
+    for; it still reads the value."""
+    code = ("from dagster import AssetKey, DagsterInstance; from orchestration.definitions import defs; "
+            f"v = defs.load_asset_value(AssetKey('impressions'), partition_key='{PARTITION}', "
+            "instance=DagsterInstance.get()); print('rows', len(v))")
+    rows = int(run([sys.executable, "-c", code], project).stdout.split("rows")[-1])
+    stored = project / ".newsforge" / "assets" / "impressions" / PARTITION
+    assert rows > 0 and stored.is_dir()
+
+
 def test_lineage_names_the_producers_of_the_loaded_values(project):
     """Partition A (the fixture's), then B, then a new data version, then a downstream asset of A: its parents
     are A's producers and its data version is the one its inputs were built from, not the newest of either."""

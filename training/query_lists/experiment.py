@@ -156,6 +156,7 @@ class PolicyFit:
     n_target_rows: int
     warm_start_is_model: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    n_cut_prompts: int = 0      # warm-start examples whose prompt lost its opening to the SFT's max_len
 
     def load_warm_start(self, torch_threads: int = 0) -> tuple[Any, Any]:
         """``(model, tokenizer)`` of the warm start, for generation."""
@@ -191,11 +192,10 @@ def train_policy(base_dir: str | Path, train_rows: pd.DataFrame, selection_rows:
                  recipe: PolicyRecipe, sft: LoraSftConfig, grpo: GrpoSettings, weights: RewardWeights,
                  spec: QueryListSpec, generation: GenerationConfig, quality: QualityScorer | None = None,
                  progress: bool = True, log: Callable[[str], None] = print) -> PolicyFit:
-    """Warm start (SFT on ``warm_start_targets``: LoRA, or every weight with ``sft.full_finetune``, which a
-    layer-truncated base needs to write lists at all), then GRPO of a new LoRA on it, saved under ``out_dir``
-    (``warm_start/``: the adapter or the whole model; ``policy/``). ``base_dir`` is used as given (truncate it
-    first with ``policy.truncated_base``). With ``selection_rows`` and ``grpo.eval_every`` > 0 the kept policy is
-    the checkpoint of best recall@K on them."""
+    """Warm start (SFT on ``warm_start_targets``: a LoRA, or every weight with ``sft.full_finetune``), then GRPO
+    of a new LoRA on it, saved under ``out_dir`` (``warm_start/``: the adapter or the whole model; ``policy/``).
+    ``base_dir`` is used as given (truncate it first with ``policy.truncated_base``). With ``selection_rows`` and
+    ``grpo.eval_every`` > 0 the kept policy is the checkpoint of best recall@K on them."""
     from training.query_lists.grpo import train_grpo
     from training.query_lists.policy import merged_copy
     from training.query_lists.sampling import greedy_lists
@@ -220,7 +220,7 @@ def train_policy(base_dir: str | Path, train_rows: pd.DataFrame, selection_rows:
     seconds = {"sft": time.perf_counter() - started}
     log(f"warm start: {len(targets.examples)} lists, {fit.n_steps} steps, loss {fit.first_loss:.3f} -> "
         f"{fit.last_loss:.3f}, {seconds['sft']:.0f} s")
-    tokenizer, sft_losses = fit.tokenizer, [float(x) for x in fit.losses]
+    tokenizer, sft_losses, n_cut = fit.tokenizer, [float(x) for x in fit.losses], fit.n_cut_prompts
     warm = fit.model.eval() if sft.full_finetune else merged_copy(fit.model)
     del fit
     functions = reward_functions(ListRetrievals(retrievers, spec), quality, weights)
@@ -244,7 +244,7 @@ def train_policy(base_dir: str | Path, train_rows: pd.DataFrame, selection_rows:
     log(f"GRPO: {len(result.steps)} steps, reward {result.steps['reward'].iloc[0]:.3f} -> "
         f"{result.steps['reward'].iloc[-1]:.3f}, kept step {result.best_step}, {seconds['grpo']:.0f} s")
     return PolicyFit(Path(base_dir), out / "warm_start", out / "policy", warm_version, policy_version,
-                     sft_losses, result, len(train_rows), len(targets.examples), sft.full_finetune, seconds)
+                     sft_losses, result, len(train_rows), len(targets.examples), sft.full_finetune, seconds, n_cut)
 
 
 @dataclass(frozen=True)

@@ -92,10 +92,10 @@ def load_causal_lm(model_dir: str | Path, torch_threads: int = 2) -> tuple[PreTr
 
 
 def sft_examples(tokenizer: PreTrainedTokenizerBase, prompts: list[str], targets: list[str], max_len: int,
-                 task: str = "news") -> list[dict[str, list[int]]]:
-    """Tokenised examples ``{input_ids, labels}`` (unpadded): chat prompt + target + eos; labels are -100
-    on the prompt. Too long: the prompt loses tokens from its start, so the target survives (a target
-    longer than ``max_len - 1`` is cut at its end)."""
+                 task: str = "news") -> list[dict[str, Any]]:
+    """Tokenised examples ``{input_ids, labels, prompt_cut}`` (unpadded): chat prompt + target + eos; labels are
+    -100 on the prompt. Too long: the prompt loses tokens from its start (``prompt_cut`` of them), so the target
+    survives (a target longer than ``max_len - 1`` is cut at its end)."""
     if len(prompts) != len(targets):
         raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
     if tokenizer.eos_token_id is None:
@@ -106,15 +106,17 @@ def sft_examples(tokenizer: PreTrainedTokenizerBase, prompts: list[str], targets
         target_ids = tokenizer(target, add_special_tokens=False)["input_ids"][: max_len - 1]
         target_ids = target_ids + [tokenizer.eos_token_id]
         room = max_len - len(target_ids)
+        n_prompt = len(prompt_ids)
         prompt_ids = prompt_ids[len(prompt_ids) - room:] if room < len(prompt_ids) else prompt_ids
         if room <= 0:
             prompt_ids = []
         examples.append({"input_ids": list(prompt_ids) + target_ids,
-                         "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids})
+                         "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids,
+                         "prompt_cut": n_prompt - len(prompt_ids)})
     return examples
 
 
-def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch tensors; padding is masked out and labelled -100."""
     width = max(len(e["input_ids"]) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
@@ -165,6 +167,7 @@ class SftResult:
     trainable_params: int = 0
     total_params: int = 0
     tokenizer: Any = None
+    n_cut_prompts: int = 0           # examples whose prompt lost its opening to ``max_len``
 
     @property
     def first_loss(self) -> float:
@@ -215,7 +218,8 @@ def train_lora(model_dir: str | Path, prompts: list[str], targets: list[str],
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=config.lr)
         result = SftResult(model=model, tokenizer=tokenizer, trainable_params=sum(p.numel() for p in params),
-                           total_params=sum(p.numel() for p in model.parameters()))
+                           total_params=sum(p.numel() for p in model.parameters()),
+                           n_cut_prompts=sum(e["prompt_cut"] > 0 for e in examples))
         model.train()
         start = time.perf_counter()
         for rows in tqdm(schedule, desc="lora sft" if not config.full_finetune else "full sft", unit="step",

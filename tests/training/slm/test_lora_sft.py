@@ -66,6 +66,7 @@ def test_sft_examples_label_only_the_target(model_dir):
     assert example["labels"][n_prompt:] == example["input_ids"][n_prompt:]
     assert example["input_ids"][-1] == tokenizer.eos_token_id
     assert tokenizer.decode(example["input_ids"][n_prompt:-1]) == target
+    assert example["prompt_cut"] == 0
 
 
 def test_sft_examples_truncate_the_prompt_side(model_dir):
@@ -73,6 +74,8 @@ def test_sft_examples_truncate_the_prompt_side(model_dir):
     target = "mortgage rates\nstock market"
     (example,) = sft_examples(tokenizer, [news_prompt("Stocks " * 200)], [target], max_len=40)
     assert len(example["input_ids"]) == 40
+    full = len(tokenizer(chat_prompt(tokenizer, news_prompt("Stocks " * 200)), add_special_tokens=False)["input_ids"])
+    assert example["prompt_cut"] == full - example["labels"].count(IGNORE_INDEX) > 0
     kept = [t for t in example["labels"] if t != IGNORE_INDEX]
     assert tokenizer.decode(kept[:-1]) == target and kept[-1] == tokenizer.eos_token_id
 

@@ -1,0 +1,149 @@
+"""The query-list warm start's SFT settings on development data (protocol of issue 24, change 11).
+
+    DAGSTER_HOME=<project>/.newsforge/dagster HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/sweep_warm_start.py \
+        [--partition 2019-11-14] [--users 100] [--threads 2] [--max-len 320] [--arms full-1e-3-24 lora-1e-3-48 ...]
+
+Run it in a project whose data is the development data (generator seed 7 in ``params.yaml``, then ``make data``
+and ``dagster asset materialize --select '+news_index' --partition <D>``): it reads ``mind_news``,
+``mind_behaviors``, ``news_index`` and ``news_encoder`` from that project's Dagster instance. Each arm trains the
+warm start as ``query_list_policy`` does (SmolLM2's first 8 layers, the first 400 train rows of D−4..D−2, batch 8,
+seed 1) and writes one greedy list for each of the selection day D−1's first ``--users`` users; the report day D
+is not read. Prints per arm: the loss, parseable queries per list, distinct lists, recall@30 ×100 of the users'
+D−1 clicks, SFT seconds, and the first lists; then the arm the protocol's rule picks.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import _paths  # noqa: F401  (repository root and tests/ on sys.path)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from dagster import AssetKey, DagsterInstance  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from training.data.prepared import load_user_signals  # noqa: E402
+from training.prec import load_news_encoder  # noqa: E402
+from training.quality.smollm import smollm2_dir  # noqa: E402
+from training.query_lists.experiment import ProtocolDays, capped, day_retrievers, list_recalls  # noqa: E402
+from training.query_lists.policy import merged_copy, truncated_base  # noqa: E402
+from training.query_lists.prompt_rows import user_day_rows  # noqa: E402
+from training.query_lists.query_list import QueryListSpec  # noqa: E402
+from training.query_lists.sampling import greedy_lists  # noqa: E402
+from training.query_lists.warm_start import warm_start_targets  # noqa: E402
+from training.retrieval.live_news import LIVE_DAYS, LiveWindow  # noqa: E402
+from training.retrieval.news_index import NewsIndex  # noqa: E402
+from training.retrieval.qprime import VECTOR_CACHE  # noqa: E402
+from training.settings import cache_dir  # noqa: E402
+from training.slm.lora_sft import LoraSftConfig, train_lora  # noqa: E402
+from training.slm.query_generation import GenerationConfig  # noqa: E402
+
+#: The protocol's grid (change 11): name -> (every weight?, learning rate, steps).
+ARMS = {
+    "full-1e-3-24": (True, 1e-3, 24),
+    "full-1e-4-24": (True, 1e-4, 24),
+    "full-3e-5-24": (True, 3e-5, 24),
+    "full-1e-4-48": (True, 1e-4, 48),
+    "full-3e-5-48": (True, 3e-5, 48),
+    "lora-1e-3-48": (False, 1e-3, 48),
+    "lora-3e-3-48": (False, 3e-3, 48),
+}
+KEEP_LAYERS, TRAIN_ROWS, MIN_QUERIES = 8, 400, 3.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--partition", default="2019-11-14")
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-len", type=int, default=320, help="SFT tokens per example (prompt + list)")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from orchestration.definitions import defs
+
+    instance = DagsterInstance.get()
+
+    def value(name: str):   # these four are unpartitioned
+        return defs.load_asset_value(AssetKey(name), instance=instance)
+
+    news, behaviors, index, encoder = (value(n) for n in ("mind_news", "mind_behaviors", "news_index",
+                                                          "news_encoder"))
+    days = ProtocolDays.of(args.partition, behaviors.days)
+    if days.selection is None:
+        raise SystemExit(f"{args.partition}: the log has no selection day (days: {days})")
+    rows = user_day_rows(behaviors.histories, behaviors.impressions, news, days.all,
+                         load_user_signals(instance_data_dir()))
+    train = capped(rows[rows["target_day"].isin(days.train)], TRAIN_ROWS)
+    selection = capped(rows[rows["target_day"] == days.selection], args.users)
+    spec = QueryListSpec()
+    window = LiveWindow.from_impressions(behaviors.impressions, LIVE_DAYS)
+    retrievers = day_retrievers(load_news_encoder(encoder.local_dir, "cpu"), news, NewsIndex.load(index), window,
+                                [days.selection], spec.per_query, cache_dir(VECTOR_CACHE))
+    targets = warm_start_targets(train, news, spec)
+    base = truncated_base(smollm2_dir(cache_dir("llm")), KEEP_LAYERS, cache_dir("llm"))
+    generation = GenerationConfig(max_new_tokens=64, batch_size=8, torch_threads=args.threads)
+    print(f"development data: {len(targets.examples)} warm-start lists from {len(train)} train rows "
+          f"({', '.join(days.train)}); selection day {days.selection}: {len(selection)} users; "
+          f"{100 * cut_prompts(base, targets, args.max_len):.1f} % of the SFT examples longer than "
+          f"--max-len {args.max_len} (their prompt's opening is cut)")
+
+    records, samples = [], {}
+    for name in args.arms:
+        full, lr, steps = ARMS[name]
+        started = time.perf_counter()
+        fit = train_lora(base, targets.messages, targets.targets,
+                         LoraSftConfig(full_finetune=full, lr=lr, max_steps=steps, batch_size=8, max_len=args.max_len,
+                                       seed=1, task="user", torch_threads=args.threads), progress=False)
+        seconds = time.perf_counter() - started
+        model = fit.model.eval() if full else merged_copy(fit.model)
+        lists = greedy_lists(model, fit.tokenizer, selection["message"].astype(str).tolist(), spec, generation)
+        frame = list_recalls(lists, selection, retrievers, spec)
+        records.append({"arm": name, "weights": "every" if full else "LoRA r8", "lr": f"{lr:g}", "steps": steps,
+                        "loss": f"{fit.first_loss:.2f} -> {fit.last_loss:.2f}",
+                        "queries/list": frame["n_queries"].mean(), "distinct lists": len(set(map(tuple, lists))),
+                        "recall@30 x100": 100 * frame["recall"].mean(), "SFT s": seconds})
+        samples[name] = [" · ".join(q) or "(none)" for q in lists[:3]]
+        print(tabulate([records[-1]], headers="keys", floatfmt=".2f"), flush=True)
+        del fit, model
+
+    table = pd.DataFrame(records)
+    print("\n" + table.to_markdown(index=False, floatfmt=".2f"))
+    for name, shown in samples.items():
+        print(f"\n{name}:\n" + "\n".join(f"  {s}" for s in shown))
+    eligible = table[table["queries/list"] >= MIN_QUERIES]
+    if eligible.empty:
+        print(f"\nno arm writes {MIN_QUERIES:g} or more queries a list: the settings stay (protocol change 11)")
+    else:
+        best = eligible.sort_values(["recall@30 x100", "steps"], ascending=[False, True]).iloc[0]
+        print(f"\nprotocol rule picks {best['arm']} (recall@30 x100 {best['recall@30 x100']:.2f}, "
+              f"{best['queries/list']:.2f} queries a list)")
+
+
+def cut_prompts(base, targets, max_len: int) -> float:
+    """The share of SFT examples (chat prompt + list + eos) longer than ``max_len`` tokens."""
+    from transformers import AutoTokenizer
+
+    from training.slm.prompts import chat_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    lengths = [len(tokenizer(chat_prompt(tokenizer, m, task="user") + t, add_special_tokens=False)["input_ids"]) + 1
+               for m, t in zip(targets.messages, targets.targets)]
+    return sum(n > max_len for n in lengths) / max(len(lengths), 1)
+
+
+def instance_data_dir():
+    """The project's prepared data folder (``DvcData``'s default)."""
+    from orchestration.resources import DvcData
+
+    return DvcData().prepared_path
+
+
+if __name__ == "__main__":
+    main()
