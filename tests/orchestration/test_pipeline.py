@@ -141,7 +141,7 @@ def test_a_script_loads_a_stored_value_outside_a_run(project):
     for; it still reads the value."""
     code = ("from dagster import AssetKey, DagsterInstance; from orchestration.definitions import defs; "
             f"v = defs.load_asset_value(AssetKey('impressions'), partition_key='{PARTITION}', "
-            "instance=DagsterInstance.get()); print('rows', len(v))")
+            "instance=DagsterInstance.get()); print('rows', len(v.impressions))")
     rows = int(run([sys.executable, "-c", code], project).stdout.split("rows")[-1])
     stored = project / ".newsforge" / "assets" / "impressions" / PARTITION
     assert rows > 0 and stored.is_dir()
