@@ -1,15 +1,16 @@
 """The query-list warm start's SFT settings on development data (protocol of issue 24, change 11).
 
     DAGSTER_HOME=<project>/.newsforge/dagster HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/sweep_warm_start.py \
-        [--partition 2019-11-14] [--users 100] [--threads 2] [--max-len 320] [--arms full-1e-3-24 lora-1e-3-48 ...]
+        [--partition 2019-11-14] [--users 100] [--threads 2] [--max-len 320] [--keep-layers 8] \
+        [--arms full-1e-3-24 lora-1e-3-48 ...]
 
 Run it in a project whose data is the development data (generator seed 7 in ``params.yaml``, then ``make data``
-and ``dagster asset materialize --select '+news_index' --partition <D>``): it reads ``mind_news``,
+and ``dagster asset materialize --select '*news_index' --partition <D>``): it reads ``mind_news``,
 ``mind_behaviors``, ``news_index`` and ``news_encoder`` from that project's Dagster instance. Each arm trains the
-warm start as ``query_list_policy`` does (SmolLM2's first 8 layers, the first 400 train rows of D−4..D−2, batch 8,
-seed 1) and writes one greedy list for each of the selection day D−1's first ``--users`` users; the report day D
-is not read. Prints per arm: the loss, parseable queries per list, distinct lists, recall@30 ×100 of the users'
-D−1 clicks, SFT seconds, and the first lists; then the arm the protocol's rule picks.
+warm start as ``query_list_policy`` does (SmolLM2's first ``--keep-layers`` layers, the first 400 train rows of
+D−4..D−2, batch 8, seed 1) and writes one greedy list for each of the selection day D−1's first ``--users``
+users; the report day D is not read. Prints per arm: the loss, parseable queries per list, distinct lists,
+recall@30 ×100 of the users' D−1 clicks, SFT seconds, and the first lists; then the arm the protocol's rule picks.
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-len", type=int, default=320, help="SFT tokens per example (prompt + list)")
+    parser.add_argument("--keep-layers", type=int, default=KEEP_LAYERS,
+                        help="SmolLM2's first N decoder layers (0: all 30, make reproduce's policy)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,9 +90,10 @@ def main() -> None:
     retrievers = day_retrievers(load_news_encoder(encoder.local_dir, "cpu"), news, NewsIndex.load(index), window,
                                 [days.selection], spec.per_query, cache_dir(VECTOR_CACHE))
     targets = warm_start_targets(train, news, spec)
-    base = truncated_base(smollm2_dir(cache_dir("llm")), KEEP_LAYERS, cache_dir("llm"))
+    base = truncated_base(smollm2_dir(cache_dir("llm")), args.keep_layers, cache_dir("llm"))
     generation = GenerationConfig(max_new_tokens=64, batch_size=8, torch_threads=args.threads)
-    print(f"development data: {len(targets.examples)} warm-start lists from {len(train)} train rows "
+    print(f"SmolLM2, {args.keep_layers or 'all'} decoder layers; development data: {len(targets.examples)} "
+          f"warm-start lists from {len(train)} train rows "
           f"({', '.join(days.train)}); selection day {days.selection}: {len(selection)} users; "
           f"{100 * cut_prompts(base, targets, args.max_len):.1f} % of the SFT examples longer than "
           f"--max-len {args.max_len} (their prompt's opening is cut)")
