@@ -140,7 +140,9 @@ class QueryListStudentConfig(Config):
     # bench_list_student.py: 3 layers 3.2x, 4 layers 2.5x); make reproduce: 8 of 30
     restrict_vocabulary: bool = True   # its output layer scores only the tokens of the news shown before the day,
     # the train prompts and targets (training.query_lists.output_vocabulary); off: all of the base's tokens
-    sft: ListSftConfig = ListSftConfig()
+    sft: ListSftConfig = ListSftConfig(full_finetune=True, lr=1e-3, max_steps=24)   # chosen on the development
+    # data at 3 layers (benchmarks/sweep_warm_start.py --keep-layers 3, protocol change 13): 3.19 queries a list,
+    # recall@30 6.03 on D−1; the policy's LoRA wrote no list at this depth; make reproduce: 120 steps
     distill: ListDistillConfig = ListDistillConfig()
     gate_users: int = 60
     force_promote: bool = False

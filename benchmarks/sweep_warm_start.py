@@ -109,18 +109,18 @@ def main() -> None:
         model = fit.model.eval() if full else merged_copy(fit.model)
         lists = greedy_lists(model, fit.tokenizer, selection["message"].astype(str).tolist(), spec, generation)
         frame = list_recalls(lists, selection, retrievers, spec)
-        records.append({"arm": name, "weights": "every" if full else "LoRA r8", "lr": f"{lr:g}", "steps": steps,
+        records.append({"arm": name, "weights": "every" if full else "LoRA r8", "lr": lr, "steps": steps,
                         "loss": f"{fit.first_loss:.2f} -> {fit.last_loss:.2f}",
                         "queries/list": frame["n_queries"].mean(), "distinct lists": len(set(map(tuple, lists))),
                         "recall@30 x100": 100 * frame["recall"].mean(), "SFT s": seconds})
         samples[name] = [" · ".join(q) or "(none)" for q in lists[:3]]
-        print(tabulate([records[-1]], headers="keys", floatfmt=".2f"), flush=True)
+        print(tabulate([shown(records[-1])], headers="keys", disable_numparse=True), flush=True)
         del fit, model
 
     table = pd.DataFrame(records)
-    print("\n" + table.to_markdown(index=False, floatfmt=".2f"))
-    for name, shown in samples.items():
-        print(f"\n{name}:\n" + "\n".join(f"  {s}" for s in shown))
+    print("\n" + pd.DataFrame([shown(r) for r in records]).to_markdown(index=False, disable_numparse=True))
+    for name, lists_shown in samples.items():
+        print(f"\n{name}:\n" + "\n".join(f"  {s}" for s in lists_shown))
     eligible = table[table["queries/list"] >= MIN_QUERIES]
     if eligible.empty:
         print(f"\nno arm writes {MIN_QUERIES:g} or more queries a list: the settings stay (protocol change 11)")
@@ -128,6 +128,11 @@ def main() -> None:
         best = eligible.sort_values(["recall@30 x100", "steps"], ascending=[False, True]).iloc[0]
         print(f"\nprotocol rule picks {best['arm']} (recall@30 x100 {best['recall@30 x100']:.2f}, "
               f"{best['queries/list']:.2f} queries a list)")
+
+
+def shown(record: dict) -> dict:
+    """A record for printing: the learning rate as written in ARMS, other floats to 2 decimals."""
+    return {k: f"{v:g}" if k == "lr" else f"{v:.2f}" if isinstance(v, float) else v for k, v in record.items()}
 
 
 def cut_prompts(base, targets, max_len: int) -> float:
