@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from dagster import AssetKey, DagsterInstance  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from orchestration.resources import DvcData  # noqa: E402
 from training.data.prepared import load_user_signals  # noqa: E402
 from training.prec import load_news_encoder  # noqa: E402
 from training.quality.smollm import smollm2_dir  # noqa: E402
@@ -41,7 +42,7 @@ from training.retrieval.live_news import LIVE_DAYS, LiveWindow  # noqa: E402
 from training.retrieval.news_index import NewsIndex  # noqa: E402
 from training.retrieval.qprime import VECTOR_CACHE  # noqa: E402
 from training.settings import cache_dir  # noqa: E402
-from training.slm.lora_sft import LoraSftConfig, train_lora  # noqa: E402
+from training.slm.lora_sft import LoraSftConfig, sft_examples, train_lora  # noqa: E402
 from training.slm.query_generation import GenerationConfig  # noqa: E402
 
 #: The protocol's grid (change 11): name -> (every weight?, learning rate, steps).
@@ -82,7 +83,7 @@ def main() -> None:
     if days.selection is None:
         raise SystemExit(f"{args.partition}: the log has no selection day (days: {days})")
     rows = user_day_rows(behaviors.histories, behaviors.impressions, news, days.all,
-                         load_user_signals(instance_data_dir()))
+                         load_user_signals(DvcData().prepared_path))
     train = capped(rows[rows["target_day"].isin(days.train)], TRAIN_ROWS)
     selection = capped(rows[rows["target_day"] == days.selection], args.users)
     spec = QueryListSpec()
@@ -136,22 +137,12 @@ def shown(record: dict) -> dict:
 
 
 def cut_prompts(base, targets, max_len: int) -> float:
-    """The share of SFT examples (chat prompt + list + eos) longer than ``max_len`` tokens."""
+    """The share of SFT examples whose prompt ``sft_examples`` cuts to fit ``max_len`` tokens."""
     from transformers import AutoTokenizer
 
-    from training.slm.prompts import chat_prompt
-
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    lengths = [len(tokenizer(chat_prompt(tokenizer, m, task="user") + t, add_special_tokens=False)["input_ids"]) + 1
-               for m, t in zip(targets.messages, targets.targets)]
-    return sum(n > max_len for n in lengths) / max(len(lengths), 1)
-
-
-def instance_data_dir():
-    """The project's prepared data folder (``DvcData``'s default)."""
-    from orchestration.resources import DvcData
-
-    return DvcData().prepared_path
+    examples = sft_examples(AutoTokenizer.from_pretrained(str(base)), targets.messages, targets.targets, max_len,
+                            task="user")
+    return sum(e["prompt_cut"] > 0 for e in examples) / max(len(examples), 1)
 
 
 if __name__ == "__main__":
