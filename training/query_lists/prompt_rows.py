@@ -18,7 +18,7 @@ from training.slm.prompts import MAX_SIGNALS, user_prompt
 #: Columns of a user-signals frame (``training.data.schema.USER_SIGNALS_SCHEMA``; ``kind`` one of SIGNAL_KINDS).
 SIGNAL_COLUMNS = tuple(USER_SIGNALS_SCHEMA.names)
 #: Columns of :func:`user_day_rows`' frame.
-ROW_COLUMNS = ("user_id", "day", "target_day", "message", "clicks", "n_searches", "n_follows")
+ROW_COLUMNS = ("user_id", "day", "target_day", "message", "clicks", "read", "n_searches", "n_follows")
 ONE_DAY = pd.Timedelta(days=1)
 
 
@@ -59,10 +59,11 @@ def user_day_rows(histories: pd.DataFrame, impressions: pd.DataFrame, news: pd.D
                   max_signals: int = MAX_SIGNALS) -> pd.DataFrame:
     """One row (:data:`ROW_COLUMNS`) per user with a click on a target day ``t + 1`` and something to show by the
     end of day ``t``: ``message`` (:func:`~training.slm.prompts.user_prompt` of the last ``max_history`` titles
-    read and the last ``max_signals`` searches / follows) and ``clicks`` (the distinct news clicked on ``t + 1``,
-    first click first). ``histories``: impression_id, user_id, time, history (oldest first); ``impressions``:
-    impression_id, user_id, time, news_id, label; ``news``: news_id, title; ``signals``: optional
-    :data:`SIGNAL_COLUMNS` rows. Days are UTC ``YYYY-MM-DD``; rows are sorted by target day, then user."""
+    read and the last ``max_signals`` searches / follows), ``clicks`` (the distinct news clicked on ``t + 1``,
+    first click first) and ``read`` (the news whose titles the message lists, oldest first). ``histories``:
+    impression_id, user_id, time, history (oldest first); ``impressions``: impression_id, user_id, time, news_id,
+    label; ``news``: news_id, title; ``signals``: optional :data:`SIGNAL_COLUMNS` rows. Days are UTC
+    ``YYYY-MM-DD``; rows are sorted by target day, then user."""
     require_columns(histories, ("user_id", "time", "history"), "histories")
     require_columns(impressions, ("user_id", "time", "news_id", "label"), "impressions")
     require_columns(news, ("news_id", "title"), "news")
@@ -84,12 +85,13 @@ def user_day_rows(histories: pd.DataFrame, impressions: pd.DataFrame, news: pd.D
             listed = before.get(user)
             read = [str(n) for n in (listed if listed is not None else [])] + clicks_before.get(user, [])
             distinct = list(dict.fromkeys(reversed(read)))[::-1]   # each news at its latest read, oldest first
-            shown = [titles[n] for n in distinct if titles.get(n, "").strip()]
+            titled = [n for n in distinct if titles.get(n, "").strip()]
+            shown = [titles[n] for n in titled]
             user_searches, user_follows = searches.get(user, []), follows.get(user, [])
             if not shown and not any(s.strip() for s in user_searches + user_follows):
                 continue
             message = user_prompt(shown, max_items=max_history, searches=user_searches, follows=user_follows,
                                   max_signals=max_signals)
             rows.append((user, str((cut - ONE_DAY).date()), target_day, message, list(dict.fromkeys(targets[user])),
-                         len(user_searches), len(user_follows)))
+                         titled[-max_history:] if max_history > 0 else [], len(user_searches), len(user_follows)))
     return pd.DataFrame(rows, columns=list(ROW_COLUMNS))

@@ -61,6 +61,8 @@ def test_user_day_rows_use_only_what_happened_before_the_target_day():
     row = rows.iloc[0]
     assert (row["day"], row["target_day"]) == ("2019-11-10", "2019-11-11")
     assert row["clicks"] == ["N5", "N3"]         # the day-11 clicks, first click first
+    assert row["read"] == ["N1", "N3"]           # the titles the message lists, oldest first
+    assert user_day_rows(histories, impressions, NEWS, ["2019-11-11"], max_history=1)["read"].iloc[0] == ["N3"]
     message = row["message"]
     assert "lakers tickets" in message and "basketball" in message       # signals up to 23:59 of day 10
     assert "future secret search" not in message                         # from day 11 on: never shown

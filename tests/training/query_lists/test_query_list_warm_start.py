@@ -63,3 +63,21 @@ def test_warm_start_targets_name_missing_columns_and_keep_an_empty_frame_shaped(
     none = warm_start_targets(ROWS.iloc[1:2], NEWS)
     assert none.messages == [] and none.targets == [] and none.n_dropped_rows == 1
     assert {"message", "queries", "target"} <= set(none.examples.columns)
+
+
+def test_filled_targets_add_the_read_titles_phrases_most_recent_first_after_the_clicks():
+    spec = QueryListSpec(n_queries=3)
+    rows = ROWS.assign(read=[["N7"], ["N3"], ["N6", "N4", "N9", "N5", "N1"]])
+    out = warm_start_targets(rows, NEWS, spec, source="filled")
+    assert out.examples["user_id"].tolist() == ["U1", "U3"]            # no click phrase: dropped, as next-day
+    assert out.examples["queries"].tolist() == [                        # U1 is full from its clicks alone
+        ("lakers win overtime thriller", "snow storm hits city", "stocks rally rate cut"),
+        ("fed holds rates", "lakers win overtime thriller", "stocks rally rate cut")]   # N1, N5; then full
+    assert out.n_filled_queries == 2
+    assert warm_start_targets(rows, NEWS, spec).n_filled_queries == 0
+    duplicate = warm_start_targets(rows.assign(read=[[], [], ["N9", "N4", "N7", "N5"]]), NEWS, spec, source="filled")
+    assert duplicate.examples["queries"].iloc[1] == ("fed holds rates", "stocks rally rate cut")   # N7 once; no N4, N9
+    with pytest.raises(ValueError, match=r"the row frame lacks column\(s\) \['read'\]"):
+        warm_start_targets(ROWS, NEWS, spec, source="filled")
+    with pytest.raises(ValueError, match="unknown warm-start target source 'history'"):
+        warm_start_targets(rows, NEWS, spec, source="history")
