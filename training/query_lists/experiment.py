@@ -18,6 +18,7 @@ from training.config_dict import ConfigDict
 from training.metrics.intervals import Interval, format_mean_std, paired_difference
 from training.query_lists.query_list import QueryListSpec
 from training.query_lists.rewards import RewardWeights, list_union, retrieval_reward
+from training.query_lists.warm_start import TARGET_SOURCES, warm_start_targets
 from training.slm.prompts import normalise_query
 
 if TYPE_CHECKING:
@@ -130,14 +131,18 @@ def random_lists(rows: pd.DataFrame, news: pd.DataFrame, window: LiveWindow, spe
 @dataclass(frozen=True)
 class PolicyRecipe(ConfigDict):
     """The recipe at one model size: the base's first ``keep_layers`` decoder layers (0: all), LoRA SFT on the
-    warm-start targets, then GRPO on the weighted rewards with the steps chosen on the selection day."""
+    warm-start targets of ``targets`` (``warm_start.TARGET_SOURCES``), then GRPO on the weighted rewards with
+    the steps chosen on the selection day."""
 
     keep_layers: int = 0
     selection_users: int = 48   # selection-day rows a checkpoint is scored on (first by user id; 0: all)
+    targets: str = TARGET_SOURCES[0]
 
     def __post_init__(self) -> None:
         if self.keep_layers < 0 or self.selection_users < 0:
             raise ValueError("PolicyRecipe needs keep_layers >= 0 (0: all) and selection_users >= 0 (0: all)")
+        if self.targets not in TARGET_SOURCES:
+            raise ValueError(f"PolicyRecipe.targets must be one of {list(TARGET_SOURCES)}, got {self.targets!r}")
 
 
 @dataclass
@@ -200,11 +205,10 @@ def train_policy(base_dir: str | Path, train_rows: pd.DataFrame, selection_rows:
     from training.query_lists.policy import merged_copy
     from training.query_lists.sampling import greedy_lists
     from training.query_lists.trl_rewards import ListRetrievals, reward_functions
-    from training.query_lists.warm_start import warm_start_targets
     from training.slm.lora_sft import base_version, save_adapter, train_lora
 
     out = Path(out_dir)
-    targets = warm_start_targets(train_rows, news, spec)
+    targets = warm_start_targets(train_rows, news, spec, recipe.targets)
     if targets.examples.empty:
         raise ValueError(f"no warm-start targets among {len(train_rows)} train rows (no clicked news with a usable "
                          "key phrase)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,22 +41,36 @@ def truncated_copy(model: PreTrainedModel, n_layers: int) -> PreTrainedModel:
     """A new model object: ``model`` with only its first ``n_layers`` decoder layers (the final norm, embeddings
     and output layer kept; ``config.num_hidden_layers`` and any ``config.layer_types`` cut to match), in
     ``model``'s train/eval mode; ``model`` itself is unchanged. It saves and reloads as a plain model."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
-        raise TypeError("truncated_copy needs a plain transformers model; merge the adapter first (merged_copy)")
     total = int(model.config.num_hidden_layers)
     if not 1 <= n_layers <= total:
         raise ValueError(f"n_layers must be in [1, {total}] (the model's decoder layers), got {n_layers}")
+    return layer_subset(model, range(n_layers))
+
+
+def layer_subset(model: PreTrainedModel, keep: Iterable[int]) -> PreTrainedModel:
+    """A new model object with only the decoder layers ``keep`` (distinct indices, in ascending order), renumbered
+    for the KV cache; otherwise as :func:`truncated_copy` (which keeps the first N)."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        raise TypeError("layer_subset needs a plain transformers model; merge the adapter first (merged_copy)")
+    kept = list(keep)
+    total = int(model.config.num_hidden_layers)
+    if not kept or kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= total:
+        raise ValueError(f"keep must be distinct ascending layer indices in [0, {total - 1}], got {kept}")
     copied = copy.deepcopy(model)
     decoder = copied.get_decoder()
     if not isinstance(getattr(decoder, "layers", None), torch.nn.ModuleList):
         raise TypeError(f"{type(model).__name__}'s decoder has no ModuleList 'layers' to truncate")
-    decoder.layers = torch.nn.ModuleList(list(decoder.layers)[:n_layers])
+    decoder.layers = torch.nn.ModuleList([decoder.layers[i] for i in kept])
+    for position, layer in enumerate(decoder.layers):
+        attention = getattr(layer, "self_attn", None)
+        if attention is not None and hasattr(attention, "layer_idx"):
+            attention.layer_idx = position
     for config in {id(c): c for c in (copied.config, decoder.config)}.values():
-        config.num_hidden_layers = n_layers
+        config.num_hidden_layers = len(kept)
         if isinstance(getattr(config, "layer_types", None), list):
-            config.layer_types = config.layer_types[:n_layers]
+            config.layer_types = [config.layer_types[i] for i in kept]
     return copied
 
 

@@ -8,6 +8,7 @@ import pytest
 from training.metrics.intervals import paired_difference
 from training.query_lists.experiment import (
     ArmRecall,
+    PolicyRecipe,
     ProtocolDays,
     arms_table,
     capped,
@@ -122,3 +123,9 @@ def test_path_recalls_per_path_and_the_union_with_the_interest_path():
     assert got[1, "union"] == 0.0 and got[1, "interest"] == 1.0       # U2 has no trigger: nothing found
     with pytest.raises(ValueError, match="1 interest lists for 2 rows"):
         path_recalls(candidates, {}, rows, [["N1"]], k=2)
+
+
+def test_policy_recipe_names_an_unknown_target_source():
+    assert PolicyRecipe(targets="filled").targets == "filled"
+    with pytest.raises(ValueError, match=r"PolicyRecipe.targets must be one of \['next_day', 'filled'\]"):
+        PolicyRecipe(targets="history")

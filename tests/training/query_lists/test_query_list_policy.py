@@ -11,7 +11,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from training.query_lists.grpo import GrpoSettings, train_grpo
-from training.query_lists.policy import load_policy, merged_copy, truncated_copy
+from training.query_lists.policy import layer_subset, load_policy, merged_copy, truncated_copy
 from training.query_lists.sampling import list_prompts
 from training.query_lists.warm_start import warm_start_targets
 from training.slm.lora_sft import (
@@ -126,3 +126,21 @@ def test_truncated_copy_keeps_the_first_layers_and_reloads_as_a_plain_model(tmp_
             truncated_copy(model, bad)
     with pytest.raises(TypeError, match="plain transformers model"):
         truncated_copy(get_peft_model(fresh, LoraConfig(r=2, target_modules=["q_proj"])), 1)
+
+
+def test_layer_subset_keeps_any_layers_renumbered_for_the_cache(tmp_path):
+    base_dir = tiny_causal_lm(tmp_path / "base", layers=3)
+    model, tokenizer = load_generator_model(base_dir, None, torch_threads=1)
+    ends = layer_subset(model, [0, 2])
+    assert [layer.self_attn.layer_idx for layer in ends.model.layers] == [0, 1]
+    assert ends.config.num_hidden_layers == 2 and model.config.num_hidden_layers == 3
+    torch.testing.assert_close(ends.model.layers[1].mlp.up_proj.weight, model.model.layers[2].mlp.up_proj.weight)
+    fresh = AutoModelForCausalLM.from_config(ends.config)   # layers 0 and 2's weights in a plain 2-layer model
+    fresh.load_state_dict(ends.state_dict())
+    fresh.eval()
+    torch.testing.assert_close(_logits(fresh, tokenizer), _logits(ends, tokenizer), atol=0, rtol=0)
+    prompts = list_prompts(tokenizer, ROWS["message"])   # greedy decoding reads the KV cache at the new indices
+    assert generate_texts(ends, tokenizer, prompts, GREEDY)[0] == generate_texts(fresh, tokenizer, prompts, GREEDY)[0]
+    for bad in ([], [2, 0], [0, 0], [3], [-1]):
+        with pytest.raises(ValueError, match="distinct ascending layer indices"):
+            layer_subset(model, bad)
