@@ -778,7 +778,10 @@ def interest_ranking(context: AssetExecutionContext, config: InterestRankingConf
                     f"interest union; the interest features take {100 * np.mean(ablation.importance):.1f} % of "
                     f"stage 2's gain. λ per seed: {without} "
                     f"{', '.join(f'{v:.2f}' for v in ablation.lambdas[without])}; {with_} "
-                    f"{', '.join(f'{v:.2f}' for v in ablation.lambdas[with_])}. "
+                    f"{', '.join(f'{v:.2f}' for v in ablation.lambdas[with_])}. The intervals resample "
+                    f"impressions for the trained rankers; they leave out retraining variance (the arms also differ "
+                    f"in LightGBM's seeded feature subsampling and in λ, even where the interest features take no "
+                    f"gain), which only more seeds show. "
                     + schedule_note("interest_ranking", config) + "\n")
         mlflow.log_text(markdown, "interest_ranking.md")
         per_seed = [c for c in ablation.summary if c.endswith("_seeds") and c != "n_seeds"]   # lists: in the table
