@@ -19,6 +19,7 @@ NOT_DERIVED = {
     "GeneratedQueriesConfig": "asset knobs around a nested GenerationSettings",
     "GoldenSetConfig": "the golden set's file, size and seed",
     "InterestQueriesConfig": "the day's user cap (generation as registered)",
+    "InterestRankingConfig": "the ablation's users per day and seeds (the ranker's config as registered)",
     "JudgeEvaluationConfig": "asset knobs around nested judge configs",
     "LlmJudgeConfig": "LlmJudge's constructor arguments (a class, not a dataclass)",
     "OpenAIJudgeConfig": "OpenAIJudge's constructor arguments (a class, not a dataclass)",
