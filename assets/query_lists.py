@@ -157,7 +157,7 @@ class InterestQueriesConfig(Config):
 
 
 class InterestRankingConfig(Config):
-    users_per_day: int = 40        # per day of ltr_features' parts: the first users by id with a click (0: all)
+    users_per_day: int = 40        # per day of ltr_features' parts: the first users by id of its impressions (0: all)
     seeds: list[int] = [1]         # both stages retrained per seed and arm; make reproduce: [1, 2, 3]
 
 
@@ -765,7 +765,7 @@ def interest_ranking(context: AssetExecutionContext, config: InterestRankingConf
                                     fitted.meta.get("lambda_tolerance_config"), config.seeds, (without, with_),
                                     log=context.log.info)
         clicked = report[report["clicked"] == 1]
-        reach = float(clicked["in_interest"].mean()) if len(clicked) else float("nan")
+        reach = float(clicked[INTEREST_FEATURES[0]].mean()) if len(clicked) else float("nan")
         seeds = ", ".join(map(str, config.seeds))
         markdown = (metrics_markdown(ablation.summary, baseline=without, differences={with_: ablation.differences})
                     + "\n" + table_note(report["impression_id"].nunique(), day, f"seeds {seeds}")
