@@ -18,7 +18,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import training_curves_metadata
-from orchestration.champion_gate import BeatsOnMetric, decide, gate_check_spec, gated_outputs
+from orchestration.champion_gate import VS_FLOOR_HIGH, VS_FLOOR_LOW, BeatsFloorByInterval, decide, gate_check_spec, gated_outputs
 from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import schedule_note
 from orchestration.partitions import daily_partitions
@@ -55,7 +55,7 @@ from training.slm.query_generation import GenerationConfig
 
 #: The gates: held-out recall@30 of the users' next-day clicks, against the warm start (policy) and against the
 #: same student trained by SFT only (student).
-GATE_CRITERION = BeatsOnMetric(metric="recall_at_30")
+GATE_CRITERION = BeatsFloorByInterval(metric="recall_at_30")
 POLICY_FLOOR = "warm start (SFT)"
 STUDENT_FLOOR = "student by SFT only"
 THREADS_NOTE = "0: the step's default (orchestration/executors.py: 1 a step side by side)"
@@ -245,8 +245,16 @@ def _greedy_recall(model, tokenizer, rows: pd.DataFrame, retrievers, spec: Query
     return list_recalls(lists, rows, retrievers, spec), lists, seconds
 
 
-def _gate_metrics(frame: pd.DataFrame) -> dict[str, float]:
-    return {"recall_at_30": float(frame["recall"].mean()), "queries_per_list": float(frame["n_queries"].mean())}
+def _gate_metrics(frame: pd.DataFrame, floor: pd.DataFrame | None = None) -> dict[str, float]:
+    """Mean recall@30 and queries a list of a gate slice's lists; with the ``floor``'s lists of the same users,
+    the 95 % paired bootstrap interval of recall@30 minus the floor's (``GATE_CRITERION``'s rule)."""
+    from training.metrics.intervals import paired_difference
+
+    metrics = {"recall_at_30": float(frame["recall"].mean()), "queries_per_list": float(frame["n_queries"].mean())}
+    if floor is not None:
+        diff = paired_difference(frame["recall"].to_numpy(), floor["recall"].to_numpy())
+        metrics |= {f"recall_at_30{VS_FLOOR_LOW}": diff.low, f"recall_at_30{VS_FLOOR_HIGH}": diff.high}
+    return metrics
 
 
 def _samples(rows: pd.DataFrame, lists: list[list[str]], n: int = 6) -> str:
@@ -291,8 +299,9 @@ def query_list_policy(context: AssetExecutionContext, config: QueryListPolicyCon
     """The query-list policy: a LoRA warm start (SFT on lists of the key phrases of the news each user clicks next
     day, train days D−4..D−2), then GRPO of a new LoRA on it (TRL, KL to the warm start) on the weighted
     retrieval, coverage, format and quality rewards, each logged per step; the GRPO step kept is the best on the
-    selection day D−1. Registered as ``query_list_policy`` and gated: its recall@30 of the partition-day clicks
-    must beat the warm start's and the champion's."""
+    selection day D−1. Registered as ``query_list_policy`` and gated (``GATE_CRITERION``): the paired interval of
+    its recall@30 of the partition-day clicks minus the warm start's must lie above 0, and its mean must beat the
+    champion's."""
     day = context.partition_key
     days = ProtocolDays.of(day, mind_behaviors.days)
     spec = to_training(config.spec)
@@ -350,7 +359,7 @@ def query_list_policy(context: AssetExecutionContext, config: QueryListPolicyCon
             model = load_python_model("query_list_policy", version)
             frame, lists, _ = _greedy_recall(model.model, model.tokenizer, report, retrievers, spec, generation)
             samples.setdefault(f"v{version}", _samples(report, lists))
-            return _gate_metrics(frame)
+            return _gate_metrics(frame, floor_frame)
 
         decision = decide("query_list_policy", registered.version, score, _gate_metrics(floor_frame),
                           criterion=GATE_CRITERION, floor_name=POLICY_FLOOR, force_promote=config.force_promote)
@@ -379,7 +388,7 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
     """A smaller student (the policy base's first ``keep_layers`` layers): LoRA SFT on the warm-start targets
     (merged), then on-policy distillation from this run's ``query_list_policy`` (the student samples lists for the
     train days' users, the policy scores its tokens; reverse KL). Registered as ``query_list_student`` and gated
-    against the same student after SFT only, on the partition day's users."""
+    against the same student after SFT only, on the partition day's users, by the policy's interval rule."""
     from peft import PeftModel
 
     from training.query_lists.distill import distill_on_policy
@@ -445,7 +454,7 @@ def query_list_student(context: AssetExecutionContext, config: QueryListStudentC
         def score(v: str) -> dict[str, float]:
             model = load_python_model("query_list_student", v)
             frame, _, _ = _greedy_recall(model.model, model.tokenizer, report, retrievers, spec, generation)
-            return _gate_metrics(frame)
+            return _gate_metrics(frame, floor_frame)
 
         decision = decide("query_list_student", registered.version, score, _gate_metrics(floor_frame),
                           criterion=GATE_CRITERION, floor_name=STUDENT_FLOOR, force_promote=config.force_promote)

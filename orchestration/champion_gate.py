@@ -7,7 +7,8 @@ A gated asset registers a new version (no alias yet), then:
    popularity baseline on the same slice), and applies a :class:`Criterion`. The default,
    :class:`BeatsOnMetric`, passes when the metric is strictly above the floor's and strictly above the
    champion's (a tie is not a win); :class:`KeepsClicksGainsQuality` (the ranking student) must not lose
-   quality and may lose clicks only within a tolerance. With no champion, the floor alone decides, so a
+   quality and may lose clicks only within a tolerance; :class:`BeatsFloorByInterval` (the query-list models)
+   asks the 95 % paired interval of candidate − floor to lie above 0. With no champion, the floor alone decides, so a
    first version that loses to popularity never becomes champion.
    The decision has one of three outcomes (:attr:`GateDecision.outcome`):
 
@@ -124,7 +125,46 @@ class KeepsClicksGainsQuality:
         return True, "champion moves to the new version"
 
 
-Criterion = BeatsOnMetric | KeepsClicksGainsQuality
+#: Suffixes of the candidate metrics that carry the paired interval against the floor (BeatsFloorByInterval).
+VS_FLOOR_LOW, VS_FLOOR_HIGH = "_vs_floor_low", "_vs_floor_high"
+
+
+@dataclass(frozen=True)
+class BeatsFloorByInterval(BeatsOnMetric):
+    """Pass iff the 95 % paired interval of ``metric`` (candidate − floor over the gate slice's units, its lower
+    end given as the candidate's ``<metric>_vs_floor_low``) lies above 0, and ``metric`` is strictly above the
+    champion's (a tie is not a win)."""
+
+    metric: str = "recall_at_30"
+
+    @property
+    def low_key(self) -> str:
+        """The candidate metric holding the interval's lower end."""
+        return f"{self.metric}{VS_FLOOR_LOW}"
+
+    def describe(self, floor_name: str) -> str:
+        return (f"the 95 % paired interval of its {self.metric} minus the {floor_name}'s on the gate slice lies "
+                f"above 0, and its {self.metric} is strictly above the current champion's (a tie is not a win)")
+
+    def clears_floor(self, candidate: Mapping[str, float], floor: Mapping[str, float]) -> bool:
+        if self.low_key not in candidate:
+            raise KeyError(f"{type(self).__name__} needs the candidate metric {self.low_key!r} (the lower end of "
+                           f"the paired interval against the floor); got {sorted(candidate)}")
+        return candidate[self.low_key] > 0
+
+    def judge(self, candidate: Mapping[str, float], champion: Mapping[str, float] | None,
+              floor: Mapping[str, float], floor_name: str) -> tuple[bool, str]:
+        """(passed, verdict); the verdict shows the interval."""
+        above = self.clears_floor(candidate, floor)
+        interval = (f"{self.metric} minus the {floor_name}'s: 95 % interval [{candidate[self.low_key]:+.4f}, "
+                    f"{candidate.get(f'{self.metric}{VS_FLOOR_HIGH}', float('nan')):+.4f}]")
+        if not above:
+            return False, f"not above the {floor_name} floor ({interval}, not above 0)"
+        passed, verdict = super().judge(candidate, champion, floor, floor_name)
+        return passed, f"{interval}; {verdict}"
+
+
+Criterion = BeatsOnMetric | KeepsClicksGainsQuality | BeatsFloorByInterval
 
 
 def gate_check_spec(asset: str, criterion: Criterion = BeatsOnMetric(),

@@ -4,6 +4,7 @@ from dagster import AssetCheckSeverity
 
 from orchestration import champion_gate
 from orchestration.champion_gate import (
+    BeatsFloorByInterval,
     BeatsOnMetric,
     KeepsClicksGainsQuality,
     _range_check_result,
@@ -100,3 +101,26 @@ def test_backfill_check_is_its_worst_day(monkeypatch):
 def test_check_spec_states_the_criterion():
     spec = gate_check_spec("ranking_student", CRIT)
     assert spec.blocking and "not below the champion's" in spec.description and "0.01" in spec.description
+
+
+RECALL = BeatsFloorByInterval("recall_at_30")
+RECALL_FLOOR = {"recall_at_30": 0.05}
+
+
+@pytest.mark.parametrize("candidate, champion, passed, verdict", [
+    # the mean is above the floor's but the interval reaches below 0: not a win over the floor
+    ({"recall_at_30": 0.08, "recall_at_30_vs_floor_low": -0.01, "recall_at_30_vs_floor_high": 0.07}, None, False,
+     "not above the warm start floor (recall_at_30 minus the warm start's: 95 % interval [-0.0100, +0.0700]"),
+    ({"recall_at_30": 0.08, "recall_at_30_vs_floor_low": 0.01, "recall_at_30_vs_floor_high": 0.05}, None, True,
+     "[+0.0100, +0.0500]; champion moves"),
+    ({"recall_at_30": 0.08, "recall_at_30_vs_floor_low": 0.01, "recall_at_30_vs_floor_high": 0.05},
+     {"recall_at_30": 0.08}, False, "not above the champion (a tie is not a win)"),
+])
+def test_beats_floor_by_interval(candidate, champion, passed, verdict):
+    ok, text = RECALL.judge(candidate, champion, RECALL_FLOOR, "warm start")
+    assert ok is passed and verdict in text
+
+
+def test_beats_floor_by_interval_needs_the_interval():
+    with pytest.raises(KeyError, match="recall_at_30_vs_floor_low"):
+        RECALL.judge({"recall_at_30": 0.9}, None, RECALL_FLOOR, "warm start")

@@ -307,7 +307,10 @@ def test_query_list_policy_logs_every_reward_per_step_and_is_gated(query_lists):
     assert client.get_metric_history(run.info.run_id, "selection_recall_at_30") == []
     assert {"grpo_steps.csv", "sample_lists.md"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     assert run.data.tags["gate.outcome"] in ("promoted", "kept", "failed")
-    assert {"recall_at_30", "floor_recall_at_30"} <= set(run.data.metrics)
+    assert {"recall_at_30", "floor_recall_at_30", "recall_at_30_vs_floor_low", "recall_at_30_vs_floor_high"} <= set(
+        run.data.metrics)
+    low, high = run.data.metrics["recall_at_30_vs_floor_low"], run.data.metrics["recall_at_30_vs_floor_high"]
+    assert low <= high and f"95 % interval [{low:+.4f}, {high:+.4f}]" in run.data.tags["gate.reason"]
 
 
 def test_interest_queries_and_the_evaluation_tables(query_lists):
