@@ -53,7 +53,7 @@ def test_jobs_select_exactly_their_stage():
 def test_reproduce_config_is_valid_and_widens_every_demo_grid():
     """reproduce.yaml is a valid run config of the whole graph, and for every grid it names it runs more than
     the demo's defaults (which the report then calls the demo schedule)."""
-    from orchestration.grid_schedules import reproduce_run_config, schedule_note
+    from orchestration.grid_schedules import is_full_grid, reproduce_run_config, schedule_note
 
     run_config = reproduce_run_config()
     schema = defs.resolve_job_def("reproduce_job").run_config_schema
@@ -63,8 +63,9 @@ def test_reproduce_config_is_valid_and_widens_every_demo_grid():
         config_type = grids[asset].config_schema.config_type   # the asset's Dagster Config class, as a schema
         assert set(block["config"]) <= set(config_type.fields), asset
         demo = _demo_config(asset)
-        assert schedule_note(asset, demo).startswith("_Demo schedule"), asset
-        assert schedule_note(asset, type(demo)(**block["config"])).startswith("_Full grid"), asset
+        assert schedule_note(asset, demo).startswith("_Demo schedule") and not is_full_grid(asset, demo), asset
+        full = type(demo)(**block["config"])
+        assert schedule_note(asset, full).startswith("_Full grid") and is_full_grid(asset, full), asset
 
 
 def _demo_config(asset: str):
