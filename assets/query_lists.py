@@ -76,8 +76,8 @@ MACHINERY_NOTE = ("The policy ran the demo's machinery schedule: these figures s
     "lr": Override(3e-3, "a LoRA (rank 8) at 3e-3 for 48 steps, chosen on the development data by "
                          "benchmarks/sweep_warm_start.py (protocol change 11): 5.45 parseable queries a list and "
                          "recall@30 10.8 on D−1, against 1.10 and 2.25 for the former 24 full-weight steps at 1e-3"),
-    "max_steps": Override(16, "the demo's machinery schedule (protocol change 17; the sweep's choice: 48, ~2 s a "
-                              "step for 8 layers, 2 threads); make reproduce: 120"),
+    "max_steps": Override(8, "the demo's machinery schedule (protocol change 17; the sweep's choice: 48, ~2 s a "
+                             "step for 8 layers, 2 threads); make reproduce: 120"),
     "max_len": Override(320, "no example cut: chat prompts run to ~250 SmolLM2 tokens, lists to ~60 (192 cut the "
                              "system message from 37 % of the demo's examples; protocol change 12)"),
     "torch_threads": Override(0, THREADS_NOTE),
@@ -87,7 +87,7 @@ class ListSftConfig(Config):
 
 
 @derived_from(GrpoSettings, overrides={
-    "steps": Override(3, "the demo's machinery schedule (protocol change 17; ~15-25 s a step for the first 8 "
+    "steps": Override(2, "the demo's machinery schedule (protocol change 17; ~15-25 s a step for the first 8 "
                          "layers, 1 thread); make reproduce: 60"),
     "learning_rate": Override(1e-4, "a LoRA policy: ~10x a full-weight rate, as LoRA fine-tuning usually takes"),
     "prompts_per_step": Override(2, "the demo's schedule"),
@@ -122,7 +122,7 @@ class ListGenerationConfig(Config):
 
 
 @derived_from(DistillSettings, overrides={
-    "steps": Override(4, "the demo's machinery schedule (protocol change 17); make reproduce: 200"),
+    "steps": Override(2, "the demo's machinery schedule (protocol change 17); make reproduce: 200"),
     "prompts_per_step": Override(4, "the demo's schedule"),
     "max_new_tokens": Override(48, "six queries of ~8 tokens"),
     "torch_threads": Override(0, THREADS_NOTE),
@@ -141,8 +141,8 @@ class QueryListPolicyConfig(Config):
     spec: ListSpecConfig = ListSpecConfig()
     generation: ListGenerationConfig = ListGenerationConfig()
     max_train_rows: int = 400      # train user-days kept (first by day and user id; 0: all)
-    selection_users: int = 16      # selection-day users a GRPO checkpoint is scored on (0: all); make reproduce: 32
-    gate_users: int = 30           # partition-day users of the gate (first by user id; 0: all); make reproduce: 400
+    selection_users: int = 8       # selection-day users a GRPO checkpoint is scored on (0: all); make reproduce: 32
+    gate_users: int = 20           # partition-day users of the gate (first by user id; 0: all); make reproduce: 400
     quality_reward: bool = True    # the quality reward (the quality teacher's grade); off: three rewards
     live_days: float = LIVE_DAYS
     force_promote: bool = False
@@ -156,29 +156,29 @@ class QueryListStudentConfig(Config):
     restrict_vocabulary: bool = True   # its output layer scores only the tokens of the news shown before the day,
     # the train prompts and targets (training.query_lists.output_vocabulary); off: all of the base's tokens
     targets: str = "next_day"      # its SFT targets (training.query_lists.warm_start.TARGET_SOURCES)
-    sft: ListSftConfig = ListSftConfig(full_finetune=True, lr=1e-3, max_steps=12)   # every weight at lr 1e-3:
+    sft: ListSftConfig = ListSftConfig(full_finetune=True, lr=1e-3, max_steps=6)   # every weight at lr 1e-3:
     # chosen on the development data at 3 layers for 24 steps (benchmarks/sweep_warm_start.py --keep-layers 3,
     # protocol change 13: 3.19 queries a list, recall@30 6.03 on D−1; the policy's LoRA wrote no list at this
-    # depth); 12 steps: the demo's machinery schedule (change 17); make reproduce: 120 steps
+    # depth); 6 steps: the demo's machinery schedule (change 17); make reproduce: 120 steps
     distill: ListDistillConfig = ListDistillConfig()
-    gate_users: int = 30           # make reproduce: 400
+    gate_users: int = 20           # make reproduce: 400
     force_promote: bool = False
     seed: int = 1
 
 
 class InterestQueriesConfig(Config):
-    max_users: int = 30            # the day's users written for (first by user id; 0: all); greedy, as registered;
+    max_users: int = 20            # the day's users written for (first by user id; 0: all); greedy, as registered;
     # the demo's machinery schedule (protocol change 17); make reproduce: all
 
 
 class InterestRankingConfig(Config):
-    users_per_day: int = 15        # per day of ltr_features' parts: the first users by id of its impressions (0: all);
+    users_per_day: int = 8         # per day of ltr_features' parts: the first users by id of its impressions (0: all);
     # the demo's machinery schedule (protocol change 17); make reproduce: all
     seeds: list[int] = [1]         # both stages retrained per seed and arm; make reproduce: [1, 2, 3]
 
 
 class QueryListEvaluationConfig(Config):
-    eval_users: int = 30           # partition-day users of every arm (first by user id; 0: all); the demo's
+    eval_users: int = 20           # partition-day users of every arm (first by user id; 0: all); the demo's
     # machinery schedule (protocol change 17); protocol and make reproduce: 400
     seeds: list[int] = [1]         # GRPO recipe seeds (the first is query_list_policy's); make reproduce: [1, 2, 3]
     sampled_lists: list[int] = [1, 2, 4]   # lists sampled per user, merged; make reproduce: [1, 2, 4, 8]
