@@ -262,6 +262,11 @@ def _greedy_recall(model, tokenizer, rows: pd.DataFrame, retrievers, spec: Query
     return list_recalls(lists, rows, retrievers, spec), lists, seconds
 
 
+def ratio_of(part: float, whole: float) -> float:
+    """``part / whole``; NaN where ``whole`` is 0 (a share of nothing is undefined, not huge)."""
+    return float(part) / float(whole) if whole > 0 else float("nan")
+
+
 def _gate_metrics(frame: pd.DataFrame, floor: pd.DataFrame | None = None) -> dict[str, float]:
     """Mean recall@30 and queries a list of a gate slice's lists; with the ``floor``'s lists of the same users,
     the 95 % paired bootstrap interval of recall@30 minus the floor's (``GATE_CRITERION``'s rule)."""
@@ -676,13 +681,16 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
             _speed_row("student, on-policy distilled", student_frame, student_seconds, student)]
         speed = pd.DataFrame(speed_rows + ([whole_row] if whole_row else []))
         gain = paired_difference(student_frame["recall"], sft_frame["recall"])
-        share = float(student_frame["recall"].mean()) / max(float(teacher_frame["recall"].mean()), 1e-12)
+        share = ratio_of(float(student_frame["recall"].mean()), float(teacher_frame["recall"].mean()))
         ratio = speed["lists / s"].iloc[2] / speed["lists / s"].iloc[0]
-        query_ratio = speed["queries / s"].iloc[2] / max(speed["queries / s"].iloc[0], 1e-12)
+        query_ratio = ratio_of(speed["queries / s"].iloc[2], speed["queries / s"].iloc[0])
+        kept = f"{100 * share:.0f} %" if np.isfinite(share) else "no defined share (the teacher's is 0)"
+        faster = (f"{query_ratio:.1f}x" if np.isfinite(query_ratio)
+                  else "an undefined multiple (the teacher writes none) of")
         distill_md = (speed.to_markdown(index=False, floatfmt=".2f") + "\n\n"
                       f"Distilled − SFT-only student, recall@{spec.k} x100: {gain.format(100)} ({gain.verdict()}); "
-                      f"the distilled student keeps {100 * share:.0f} % of the teacher's recall@{spec.k} (protocol: "
-                      f"≥ 90 %) and writes {query_ratio:.1f}x its queries per second (protocol: ≥ 3x) and "
+                      f"the distilled student keeps {kept} of the teacher's recall@{spec.k} (protocol: "
+                      f"≥ 90 %) and writes {faster} its queries per second (protocol: ≥ 3x) and "
                       f"{ratio:.1f}x its lists per second; greedy, {generation.batch_size} users a batch, one "
                       f"process and the same threads, timed in this run.")
         del sft_student, student
@@ -735,7 +743,8 @@ def query_list_evaluation(context: AssetExecutionContext, config: QueryListEvalu
         mlflow.log_text(_samples(report, student_lists, 8), "student_sample_lists.md")
         mlflow.log_metrics({**{f"{a.name.split(',')[0].replace(' ', '_').replace('(', '').replace(')', '')}"
                                f"_recall_at_{spec.k}": float(a.values.mean()) for a in arms},
-                            "student_speedup": ratio, "student_recall_share": share})
+                            "student_speedup": ratio,
+                            **({"student_recall_share": share} if np.isfinite(share) else {})})
     context.log.info(f"query lists on {day}:\n{markdown}")
     return Output(arms_frame, metadata={"tables": MetadataValue.md(markdown), "users": len(report)})
 

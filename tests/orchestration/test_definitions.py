@@ -141,3 +141,13 @@ def test_sensor_fires_once_per_data_version(tmp_path):
     result, cursor = tick(cursor)
     assert [r.run_key for r in result.run_requests] == ["bbb"] and cursor == "bbb"
     assert sensor.job_name == "data_job"
+
+
+def test_a_share_of_nothing_is_undefined_not_huge():
+    """The distillation table's shares (student / teacher): NaN where the teacher has none, not x / 1e-12."""
+    import math
+
+    from assets.query_lists import ratio_of
+
+    assert ratio_of(0.05, 0.1) == 0.5 and ratio_of(0.0, 0.1) == 0.0
+    assert math.isnan(ratio_of(0.05, 0.0)) and math.isnan(ratio_of(0.0, 0.0))
