@@ -18,14 +18,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from assets.figures import training_curves_metadata
-from orchestration.champion_gate import (
-    VS_FLOOR_HIGH,
-    VS_FLOOR_LOW,
-    BeatsFloorByInterval,
-    decide,
-    gate_check_spec,
-    gated_outputs,
-)
+from orchestration.champion_gate import BeatsFloorByInterval, decide, gate_check_spec, gated_outputs
 from orchestration.executors import CRITICAL_PATH_TAGS
 from orchestration.grid_schedules import is_full_grid, schedule_note
 from orchestration.partitions import daily_partitions
@@ -272,10 +265,11 @@ def _gate_metrics(frame: pd.DataFrame, floor: pd.DataFrame | None = None) -> dic
     the 95 % paired bootstrap interval of recall@30 minus the floor's (``GATE_CRITERION``'s rule)."""
     from training.metrics.intervals import paired_difference
 
-    metrics = {"recall_at_30": float(frame["recall"].mean()), "queries_per_list": float(frame["n_queries"].mean())}
+    metrics = {GATE_CRITERION.metric: float(frame["recall"].mean()),
+               "queries_per_list": float(frame["n_queries"].mean())}
     if floor is not None:
         diff = paired_difference(frame["recall"].to_numpy(), floor["recall"].to_numpy())
-        metrics |= {f"recall_at_30{VS_FLOOR_LOW}": diff.low, f"recall_at_30{VS_FLOOR_HIGH}": diff.high}
+        metrics |= {GATE_CRITERION.low_key: diff.low, GATE_CRITERION.high_key: diff.high}
     return metrics
 
 

@@ -142,6 +142,11 @@ class BeatsFloorByInterval(BeatsOnMetric):
         """The candidate metric holding the interval's lower end."""
         return f"{self.metric}{VS_FLOOR_LOW}"
 
+    @property
+    def high_key(self) -> str:
+        """The candidate metric holding the interval's upper end."""
+        return f"{self.metric}{VS_FLOOR_HIGH}"
+
     def describe(self, floor_name: str) -> str:
         return (f"the 95 % paired interval of its {self.metric} minus the {floor_name}'s on the gate slice lies "
                 f"above 0, and its {self.metric} is strictly above the current champion's (a tie is not a win)")
@@ -157,7 +162,7 @@ class BeatsFloorByInterval(BeatsOnMetric):
         """(passed, verdict); the verdict shows the interval."""
         above = self.clears_floor(candidate, floor)
         interval = (f"{self.metric} minus the {floor_name}'s: 95 % interval [{candidate[self.low_key]:+.4f}, "
-                    f"{candidate.get(f'{self.metric}{VS_FLOOR_HIGH}', float('nan')):+.4f}]")
+                    f"{candidate.get(self.high_key, float('nan')):+.4f}]")
         if not above:
             return False, f"not above the {floor_name} floor ({interval}, not above 0)"
         passed, verdict = super().judge(candidate, champion, floor, floor_name)
